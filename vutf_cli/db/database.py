@@ -1,0 +1,233 @@
+"""Database: the engine, the retry policy and the circuit breaker of one process.
+
+``Database.run(fn)`` is how services touch the database: ``fn`` receives an
+open UnitOfWork and the whole transaction is retried on transient errors.  A
+COMMIT whose outcome is unknown (the connection died while committing) is not
+blindly repeated: before retrying, the request id the audit rows carry is
+looked up, and if it is found the work already landed.
+
+Library exceptions are translated into vutf errors here, at the boundary
+between the data layer and everything above it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import (
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.orm.exc import StaleDataError
+
+from vutf_cli.db.engine import make_engine
+from vutf_cli.db.resilience import (
+    CircuitBreaker,
+    ErrorKind,
+    RetryPolicy,
+    classify,
+    describe,
+    run_with_retry,
+)
+from vutf_cli.db.schema_version import HEAD_REVISION
+from vutf_cli.db.uow import UnitOfWork
+from vutf_cli.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    IntegrityFailure,
+    InternalError,
+    InvalidInput,
+    SchemaOutdated,
+    StaleVersion,
+    VutfError,
+)
+from vutf_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from vutf_cli.security.passwords import Passwords
+
+T = TypeVar("T")
+
+APPEND_ONLY_SQLSTATE = "VU001"
+
+# Constraint names (from the naming convention) → what a person should read.
+_CONSTRAINT_MESSAGES = {
+    "uq_users_username_live": "a user with that username already exists",
+    "uq_users_email_live": "a user with that email already exists",
+    "uq_api_keys_user_id_name_live": "that user already has an API key with that name",
+    "uq_api_keys_key_hash": "an API key with that digest already exists",
+    "uq_audit_log_seq": "audit sequence number taken (concurrent writer)",
+}
+
+
+def translate_error(exc: BaseException) -> VutfError | None:
+    """The vutf error for a SQLAlchemy/driver exception, or None if it is not one."""
+    if isinstance(exc, VutfError):
+        return exc
+    if isinstance(exc, StaleDataError):
+        return StaleVersion(
+            "the record was changed by someone else meanwhile; nothing was written",
+            hint="re-read it and try again",
+        )
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    reason = describe(exc)
+    pgcode = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if pgcode == APPEND_ONLY_SQLSTATE or "append-only" in reason:
+        return IntegrityFailure(f"refused by the database: {reason}")
+    if isinstance(exc, IntegrityError):
+        for name, message in _CONSTRAINT_MESSAGES.items():
+            if name in str(exc.orig):
+                return Conflict(message)
+        lowered = str(exc.orig).lower()
+        if "users.username" in lowered or "lower(username)" in lowered:
+            return Conflict(_CONSTRAINT_MESSAGES["uq_users_username_live"])
+        if "users.email" in lowered or "lower(email)" in lowered:
+            return Conflict(_CONSTRAINT_MESSAGES["uq_users_email_live"])
+        if "api_keys.user_id, api_keys.name" in lowered:
+            return Conflict(_CONSTRAINT_MESSAGES["uq_api_keys_user_id_name_live"])
+        return Conflict(f"refused by a database constraint: {reason}")
+    if isinstance(exc, DataError):
+        return InvalidInput(f"the database refused a value: {reason}")
+    if pgcode == "57014":
+        return DatabaseUnavailable(
+            f"statement timed out: {reason}", hint="raise VUTF_STATEMENT_TIMEOUT (milliseconds)"
+        )
+    if isinstance(exc, OperationalError | DatabaseError | DBAPIError):
+        return InternalError(f"database error: {reason}")
+    return InternalError(f"database error: {reason}")
+
+
+class Database:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        passwords: Passwords | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._passwords = passwords
+        self.breaker = breaker or CircuitBreaker()
+        self.policy = RetryPolicy(deadline=settings.db_deadline)
+        self._schema_checked = False
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings)
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @property
+    def passwords(self) -> Passwords:
+        if self._passwords is None:
+            from vutf_cli.security.passwords import Passwords
+
+            self._passwords = Passwords(
+                self.settings.argon2_profile, min_length=self.settings.min_password_length
+            )
+        return self._passwords
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def unit_of_work(
+        self, *, read_only: bool = False, request_id: str | None = None
+    ) -> UnitOfWork:
+        return UnitOfWork(
+            self.engine,
+            self.settings,
+            passwords=self.passwords,
+            read_only=read_only,
+            request_id=request_id,
+        )
+
+    def run(self, fn: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
+        """Run ``fn`` in one transaction, retrying the whole of it on transient errors."""
+        request_id = str(uuid.uuid4())
+        state: dict[str, object] = {"unknown_commit": False}
+
+        def attempt() -> T:
+            if state["unknown_commit"] and self._request_committed(request_id):
+                # The previous attempt's COMMIT landed; its result is the answer.
+                return state["result"]  # type: ignore[return-value]
+            uow = self.unit_of_work(read_only=read_only, request_id=request_id)
+            with uow:
+                result = fn(uow)
+                state["result"] = result
+                try:
+                    uow.commit()
+                except SQLAlchemyError as exc:
+                    if classify(exc) is ErrorKind.CONNECTION and not read_only:
+                        state["unknown_commit"] = True
+                    raise
+            return result
+
+        try:
+            return run_with_retry(
+                attempt, policy=self.policy, breaker=self.breaker, target=self.settings.masked_url
+            )
+        except VutfError:
+            raise
+        except Exception as exc:
+            translated = translate_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _request_committed(self, request_id: str) -> bool:
+        """Whether an audit row carrying ``request_id`` exists (recent rows only)."""
+        if self.dialect == "postgresql":
+            sql = text(
+                "SELECT 1 FROM audit_log WHERE created_at > now() - interval '1 hour' "
+                "AND metadata->>'request_id' = :rid LIMIT 1"
+            )
+        else:
+            sql = text(
+                "SELECT 1 FROM audit_log WHERE json_extract(metadata, '$.request_id') = :rid "
+                "ORDER BY seq DESC LIMIT 1"
+            )
+        with self.engine.connect() as conn:
+            return conn.execute(sql, {"rid": request_id}).first() is not None
+
+    # -- schema --------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Refuse to work on a schema that is not at head (exit 8).
+
+        The embedded default SQLite database is created and migrated on first
+        use; any other database is only ever migrated by ``vutf db upgrade``.
+        Compares the ``alembic_version`` row with a constant, so ordinary
+        commands never import Alembic.
+        """
+        if self._schema_checked:
+            return
+        revision = self.run(lambda uow: uow.schema_revision(), read_only=True)
+        if revision != HEAD_REVISION:
+            if self.settings.is_default_database:
+                from vutf_cli.db import migrations
+
+                migrations.upgrade(self.settings, self.engine)
+            elif revision is None:
+                raise SchemaOutdated(
+                    f"the database at {self.settings.masked_url} has no vutf schema"
+                )
+            else:
+                raise SchemaOutdated(
+                    f"the database schema is at revision {revision}, "
+                    f"this vutf needs {HEAD_REVISION}"
+                )
+        self._schema_checked = True

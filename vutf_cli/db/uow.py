@@ -1,0 +1,153 @@
+"""UnitOfWork: one transaction, the repositories bound to it, commit or roll back as a whole.
+
+Only this class opens, commits and closes sessions.  Repositories receive its
+session and never commit.  Every audit row written through ``uow.audit``
+carries the unit of work's ``request_id`` in its metadata, which is how a
+retry after an unknown COMMIT outcome finds out whether the write landed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from vutf_cli.db.engine import SQLITE_BEGIN_OPTION
+
+if TYPE_CHECKING:
+    from vutf_cli.db.repositories.api_keys import ApiKeyRepository
+    from vutf_cli.db.repositories.audit import AuditLogRepository
+    from vutf_cli.db.repositories.users import UserRepository
+    from vutf_cli.security.passwords import Passwords
+    from vutf_cli.settings import Settings
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        passwords: Passwords | None = None,
+        read_only: bool = False,
+        request_id: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.read_only = read_only
+        self.request_id = request_id or str(uuid.uuid4())
+        self.actor = actor or settings.actor
+        self._passwords = passwords
+        self._connection: Connection | None = None
+        self._session: Session | None = None
+        self.commit_started = False
+        self.committed = False
+        self._repos: dict[str, Any] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+    def __enter__(self) -> UnitOfWork:
+        connection = self.engine.connect()
+        if connection.dialect.name == "sqlite" and not self.read_only:
+            # Take SQLite's write lock at BEGIN: writers queue (busy_timeout)
+            # instead of failing at their first write.
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        self._connection = connection
+        self._session = Session(bind=connection, expire_on_commit=False, autoflush=True)
+        self._session.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._session is not None:
+                if not self.committed:
+                    self._session.rollback()
+                self._session.close()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+            self._session = None
+            self._connection = None
+
+    def commit(self) -> None:
+        if self.read_only:
+            self.session.rollback()
+            self.committed = True
+            return
+        self.session.flush()
+        self.commit_started = True
+        self.session.commit()
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    # -- access --------------------------------------------------------------
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open (use `with uow:`)")
+        return self._session
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+    @property
+    def passwords(self) -> Passwords:
+        if self._passwords is None:
+            from vutf_cli.security.passwords import Passwords
+
+            self._passwords = Passwords(
+                self.settings.argon2_profile, min_length=self.settings.min_password_length
+            )
+        return self._passwords
+
+    @property
+    def users(self) -> UserRepository:
+        if "users" not in self._repos:
+            from vutf_cli.db.repositories.users import UserRepository
+
+            self._repos["users"] = UserRepository(self.session, passwords=self.passwords)
+        repo: UserRepository = self._repos["users"]
+        return repo
+
+    @property
+    def keys(self) -> ApiKeyRepository:
+        if "keys" not in self._repos:
+            from vutf_cli.db.repositories.api_keys import ApiKeyRepository
+
+            self._repos["keys"] = ApiKeyRepository(self.session, pepper=self.settings.key_pepper)
+        repo: ApiKeyRepository = self._repos["keys"]
+        return repo
+
+    @property
+    def audit(self) -> AuditLogRepository:
+        if "audit" not in self._repos:
+            from vutf_cli.db.repositories.audit import AuditLogRepository
+
+            self._repos["audit"] = AuditLogRepository(
+                self.session,
+                hmac_key=self.settings.audit_key,
+                request_id=self.request_id,
+                actor=self.actor,
+            )
+        repo: AuditLogRepository = self._repos["audit"]
+        return repo
+
+    def schema_revision(self) -> str | None:
+        """The ``alembic_version`` row, or None when the table does not exist."""
+        from sqlalchemy import inspect
+
+        if not inspect(self.session.connection()).has_table("alembic_version"):
+            return None
+        return self.session.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -1,0 +1,101 @@
+"""The one exception hierarchy of vutf; every class carries its exit code.
+
+The command line maps these to exit codes in exactly one place
+(``vutf_cli.cli.app``).  Library errors (SQLAlchemy, Alembic, argon2) are
+translated into these where they are caught and never shown raw.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README and DESIGN.md section 5)."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    CONFLICT = 4
+    DENIED = 5
+    INTEGRITY = 6
+    UNAVAILABLE = 7
+    SCHEMA_OUTDATED = 8
+    INTERRUPTED = 130
+
+
+class VutfError(Exception):
+    """Base of every error vutf reports to its user."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InternalError(VutfError):
+    exit_code = ExitCode.INTERNAL
+    code = "internal_error"
+
+
+class InvalidInput(VutfError):
+    """Bad flag value, bad email, unknown scope, bad duration, weak password..."""
+
+    exit_code = ExitCode.USAGE
+    code = "invalid_input"
+
+
+class NotFound(VutfError):
+    exit_code = ExitCode.NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(VutfError):
+    """Already exists, or the object is in the wrong state for the operation."""
+
+    exit_code = ExitCode.CONFLICT
+    code = "conflict"
+
+
+class StaleVersion(Conflict):
+    """An optimistic-lock check failed: somebody changed the row meanwhile."""
+
+    code = "stale_version"
+
+
+class Denied(VutfError):
+    """Wrong password, invalid/expired/revoked key, missing permission."""
+
+    exit_code = ExitCode.DENIED
+    code = "denied"
+
+
+class IntegrityFailure(VutfError):
+    """Audit chain broken, schema drift, append-only rule violated."""
+
+    exit_code = ExitCode.INTEGRITY
+    code = "integrity_failure"
+
+
+class DatabaseUnavailable(VutfError):
+    """The database could not be reached within the deadline, or the circuit is open."""
+
+    exit_code = ExitCode.UNAVAILABLE
+    code = "database_unavailable"
+
+
+class SchemaOutdated(VutfError):
+    """The database schema is not at the head revision."""
+
+    exit_code = ExitCode.SCHEMA_OUTDATED
+    code = "schema_outdated"
+
+    def __init__(self, message: str, *, hint: str | None = "run `vutf db upgrade`") -> None:
+        super().__init__(message, hint=hint)
