@@ -74,11 +74,11 @@ def test_any_body_with_right_checksum_is_well_formed(body: str) -> None:
     assert is_well_formed(_make_key(body))
 
 
-@given(st.integers(min_value=0, max_value=99))
-def test_generated_keys_are_always_well_formed(_: int) -> None:
-    key = generate_api_key()
-    assert is_well_formed(key)
-    ensure_well_formed(key)
+def test_generated_keys_are_always_well_formed() -> None:
+    for _ in range(500):
+        key = generate_api_key()
+        assert is_well_formed(key)
+        ensure_well_formed(key)
 
 
 def test_one_character_change_fails_checksum() -> None:
@@ -87,7 +87,7 @@ def test_one_character_change_fails_checksum() -> None:
     replacement = "a" if key[i] != "a" else "b"
     tampered = key[:i] + replacement + key[i + 1 :]
     assert not is_well_formed(tampered)
-    with pytest.raises(Denied, match="^API key checksum mismatch$") as info:
+    with pytest.raises(Denied, match=r"^API key checksum mismatch$") as info:
         ensure_well_formed(tampered)
     assert info.value.exit_code == ExitCode.DENIED
     assert tampered not in str(info.value)

@@ -30,6 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from vutf_cli.db.engine import make_engine
 from vutf_cli.db.resilience import (
     CircuitBreaker,
+    CircuitOpenError,
     ErrorKind,
     RetryPolicy,
     classify,
@@ -177,17 +178,37 @@ class Database:
                     raise
             return result
 
+        # The breaker counts whole operations, not attempts: one command rides
+        # out a short outage with its retries, while a long-running command
+        # that keeps failing stops hammering the server.
         try:
-            return run_with_retry(
-                attempt, policy=self.policy, breaker=self.breaker, target=self.settings.masked_url
+            self.breaker.before_call()
+        except CircuitOpenError as exc:
+            raise DatabaseUnavailable(
+                f"database unavailable at {self.settings.masked_url}: {exc.message}",
+                hint=exc.hint,
+            ) from None
+        try:
+            result = run_with_retry(
+                attempt, policy=self.policy, breaker=None, target=self.settings.masked_url
             )
-        except VutfError:
+        except DatabaseUnavailable:
+            self.breaker.record_failure()
             raise
-        except Exception as exc:
+        except VutfError:
+            self.breaker.record_success()
+            raise
+        except SQLAlchemyError as exc:
+            self.breaker.record_success()  # the server answered
             translated = translate_error(exc)
             if translated is None:
                 raise
             raise translated from exc
+        except BaseException:
+            self.breaker.release()
+            raise
+        self.breaker.record_success()
+        return result
 
     def _request_committed(self, request_id: str) -> bool:
         """Whether an audit row carrying ``request_id`` exists (recent rows only)."""

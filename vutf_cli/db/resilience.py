@@ -114,8 +114,9 @@ _MAX_REASON = 300
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    """The DB-API exception SQLAlchemy wrapped, or ``exc`` itself."""
-    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, BaseException):
+    """The exception SQLAlchemy wrapped (a DB-API error, or e.g. a TypeError), or ``exc``."""
+    # StatementError.__str__ appends the SQL (and parameters unless hidden).
+    if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, BaseException):
         return exc.orig
     return exc
 
@@ -314,11 +315,15 @@ class RetryPolicy:
     jitter: float = 0.1
 
 
+# tenacity 9.2 renamed ``initial`` to ``multiplier`` (``initial`` now warns);
+# older releases only know ``initial``.
+_JITTER_HAS_MULTIPLIER = (
+    "multiplier" in inspect.signature(wait_exponential_jitter.__init__).parameters
+)
+
+
 def _backoff(policy: RetryPolicy) -> wait_exponential_jitter:
-    # tenacity 9.2 renamed ``initial`` to ``multiplier`` (``initial`` now warns);
-    # older releases only know ``initial``.
-    params = inspect.signature(wait_exponential_jitter.__init__).parameters
-    if "multiplier" in params:
+    if _JITTER_HAS_MULTIPLIER:
         return wait_exponential_jitter(
             multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
         )
@@ -359,8 +364,9 @@ def run_with_retry(
 
     ``target`` is the masked URL used in messages.  Raises
     :class:`DatabaseUnavailable` for credential errors (at once) and for
-    transient errors that outlast the deadline; a :class:`CircuitOpenError`
-    and every permanent error propagate unchanged.
+    transient errors that outlast the deadline.  A :class:`CircuitOpenError`
+    from the breaker propagates at once (its message prefixed with the
+    target), and every permanent error propagates unchanged.
     """
     started = clock()
     deadline_at = started + policy.deadline
@@ -374,9 +380,14 @@ def run_with_retry(
             try:
                 breaker.before_call()
             except CircuitOpenError as refused:
-                if last_exc is not None:
-                    raise refused from last_exc
-                raise
+                # Same class (still no retry), but naming the target like every
+                # other unavailability message, with the error that led here.
+                hint = f"last error: {describe(last_exc)}" if last_exc else refused.hint
+                raise CircuitOpenError(
+                    f"database unavailable at {target}: {refused.message}",
+                    retry_in=refused.retry_in,
+                    hint=hint,
+                ) from (last_exc or refused)
         try:
             if last_exc is not None and before_retry is not None:
                 before_retry(last_exc)

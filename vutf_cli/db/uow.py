@@ -117,7 +117,9 @@ class UnitOfWork:
         if "users" not in self._repos:
             from vutf_cli.db.repositories.users import UserRepository
 
-            self._repos["users"] = UserRepository(self.session, passwords=self.passwords)
+            self._repos["users"] = UserRepository(
+                self.session, passwords=self.passwords, actor=self.actor
+            )
         repo: UserRepository = self._repos["users"]
         return repo
 
@@ -126,7 +128,9 @@ class UnitOfWork:
         if "keys" not in self._repos:
             from vutf_cli.db.repositories.api_keys import ApiKeyRepository
 
-            self._repos["keys"] = ApiKeyRepository(self.session, pepper=self.settings.key_pepper)
+            self._repos["keys"] = ApiKeyRepository(
+                self.session, pepper=self.settings.key_pepper, actor=self.actor
+            )
         repo: ApiKeyRepository = self._repos["keys"]
         return repo
 

@@ -162,11 +162,23 @@ class Passwords:
         self.verify(self._get_dummy_hash(), password)
 
     def _get_dummy_hash(self) -> str:
-        # Built lazily (a hash costs real time) and once per instance, with
-        # this instance's parameters so the dummy verify costs the same.
+        # A PHC string with this instance's parameters and random salt/digest:
+        # verifying against it costs exactly one real verify, and building it
+        # costs nothing (hashing a dummy password first would make the
+        # unknown-user path of a one-shot CLI process measurably slower).
         with self._dummy_lock:
             if self._dummy_hash is None:
-                self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(32))
+                params = self.parameters
+
+                def b64(raw: bytes) -> str:
+                    return base64.b64encode(raw).decode("ascii").rstrip("=")
+
+                self._dummy_hash = (
+                    f"$argon2id$v={params.version}$m={params.memory_cost},"
+                    f"t={params.time_cost},p={params.parallelism}"
+                    f"${b64(secrets.token_bytes(params.salt_len))}"
+                    f"${b64(secrets.token_bytes(params.hash_len))}"
+                )
             return self._dummy_hash
 
     @staticmethod
