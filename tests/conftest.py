@@ -43,8 +43,12 @@ def _with_database(url: str, name: str) -> str:
 def _admin_execute(*statements: str) -> None:
     from sqlalchemy import create_engine
 
+    from vutf_cli.db.engine import parse_database_url
+
     engine = create_engine(
-        postgres_admin_url(), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        parse_database_url(postgres_admin_url()),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 3},
     )
     try:
         with engine.connect() as conn:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -75,9 +75,7 @@ def _trigger_names(engine: Engine) -> set[str]:
         if engine.dialect.name == "sqlite":
             rows = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
         else:
-            rows = conn.execute(
-                sa.text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
-            )
+            rows = conn.execute(sa.text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
         return set(rows.scalars())
 
 
@@ -146,7 +144,7 @@ def test_failed_upgrade_leaves_nothing_behind(settings_empty: Settings, engine: 
 
 
 def test_head_constant_matches_the_scripts() -> None:
-    assert schema_version.HEAD_REVISION == migrations.head_revision()
+    assert migrations.head_revision() == schema_version.HEAD_REVISION
 
 
 def test_source_checkout_uses_the_top_level_scripts() -> None:
@@ -185,16 +183,15 @@ def test_check_drift_behind_head_says_upgrade(settings_empty: Settings, engine: 
     assert "upgrade" in caught.value.hint
 
 
-@pytest.mark.parametrize("operation", ["upgrade", "downgrade"])
+@pytest.mark.parametrize(
+    "operation", [migrations.upgrade, migrations.downgrade], ids=["upgrade", "downgrade"]
+)
 def test_unknown_revision_is_not_found(
-    settings_empty: Settings, engine: Engine, operation: str
+    settings_empty: Settings, engine: Engine, operation: Callable[[Settings, Engine, str], None]
 ) -> None:
     migrations.upgrade(settings_empty, engine)
     with pytest.raises(NotFound) as caught:
-        if operation == "upgrade":
-            migrations.upgrade(settings_empty, engine, "no_such_revision")
-        else:
-            migrations.downgrade(settings_empty, engine, "no_such_revision")
+        operation(settings_empty, engine, "no_such_revision")
     assert not isinstance(caught.value, CommandError)
     assert caught.value.exit_code == 3
     assert "no_such_revision" in str(caught.value)
@@ -239,9 +236,7 @@ def test_offline_sql_for_sqlite() -> None:
 
 
 def test_offline_downgrade_sql_drops_everything() -> None:
-    sql = migrations.render_sql(
-        Settings(database_url=OFFLINE_PG_URL), "head:base", downgrade=True
-    )
+    sql = migrations.render_sql(Settings(database_url=OFFLINE_PG_URL), "head:base", downgrade=True)
     for table in APP_TABLES:
         assert f"DROP TABLE {table};" in sql
     assert f"DROP FUNCTION IF EXISTS {PG_TRIGGER_FUNCTION}()" in sql
@@ -290,9 +285,7 @@ def test_alembic_import_from_repo_root_is_the_library() -> None:
     assert not location.resolve().is_relative_to(REPO_ROOT)
 
 
-def test_alembic_cli_from_repo_root_migrates(
-    empty_database_url: str, engine: Engine
-) -> None:
+def test_alembic_cli_from_repo_root_migrates(empty_database_url: str, engine: Engine) -> None:
     alembic_cli = VENV_BIN / "alembic"
     if not alembic_cli.exists():
         pytest.skip(f"no alembic console script next to {sys.executable}")

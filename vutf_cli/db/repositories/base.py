@@ -1,0 +1,651 @@
+"""BaseRepository: typed CRUD, filtering, soft delete and pagination over one model.
+
+A repository receives a Session from the unit of work and only ever flushes;
+it never commits, closes a session or builds an engine.  Everything a caller
+names (a filter, an ordering, a relationship to load) is checked against the
+model and refused with InvalidInput when unknown, never silently ignored.
+
+Soft-deleted rows (models with ``is_deleted``) are invisible unless asked for.
+The "live" condition is written ``NOT <table>.is_deleted`` on both dialects,
+literally the predicate of the partial unique indexes, so SQLite's planner
+(which matches index predicates syntactically) can use them too.
+
+Two ways to page:
+
+* ``page()``: offset and limit plus the total, for small tables and people.
+* ``keyset()``: an opaque cursor holding the last row's (order value, primary
+  key); the next page is everything strictly after it in (order, pk) order, so
+  no row is skipped or repeated even when many rows share an order value or
+  rows are inserted meanwhile.  NULL order values sort last ascending (first
+  descending) on both dialects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    and_,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Mapper, Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.base import ExecutableOption
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.schema import Column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from vutf_cli.db.base import Base
+from vutf_cli.db.types import GUID, UTCDateTime, utcnow
+from vutf_cli.errors import Conflict, InvalidInput, NotFound, StaleVersion
+
+__all__ = ["BaseRepository", "KeysetPage", "Page"]
+
+T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=Base)
+StatementT = TypeVar("StatementT", bound=Select[Any])
+
+# Set at creation, never changed by update().
+IMMUTABLE_COLUMNS: Final = frozenset({"id", "created_at", "created_by", "version"})
+DEFAULT_ORDER: Final = ("created_at", "id")
+# A cursor is a few dozen bytes; anything much longer is not one of ours.
+MAX_CURSOR_CHARS: Final = 1024
+
+_STALE_MESSAGE: Final = "the record was changed by someone else meanwhile; nothing was written"
+_STALE_HINT: Final = "re-read it and try again"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One offset page and the total number of matching rows."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class KeysetPage(Generic[T]):
+    """One keyset page; ``next_cursor`` is None on the last page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def _words(class_name: str) -> str:
+    """``ApiKey`` -> ``api key``: the model's name as people read it."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", class_name).lower()
+
+
+@cache
+def _mapper_of(model: type[Base]) -> Mapper[Any]:
+    mapper: Mapper[Any] = sa_inspect(model)
+    return mapper
+
+
+# -- cursor values ------------------------------------------------------------
+# Every value in a cursor is a [tag, json-value] pair; the tag says how to
+# rebuild the Python value and must match the type of the ordering column.
+_TAG_NULL: Final = "n"
+
+
+def _type_tag(type_: TypeEngine[Any]) -> str | None:
+    """The cursor tag for values of a column type, or None if it cannot be paged by."""
+    if isinstance(type_, GUID):
+        return "u"
+    if isinstance(type_, UTCDateTime | DateTime):
+        return "t"
+    if isinstance(type_, TypeDecorator):
+        return _type_tag(type_.impl_instance)
+    if isinstance(type_, Boolean):
+        return "b"
+    if isinstance(type_, Integer):
+        return "i"
+    if isinstance(type_, Float | Numeric):
+        return "f"
+    if isinstance(type_, String):
+        return "s"
+    return None
+
+
+def _encode_value(value: Any) -> list[Any]:
+    if value is None:
+        return [_TAG_NULL, None]
+    if isinstance(value, uuid.UUID):
+        return ["u", str(value)]
+    if isinstance(value, datetime):
+        return ["t", value.isoformat()]
+    if isinstance(value, bool):
+        return ["b", value]
+    if isinstance(value, int):
+        return ["i", value]
+    if isinstance(value, float):
+        return ["f", value]
+    if isinstance(value, str):
+        return ["s", value]
+    raise TypeError(f"cannot put a {type(value).__name__} in a cursor")
+
+
+def _decode_value(encoded: Any, expected_tag: str, *, nullable: bool) -> Any:
+    """Rebuild a cursor value; ValueError/TypeError for anything malformed."""
+    if not isinstance(encoded, list) or len(encoded) != 2:
+        raise ValueError("not a [tag, value] pair")
+    tag, raw = encoded
+    if tag == _TAG_NULL and raw is None and nullable:
+        return None
+    if tag != expected_tag:
+        raise ValueError("value of the wrong type")
+    if tag == "u" and isinstance(raw, str):
+        return uuid.UUID(raw)
+    if tag == "t" and isinstance(raw, str):
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime")
+        return moment
+    if tag == "b" and isinstance(raw, bool):
+        return raw
+    if tag == "i" and isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if tag == "f" and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if tag == "s" and isinstance(raw, str):
+        return raw
+    raise ValueError("value does not match its tag")
+
+
+class BaseRepository(Generic[ModelT]):
+    """CRUD and queries for ``model``; subclasses set ``model`` (and may set ``label``)."""
+
+    model: ClassVar[type[Base]]
+    # How the model is named in messages ("user 1234... not found").
+    label: ClassVar[str | None] = None
+
+    def __init__(self, session: Session, *, actor: str | None = None) -> None:
+        self.session = session
+        self.actor = actor
+
+    # -- model introspection --------------------------------------------------
+    @property
+    def _mapper(self) -> Mapper[Any]:
+        return _mapper_of(self.model)
+
+    @property
+    def _name(self) -> str:
+        return self.label or _words(self.model.__name__)
+
+    def _has_column(self, name: str) -> bool:
+        return name in self._mapper.column_attrs
+
+    @property
+    def _soft_deletes(self) -> bool:
+        return self._has_column("is_deleted")
+
+    def _column(self, name: str) -> Any:
+        """The mapped attribute ``model.<name>`` of a column; InvalidInput if there is none.
+
+        Typed ``Any`` because it is used both as a SQL expression and, by
+        subclasses, for attribute names such as ``meta``.
+        """
+        if not isinstance(name, str) or name not in self._mapper.column_attrs:
+            known = ", ".join(sorted(self._mapper.column_attrs.keys()))
+            raise InvalidInput(f"unknown field {name!r} for {self._name}; known fields: {known}")
+        return getattr(self.model, name)
+
+    def _table_column(self, name: str) -> Column[Any]:
+        """The schema Column behind attribute ``name`` (type, nullability)."""
+        self._column(name)
+        column = self._mapper.column_attrs[name].columns[0]
+        return cast(Column[Any], column)
+
+    @property
+    def _pk_name(self) -> str:
+        primary_key = self._mapper.primary_key
+        if len(primary_key) != 1:
+            raise TypeError(f"{self.model.__name__} must have a single-column primary key")
+        return self._mapper.get_property_by_column(primary_key[0]).key
+
+    def _check_columns(self, values: Mapping[str, Any]) -> None:
+        for name in values:
+            self._column(name)
+
+    def _coerce_id(self, id: uuid.UUID | str) -> Any:
+        if isinstance(id, str) and isinstance(self._table_column(self._pk_name).type, GUID):
+            try:
+                return uuid.UUID(id)
+            except ValueError:
+                raise InvalidInput(f"invalid {self._name} id {id!r}: expected a UUID") from None
+        return id
+
+    # -- statement building (protected: subclasses use these) ----------------
+    def _live_condition(self) -> ColumnElement[bool]:
+        """``NOT <table>.is_deleted``: the exact predicate of the partial indexes.
+
+        SQLAlchemy would render ``is_deleted = 0`` on SQLite, which SQLite's
+        planner does not match against an index's ``WHERE NOT is_deleted``;
+        coercing to Integer for the negation keeps the ``NOT column`` form.
+        """
+        negated = not_(type_coerce(self._column("is_deleted"), Integer))
+        return cast(ColumnElement[bool], type_coerce(negated, Boolean))
+
+    def _select(self, include_deleted: bool = False) -> Select[Any]:
+        """``SELECT model``, without soft-deleted rows unless ``include_deleted``."""
+        statement = select(self.model)
+        if self._soft_deletes and not include_deleted:
+            statement = statement.where(self._live_condition())
+        return statement
+
+    def _filter_condition(self, name: str, value: Any) -> ColumnElement[bool]:
+        column = self._column(name)
+        if value is None:
+            return cast(ColumnElement[bool], column.is_(None))
+        if isinstance(value, Collection) and not isinstance(value, str | bytes | Mapping):
+            present = [item for item in value if item is not None]
+            condition = cast(ColumnElement[bool], column.in_(present))
+            if len(present) != len(value):
+                # SQL's IN never matches NULL; a None in the list means IS NULL.
+                condition = or_(condition, column.is_(None))
+            return condition
+        return cast(ColumnElement[bool], column == value)
+
+    def _filter_conditions(self, filters: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
+        return [self._filter_condition(name, value) for name, value in (filters or {}).items()]
+
+    def _apply_filters(self, stmt: StatementT, filters: Mapping[str, Any] | None) -> StatementT:
+        """``stmt`` narrowed by ``filters`` (column -> value; sequence -> IN; None -> IS NULL)."""
+        conditions = self._filter_conditions(filters)
+        return stmt.where(*conditions) if conditions else stmt
+
+    def _includes_deleted(self, include_deleted: bool, filters: Mapping[str, Any] | None) -> bool:
+        # Filtering on is_deleted explicitly is a request for those rows.
+        return include_deleted or "is_deleted" in (filters or {})
+
+    def _load_options(self, load: Sequence[str] | str) -> list[ExecutableOption]:
+        names = (load,) if isinstance(load, str) else load
+        relationships = self._mapper.relationships
+        options: list[ExecutableOption] = []
+        for name in names:
+            if name not in relationships:
+                known = ", ".join(sorted(relationships.keys())) or "none"
+                raise InvalidInput(
+                    f"unknown relationship {name!r} for {self._name}; known: {known}"
+                )
+            options.append(selectinload(getattr(self.model, name)))
+        return options
+
+    def _order_clauses(self, order_by: Sequence[str] | str) -> list[ColumnElement[Any]]:
+        """ORDER BY for ``order_by`` names (``-name`` descending), ending in the primary key.
+
+        NULLs sort last ascending and first descending on both dialects, and
+        the primary key is appended when absent so that equal values still
+        come back in one stable order (offset pages never overlap).
+        """
+        names = (order_by,) if isinstance(order_by, str) else tuple(order_by)
+        clauses: list[ColumnElement[Any]] = []
+        seen: set[str] = set()
+        for spec in names:
+            if not isinstance(spec, str) or not spec.lstrip("-"):
+                raise InvalidInput(f"invalid ordering {spec!r}")
+            descending = spec.startswith("-")
+            name = spec[1:] if descending else spec
+            column = self._column(name)
+            if name in seen:
+                continue
+            seen.add(name)
+            nullable = bool(self._table_column(name).nullable)
+            if descending:
+                clause = column.desc().nulls_first() if nullable else column.desc()
+            else:
+                clause = column.asc().nulls_last() if nullable else column.asc()
+            clauses.append(clause)
+        if self._pk_name not in seen:
+            clauses.append(self._column(self._pk_name).asc())
+        return clauses
+
+    def _query(
+        self,
+        *,
+        filters: Mapping[str, Any] | None,
+        include_deleted: bool,
+        where: Sequence[ColumnElement[bool]],
+    ) -> Select[Any]:
+        statement = self._select(self._includes_deleted(include_deleted, filters))
+        statement = self._apply_filters(statement, filters)
+        if where:
+            statement = statement.where(*where)
+        return statement
+
+    # -- create / read / update / delete --------------------------------------
+    def create(self, **values: Any) -> ModelT:
+        """Insert a row (flushed, so defaults and the id are set and constraints checked)."""
+        self._check_columns(values)
+        if self.actor is not None:
+            for name in ("created_by", "updated_by"):
+                if self._has_column(name):
+                    values.setdefault(name, self.actor)
+        obj = cast(ModelT, self.model(**values))
+        self.session.add(obj)
+        self.session.flush()
+        return obj
+
+    def get(
+        self,
+        id: uuid.UUID | str,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[str] = (),
+    ) -> ModelT | None:
+        """The row with primary key ``id``, or None (also None when soft-deleted)."""
+        options = self._load_options(load)
+        statement = self._select(include_deleted).where(
+            self._column(self._pk_name) == self._coerce_id(id)
+        )
+        if options:
+            statement = statement.options(*options)
+        return cast(ModelT | None, self.session.scalars(statement).one_or_none())
+
+    def get_or_raise(
+        self,
+        id: uuid.UUID | str,
+        *,
+        include_deleted: bool = False,
+        load: Sequence[str] = (),
+    ) -> ModelT:
+        obj = self.get(id, include_deleted=include_deleted, load=load)
+        if obj is None:
+            raise NotFound(f"{self._name} {id} not found")
+        return obj
+
+    def _flush(self) -> None:
+        """Flush, turning a failed optimistic-lock check into StaleVersion."""
+        try:
+            self.session.flush()
+        except StaleDataError as exc:
+            raise StaleVersion(_STALE_MESSAGE, hint=_STALE_HINT) from exc
+
+    def update(self, obj: ModelT, *, expected_version: int | None = None, **values: Any) -> ModelT:
+        """Change columns of ``obj`` and flush.
+
+        The UPDATE carries ``WHERE version = <version when loaded>``
+        (``version_id_col``), so a row changed meanwhile by another
+        transaction raises StaleVersion instead of being overwritten.
+        ``expected_version`` additionally pins the version the caller saw.
+        """
+        self._check_columns(values)
+        immutable = sorted(IMMUTABLE_COLUMNS.intersection(values))
+        if immutable:
+            raise InvalidInput(f"{', '.join(immutable)} of a {self._name} cannot be changed")
+        if expected_version is not None and getattr(obj, "version", None) != expected_version:
+            raise StaleVersion(
+                f"{self._name} is at version {getattr(obj, 'version', None)}, "
+                f"not {expected_version}; nothing was written",
+                hint=_STALE_HINT,
+            )
+        for name, value in values.items():
+            setattr(obj, name, value)
+        if self.actor is not None and self._has_column("updated_by") and values:
+            obj.updated_by = self.actor  # type: ignore[attr-defined]
+        self._flush()
+        return obj
+
+    def delete(self, obj: ModelT, *, hard: bool = False) -> None:
+        """Soft-delete (models with ``is_deleted``) or, with ``hard``, DELETE the row.
+
+        Soft-deleting a row that is already deleted is a Conflict.
+        """
+        if hard or not self._soft_deletes:
+            self.session.delete(obj)
+            self._flush()
+            return
+        if getattr(obj, "is_deleted", False):
+            raise Conflict(f"{self._name} {self._identity(obj)} is already deleted")
+        changes: dict[str, Any] = {"is_deleted": True, "deleted_at": utcnow()}
+        if self._has_column("deleted_by"):
+            changes["deleted_by"] = self.actor
+        self._set_and_flush(obj, changes)
+
+    def restore(self, obj: ModelT) -> ModelT:
+        """Undo a soft delete; Conflict if ``obj`` is not deleted."""
+        if not self._soft_deletes:
+            raise InvalidInput(f"a {self._name} cannot be soft-deleted, so not restored either")
+        if not getattr(obj, "is_deleted", False):
+            raise Conflict(f"{self._name} {self._identity(obj)} is not deleted")
+        changes: dict[str, Any] = {"is_deleted": False, "deleted_at": None}
+        if self._has_column("deleted_by"):
+            changes["deleted_by"] = None
+        self._set_and_flush(obj, changes)
+        return obj
+
+    def _set_and_flush(self, obj: ModelT, changes: Mapping[str, Any]) -> None:
+        for name, value in changes.items():
+            setattr(obj, name, value)
+        if self.actor is not None and self._has_column("updated_by"):
+            obj.updated_by = self.actor  # type: ignore[attr-defined]
+        self._flush()
+
+    def _identity(self, obj: ModelT) -> Any:
+        return getattr(obj, self._pk_name)
+
+    # -- counting and existence ---------------------------------------------
+    def exists(
+        self,
+        *,
+        include_deleted: bool = False,
+        where: Sequence[ColumnElement[bool]] = (),
+        **filters: Any,
+    ) -> bool:
+        """Whether a row matches ``filters`` (live rows only unless asked otherwise)."""
+        statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
+        probe = select(literal(1)).where(statement.exists())
+        return self.session.execute(probe).first() is not None
+
+    def count(
+        self,
+        *,
+        include_deleted: bool = False,
+        where: Sequence[ColumnElement[bool]] = (),
+        **filters: Any,
+    ) -> int:
+        statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
+        return self._count(statement)
+
+    def _count(self, statement: Select[Any]) -> int:
+        total = self.session.execute(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        ).scalar_one()
+        return int(total)
+
+    # -- listing ---------------------------------------------------------------
+    def find(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: Sequence[str] = DEFAULT_ORDER,
+        offset: int = 0,
+        limit: int | None = 50,
+        include_deleted: bool = False,
+        load: Sequence[str] = (),
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> list[ModelT]:
+        """Rows matching ``filters`` and ``where``, ordered, from ``offset``, at most ``limit``.
+
+        ``limit=None`` returns every match.
+        """
+        if offset < 0:
+            raise InvalidInput(f"offset must not be negative (got {offset})")
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"limit must not be negative (got {limit})")
+        statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
+        statement = statement.order_by(*self._order_clauses(order_by))
+        if offset:
+            statement = statement.offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        options = self._load_options(load)
+        if options:
+            statement = statement.options(*options)
+        return cast(list[ModelT], list(self.session.scalars(statement)))
+
+    def page(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: Sequence[str] = DEFAULT_ORDER,
+        offset: int = 0,
+        limit: int = 50,
+        include_deleted: bool = False,
+        load: Sequence[str] = (),
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> Page[ModelT]:
+        """One offset page plus the total number of matching rows."""
+        items = self.find(
+            filters=filters,
+            order_by=order_by,
+            offset=offset,
+            limit=limit,
+            include_deleted=include_deleted,
+            load=load,
+            where=where,
+        )
+        total = self._count(
+            self._query(filters=filters, include_deleted=include_deleted, where=where)
+        )
+        return Page(items=items, total=total, offset=offset, limit=limit)
+
+    def keyset(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        order_by: str = "created_at",
+        descending: bool = False,
+        cursor: str | None = None,
+        limit: int = 50,
+        include_deleted: bool = False,
+        load: Sequence[str] = (),
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> KeysetPage[ModelT]:
+        """The ``limit`` rows after ``cursor`` in (``order_by``, primary key) order."""
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1 (got {limit})")
+        column = self._column(order_by)
+        table_column = self._table_column(order_by)
+        tag = _type_tag(table_column.type)
+        if tag is None:
+            raise InvalidInput(f"cannot page {self._name} rows by {order_by!r}")
+        nullable = bool(table_column.nullable) and order_by != self._pk_name
+        pk_name = self._pk_name
+        pk = self._column(pk_name)
+
+        statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
+        if cursor is not None:
+            value, last_pk = self._decode_cursor(cursor, order_by, descending, tag, nullable)
+            statement = statement.where(
+                self._after(column, pk, value, last_pk, descending=descending, nullable=nullable)
+            )
+        if order_by == pk_name:
+            order = [pk.desc() if descending else pk.asc()]
+        elif descending:
+            order = [column.desc().nulls_first() if nullable else column.desc(), pk.desc()]
+        else:
+            order = [column.asc().nulls_last() if nullable else column.asc(), pk.asc()]
+        statement = statement.order_by(*order).limit(limit + 1)
+        options = self._load_options(load)
+        if options:
+            statement = statement.options(*options)
+
+        rows = cast(list[ModelT], list(self.session.scalars(statement)))
+        items = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = self._encode_cursor(
+                order_by, descending, getattr(last, order_by), getattr(last, pk_name)
+            )
+        return KeysetPage(items=items, next_cursor=next_cursor)
+
+    @staticmethod
+    def _after(
+        column: Any,
+        pk: Any,
+        value: Any,
+        last_pk: Any,
+        *,
+        descending: bool,
+        nullable: bool,
+    ) -> ColumnElement[bool]:
+        """Rows strictly after (value, last_pk) in the keyset order.
+
+        A row-value comparison, ``(col, pk) > (:v, :pk)``, which both dialects
+        evaluate and PostgreSQL can answer from a (col, pk) index.  NULLs sit
+        after every value ascending and before every value descending.
+        """
+        if column is pk:
+            return cast(ColumnElement[bool], pk < last_pk if descending else pk > last_pk)
+        typed_value = literal(value, column.type)
+        typed_pk = literal(last_pk, pk.type)
+        if value is None:
+            if descending:
+                # Among NULLs by pk descending, then every non-NULL value.
+                return or_(and_(column.is_(None), pk < typed_pk), column.is_not(None))
+            return and_(column.is_(None), pk > typed_pk)
+        if descending:
+            return tuple_(column, pk) < tuple_(typed_value, typed_pk)
+        after = tuple_(column, pk) > tuple_(typed_value, typed_pk)
+        return or_(after, column.is_(None)) if nullable else after
+
+    @staticmethod
+    def _encode_cursor(order_by: str, descending: bool, value: Any, last_pk: Any) -> str:
+        payload = {
+            "o": order_by,
+            "d": descending,
+            "v": _encode_value(value),
+            "k": _encode_value(last_pk),
+        }
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    def _decode_cursor(
+        self, cursor: str, order_by: str, descending: bool, tag: str, nullable: bool
+    ) -> tuple[Any, Any]:
+        """(order value, primary key) from a cursor of this ordering; InvalidInput otherwise."""
+        invalid = InvalidInput(
+            "invalid cursor: pass back the next_cursor of the previous page unchanged"
+        )
+        if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_CHARS:
+            raise invalid
+        try:
+            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+            payload = json.loads(raw)
+            if not isinstance(payload, dict) or set(payload) != {"o", "d", "v", "k"}:
+                raise ValueError("unexpected cursor shape")
+            if payload["o"] != order_by or payload["d"] is not descending:
+                raise ValueError("cursor of another ordering")
+            pk_tag = _type_tag(self._table_column(self._pk_name).type) or ""
+            value = _decode_value(payload["v"], tag, nullable=nullable)
+            last_pk = _decode_value(payload["k"], pk_tag, nullable=False)
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise invalid from exc
+        return value, last_pk

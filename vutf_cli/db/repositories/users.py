@@ -1,0 +1,274 @@
+"""UserRepository: lookups, registration, authentication and password changes.
+
+Usernames and emails are unique case-insensitively among rows that are not
+deleted.  Every such comparison is written ``lower(column) = :value`` (the
+value lower-cased in Python) next to ``NOT is_deleted``, so the partial unique
+indexes on ``lower(username)`` / ``lower(email)`` answer it on both dialects.
+The availability checks give a friendly Conflict; the indexes stay the final
+guard against a concurrent registration (an IntegrityError at flush, which
+``Database.run`` turns into the same Conflict).
+
+Authentication never tells an unknown user from a wrong password: both cost
+one argon2 verify and get the same message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Select, func, or_
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from vutf_cli.db.models import User
+from vutf_cli.db.repositories.base import BaseRepository
+from vutf_cli.db.types import utcnow
+from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
+from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from vutf_cli.security.passwords import Passwords
+
+__all__ = ["UserRepository", "escape_like"]
+
+INVALID_CREDENTIALS: Final = "invalid username or password"
+USERNAME_TAKEN: Final = "a user with that username already exists"
+EMAIL_TAKEN: Final = "a user with that email already exists"
+LIKE_ESCAPE: Final = "\\"
+
+
+def escape_like(text: str, escape: str = LIKE_ESCAPE) -> str:
+    """``text`` with LIKE's wildcards (and the escape character itself) made literal."""
+    return text.replace(escape, escape * 2).replace("%", escape + "%").replace("_", escape + "_")
+
+
+def _normalize_ip(ip: str | None) -> str | None:
+    if ip is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip.strip()))
+    except ValueError:
+        raise InvalidInput(f"invalid IP address {ip[:64]!r}") from None
+
+
+class UserRepository(BaseRepository[User]):
+    model = User
+    label = "user"
+
+    def __init__(self, session: Session, *, passwords: Passwords, actor: str | None = None) -> None:
+        super().__init__(session, actor=actor)
+        self.passwords = passwords
+
+    # -- lookups ----------------------------------------------------------------
+    def _by_lower(self, column: Any, value: str, *, include_deleted: bool) -> User | None:
+        """The row whose ``lower(column)`` equals ``value.lower()``.
+
+        With ``include_deleted`` the live row wins; failing that, the most
+        recently deleted one (a name can have been registered several times).
+        """
+        statement = self._select(include_deleted).where(func.lower(column) == value.lower())
+        if include_deleted:
+            statement = statement.order_by(
+                User.is_deleted.asc(),
+                User.deleted_at.desc().nulls_first(),
+                User.created_at.desc(),
+            )
+        return self.session.scalars(statement.limit(1)).first()
+
+    def get_by_username(self, username: str, *, include_deleted: bool = False) -> User | None:
+        return self._by_lower(User.username, username, include_deleted=include_deleted)
+
+    def get_by_email(self, email: str, *, include_deleted: bool = False) -> User | None:
+        return self._by_lower(User.email, email.strip(), include_deleted=include_deleted)
+
+    def get_by_identifier(self, ident: str, *, include_deleted: bool = False) -> User | None:
+        """Look a user up by id (UUID text), email (contains ``@``) or username.
+
+        A username may itself look like a UUID (36 characters of hex and
+        dashes are a valid username), so a UUID that matches no id is tried
+        as a username too.
+        """
+        ident = ident.strip()
+        if "@" in ident:
+            return self.get_by_email(ident, include_deleted=include_deleted)
+        try:
+            user_id = uuid.UUID(ident)
+        except ValueError:
+            pass
+        else:
+            user = self.get(user_id, include_deleted=include_deleted)
+            if user is not None:
+                return user
+        return self.get_by_username(ident, include_deleted=include_deleted)
+
+    def require(self, ident: str, *, include_deleted: bool = False) -> User:
+        user = self.get_by_identifier(ident, include_deleted=include_deleted)
+        if user is None:
+            raise NotFound(f"user {ident!r} not found")
+        return user
+
+    def search_condition(self, text: str) -> ColumnElement[bool]:
+        """Case-insensitive substring match on username, email or full name.
+
+        LIKE's ``%`` and ``_`` in ``text`` match only themselves.
+        """
+        pattern = f"%{escape_like(text.lower())}%"
+        return or_(
+            *(
+                func.lower(column).like(pattern, escape=LIKE_ESCAPE)
+                for column in (User.username, User.email, User.full_name)
+            )
+        )
+
+    def search(self, text: str, *, include_deleted: bool = False, limit: int = 50) -> list[User]:
+        return self.find(
+            where=[self.search_condition(text)], include_deleted=include_deleted, limit=limit
+        )
+
+    def _taken(self, column: Any, value: str, *, exclude: uuid.UUID | None = None) -> bool:
+        """Whether a live row other than ``exclude`` holds ``value`` case-insensitively."""
+        statement: Select[Any] = self._select().where(func.lower(column) == value.lower())
+        if exclude is not None:
+            statement = statement.where(User.id != exclude)
+        return self.session.scalars(statement.limit(1)).first() is not None
+
+    def is_username_available(self, username: str) -> bool:
+        return not self._taken(User.username, username)
+
+    def is_email_available(self, email: str) -> bool:
+        return not self._taken(User.email, email.strip())
+
+    # -- writes -------------------------------------------------------------------
+    def _check_password_hash(self, password_hash: str) -> None:
+        if not self.passwords.is_argon2id_hash(password_hash):
+            raise InvalidInput(
+                "password hash must be an argon2id PHC string "
+                "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters"
+            )
+
+    def create_user(
+        self,
+        *,
+        username: str,
+        email: str,
+        password: str | None = None,
+        password_hash: str | None = None,
+        full_name: str | None = None,
+        is_superuser: bool = False,
+        is_verified: bool = False,
+        is_active: bool = True,
+    ) -> User:
+        """Validate and register a user; give exactly one of ``password``/``password_hash``."""
+        if (password is None) == (password_hash is None):
+            raise InvalidInput("give exactly one of a password or a password hash")
+        username = validate_username(username)
+        email = normalize_email(email)
+        full_name = validate_full_name(full_name)
+        if password is not None:
+            self.passwords.check_strength(password)
+        else:
+            assert password_hash is not None
+            self._check_password_hash(password_hash)
+        # Checked before the (expensive) hash; the unique indexes remain the
+        # final guard against a concurrent registration.
+        if self._taken(User.username, username):
+            raise Conflict(USERNAME_TAKEN)
+        if self._taken(User.email, email):
+            raise Conflict(EMAIL_TAKEN)
+        if password is not None:
+            password_hash = self.passwords.hash(password)
+        return self.create(
+            username=username,
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            is_superuser=is_superuser,
+            is_verified=is_verified,
+            verified_at=utcnow() if is_verified else None,
+            is_active=is_active,
+        )
+
+    def update(self, obj: User, *, expected_version: int | None = None, **values: Any) -> User:
+        """As BaseRepository.update, with usernames, emails and hashes vetted and kept unique."""
+        if "username" in values:
+            values["username"] = validate_username(values["username"])
+            if self._taken(User.username, values["username"], exclude=obj.id):
+                raise Conflict(USERNAME_TAKEN)
+        if "email" in values:
+            values["email"] = normalize_email(values["email"])
+            if self._taken(User.email, values["email"], exclude=obj.id):
+                raise Conflict(EMAIL_TAKEN)
+        if "full_name" in values:
+            values["full_name"] = validate_full_name(values["full_name"])
+        if "password_hash" in values:
+            self._check_password_hash(values["password_hash"])
+        return super().update(obj, expected_version=expected_version, **values)
+
+    def restore(self, obj: User) -> User:
+        """Undo a soft delete, unless the name or email has been registered again since."""
+        if obj.is_deleted:
+            if self._taken(User.username, obj.username):
+                raise Conflict(USERNAME_TAKEN, hint="the name was registered again after deletion")
+            if self._taken(User.email, obj.email):
+                raise Conflict(EMAIL_TAKEN, hint="the email was registered again after deletion")
+        return super().restore(obj)
+
+    # -- passwords ----------------------------------------------------------------
+    def _verified_user(self, identifier: str, password: str) -> User:
+        """The live user ``identifier`` if ``password`` is theirs, else Denied.
+
+        An unknown (or deleted) user costs one dummy verify, like a wrong
+        password, and gets the same message.
+        """
+        user = self.get_by_identifier(identifier)
+        if user is None:
+            self.passwords.verify_dummy(password)
+            raise Denied(INVALID_CREDENTIALS)
+        if not self.passwords.verify(user.password_hash, password):
+            raise Denied(INVALID_CREDENTIALS)
+        return user
+
+    def authenticate(self, identifier: str, password: str, *, ip: str | None = None) -> User:
+        """Check the password of an active user and record the login.
+
+        "user is inactive" is only said after the password verified, so it
+        tells nothing to someone who does not know the password.  A hash made
+        with other parameters is replaced by one with the current ones.
+        """
+        login_ip = _normalize_ip(ip)
+        user = self._verified_user(identifier, password)
+        if not user.is_active:
+            raise Denied("user is inactive")
+        if self.passwords.needs_rehash(user.password_hash):
+            user.password_hash = self.passwords.hash(password)
+        # A login is not an edit: updated_by stays as it was.
+        user.last_login_at = utcnow()
+        user.last_login_ip = login_ip
+        self._flush()
+        return user
+
+    def check_password(self, identifier: str, password: str) -> User:
+        """Whether ``password`` is the user's; records nothing and ignores ``is_active``."""
+        return self._verified_user(identifier, password)
+
+    def change_password(
+        self, user: User, new_password: str, *, expected_version: int | None = None
+    ) -> User:
+        self.passwords.check_strength(new_password)
+        return self.update(
+            user,
+            expected_version=expected_version,
+            password_hash=self.passwords.hash(new_password),
+        )
+
+    # -- state --------------------------------------------------------------------
+    def set_active(self, user: User, active: bool) -> User:
+        return self.update(user, is_active=active)
+
+    def verify(self, user: User) -> User:
+        """Mark the user verified (idempotent: an already verified user is unchanged)."""
+        if user.is_verified and user.verified_at is not None:
+            return user
+        return self.update(user, is_verified=True, verified_at=user.verified_at or utcnow())
