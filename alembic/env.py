@@ -9,6 +9,7 @@ the migration runs inside its own resilient engine), or a Settings object in
 from __future__ import annotations
 
 import warnings
+from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -19,6 +20,9 @@ from vutf_cli.db.base import Base
 from vutf_cli.settings import Settings, load_settings
 
 config = context.config
+if config.config_file_name is not None and "settings" not in config.attributes:
+    # Run by the `alembic` CLI with alembic.ini: use its logging setup.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 target_metadata = Base.metadata
 
 

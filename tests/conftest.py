@@ -140,7 +140,9 @@ def _skip_without_postgres(template: str | None) -> str:
 
 
 @pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path, postgres_template: str | None) -> Iterator[str]:
+def empty_database_url(
+    backend: str, tmp_path: Path, postgres_template: str | None
+) -> Iterator[str]:
     """A URL to an existing database with no schema in it (for migration tests)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"

@@ -39,7 +39,7 @@ CREATE TRIGGER audit_log_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
 -- ENABLE ALWAYS: the triggers fire even under session_replication_role = replica.
 ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
-ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate
 """
 
 # SQLite: INSERT OR REPLACE deletes the conflicting row without firing DELETE
@@ -131,9 +131,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
-        sa.CheckConstraint(
-            "usage_count >= 0", name=op.f("ck_api_keys_usage_count_non_negative")
-        ),
+        sa.CheckConstraint("usage_count >= 0", name=op.f("ck_api_keys_usage_count_non_negative")),
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
     op.create_index("ix_api_keys_key_prefix", "api_keys", ["key_prefix"])

@@ -258,8 +258,10 @@ def test_offline_sql_runs_and_leaves_no_drift(
     else:
         raw_pg = engine.raw_connection()
         try:
-            raw_pg.driver_connection.autocommit = True  # the script has its own BEGIN/COMMIT
-            with raw_pg.driver_connection.cursor() as cursor:
+            driver = raw_pg.driver_connection
+            assert driver is not None
+            driver.autocommit = True  # the script has its own BEGIN/COMMIT
+            with driver.cursor() as cursor:
                 cursor.execute(sql)
         finally:
             raw_pg.close()

@@ -42,9 +42,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             rest.extend(args[i:])
             break
         name = arg.split("=", 1)[0]
-        if arg in _GLOBAL_FLAGS:
-            hoisted.append(arg)
-        elif name in _GLOBAL_VALUE_OPTIONS and "=" in arg:
+        if arg in _GLOBAL_FLAGS or (name in _GLOBAL_VALUE_OPTIONS and "=" in arg):
             hoisted.append(arg)
         elif arg in _GLOBAL_VALUE_OPTIONS:
             hoisted.extend(args[i : i + 2])
@@ -146,7 +144,7 @@ class VutfGroup(TyperGroup):
                 app_ctx.close()
 
 
-class InterruptedError_(VutfError):  # noqa: N801 - avoid shadowing the builtin
+class InterruptedError_(VutfError):  # trailing _ avoids shadowing the builtin
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
 
@@ -237,7 +235,9 @@ def root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", callback=_version_callback,
+            "--version",
+            help="Print the version and exit.",
+            callback=_version_callback,
             is_eager=True,
         ),
     ] = False,

@@ -1,12 +1,22 @@
-"""`vutf db`: the schema (wraps Alembic)."""
+"""`vutf db`: the schema (wraps Alembic), its status, and connectivity.
+
+Every command parses, makes one service call (a downgrade two: plan, then
+act) and renders.  Services are imported inside the commands so that
+``vutf --help`` never imports SQLAlchemy or Alembic.  None of these commands
+checks the schema first: they are how a schema gets fixed.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vutf_cli.cli.context import get_app
+from vutf_cli.cli.context import AppContext, get_app
+
+if TYPE_CHECKING:
+    from vutf_cli.output import Column
+    from vutf_cli.services.db import DowngradePlan, RenderedSql
 
 app = typer.Typer(
     help="Manage the database schema (migrations, status, connectivity).",
@@ -14,13 +24,62 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+_MIGRATION_FIELDS = ["database", "dialect", "previous", "current", "head", "at_head", "changed"]
 _STATUS_FIELDS = ["database", "dialect", "current", "head", "at_head"]
+_SQL_FIELDS = ["dialect", "revision_range", "sql"]
+# How a database without any applied revision is named in messages.
+BASE_LABEL = "base"
+
+SqlOption = Annotated[
+    bool,
+    typer.Option(
+        "--sql",
+        help="Print the SQL instead of running it (offline: no database connection).",
+    ),
+]
+
+
+def _revision_columns() -> list[Column]:
+    from vutf_cli.output import Column
+
+    return [
+        Column("revision"),
+        Column("down_revision"),
+        Column("is_head"),
+        Column("description"),
+    ]
+
+
+def _emit_sql(app_ctx: AppContext, rendered: RenderedSql) -> None:
+    """The SQL as a plain script for -o table, as a record for the machine formats."""
+    terminal = app_ctx.terminal
+    if terminal.output_format == "table":
+        terminal.stdout.write(rendered.sql if rendered.sql.endswith("\n") else rendered.sql + "\n")
+        terminal.stdout.flush()
+    else:
+        terminal.emit_object(rendered, fields=_SQL_FIELDS)
+
+
+def _describe_plan(plan: DowngradePlan) -> str:
+    lines = [
+        f"about to downgrade {plan.database} from {plan.current} to {plan.destination}, undoing:"
+    ]
+    lines += [f"  {step.revision}  {step.description}" for step in plan.steps]
+    if plan.drops_everything:
+        rows = ", ".join(f"{name}: {count}" for name, count in plan.row_counts)
+        lines.append(f"this drops every vutf table with all its rows ({rows})")
+    else:
+        lines.append("whatever these revisions created is dropped, with its data")
+    return "\n".join(lines)
 
 
 @app.command()
 def upgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(metavar="REVISION", help="Target revision; with --sql also FROM:TO.")
+    ] = "head",
+    sql: SqlOption = False,
 ) -> None:
     """Upgrade the schema to REVISION (default: head).
 
@@ -28,17 +87,74 @@ def upgrade(
     Examples:
       vutf db upgrade
       vutf --database-url postgresql://vutf@db/vutf db upgrade
+      vutf db upgrade --sql > schema.sql
     """
     from vutf_cli.services import db as db_service
 
     app_ctx = get_app(ctx)
-    status = db_service.upgrade(app_ctx.runtime(check_schema=False), revision)
-    app_ctx.terminal.emit_object(status, fields=_STATUS_FIELDS)
+    if sql:
+        _emit_sql(app_ctx, db_service.render_upgrade_sql(app_ctx.settings, revision))
+        return
+    result = db_service.upgrade(app_ctx.runtime(check_schema=False), revision)
+    if result.changed:
+        app_ctx.terminal.notice(
+            f"upgraded from {result.previous or BASE_LABEL} to {result.current}"
+        )
+    else:
+        app_ctx.terminal.notice(f"already at {result.current}; nothing to do")
+    app_ctx.terminal.emit_object(result, fields=_MIGRATION_FIELDS)
+
+
+# ignore_unknown_options: a relative target such as -1 is a revision, not a flag.
+@app.command(context_settings={"ignore_unknown_options": True})
+def downgrade(
+    ctx: typer.Context,
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Target revision: an id, -1, or base; with --sql also FROM:TO."
+        ),
+    ],
+    sql: SqlOption = False,
+) -> None:
+    """Downgrade the schema to REVISION (asks for confirmation first).
+
+    Shows what will be undone, then asks; without a terminal, --yes is
+    required.  Downgrading to base drops every vutf table with its data.  With --sql, REVISION is taken from head
+    (head:REVISION) unless FROM:TO is given, and nothing is changed.
+
+    \b
+    Examples:
+      vutf db downgrade -1
+      vutf --yes db downgrade base
+      vutf db downgrade base --sql
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    if sql:
+        _emit_sql(app_ctx, db_service.render_downgrade_sql(app_ctx.settings, revision))
+        return
+    runtime = app_ctx.runtime(check_schema=False)
+    plan = db_service.plan_downgrade(runtime, revision)
+    if plan.steps:
+        app_ctx.terminal.notice(_describe_plan(plan))
+        app_ctx.confirm(f"Downgrade {plan.database} to {plan.destination}?")
+    result = db_service.downgrade(runtime, plan)
+    if result.changed:
+        app_ctx.terminal.notice(
+            f"downgraded from {result.previous} to {result.current or BASE_LABEL}"
+        )
+    else:
+        app_ctx.terminal.notice(f"already at {result.current or BASE_LABEL}; nothing to do")
+    app_ctx.terminal.emit_object(result, fields=_MIGRATION_FIELDS)
 
 
 @app.command()
 def current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the head revision.
+
+    The revision is null when the database has no vutf schema.
 
     \b
     Examples:
@@ -50,3 +166,92 @@ def current(ctx: typer.Context) -> None:
     app_ctx = get_app(ctx)
     status = db_service.current(app_ctx.runtime(check_schema=False))
     app_ctx.terminal.emit_object(status, fields=_STATUS_FIELDS)
+
+
+@app.command()
+def history(ctx: typer.Context) -> None:
+    """List the migration revisions, newest first.
+
+    Reads the migration scripts only; no database is needed.
+
+    \b
+    Examples:
+      vutf db history
+      vutf db history -o csv
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    app_ctx.terminal.emit_rows(db_service.history(), columns=_revision_columns())
+
+
+@app.command()
+def heads(ctx: typer.Context) -> None:
+    """List the head revision(s) of the migration scripts.
+
+    Reads the migration scripts only; no database is needed.
+
+    \b
+    Examples:
+      vutf db heads
+      vutf db heads --json | jq -r '.[0].revision'
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    app_ctx.terminal.emit_rows(db_service.heads(), columns=_revision_columns())
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Verify that the schema is at head and matches the models.
+
+    Exits 0 when both hold, 8 when migrations are pending (run `vutf db
+    upgrade`), 6 when the live schema differs from the models.
+
+    \b
+    Examples:
+      vutf db check
+      vutf db check --quiet || vutf db upgrade
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    result = db_service.check(app_ctx.runtime(check_schema=False))
+    app_ctx.terminal.notice(f"schema at head ({result.current}), no drift from the models")
+    app_ctx.terminal.emit_object(result)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show server, revision, row counts, pool and timeouts.
+
+    The URL is shown with its password masked.
+
+    \b
+    Examples:
+      vutf db status
+      vutf db status --json | jq .users_rows
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    app_ctx.terminal.emit_object(db_service.status(app_ctx.runtime(check_schema=False)))
+
+
+@app.command()
+def ping(ctx: typer.Context) -> None:
+    """Make one round trip to the database and report its latency.
+
+    Transient failures are retried until VUTF_DB_DEADLINE (seconds); a
+    database still unreachable then exits 7.
+
+    \b
+    Examples:
+      vutf db ping
+      VUTF_DB_DEADLINE=3 vutf db ping --json | jq .latency_ms
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    app_ctx.terminal.emit_object(db_service.ping(app_ctx.runtime(check_schema=False)))

@@ -146,9 +146,7 @@ class Database:
         if self._engine is not None:
             self._engine.dispose()
 
-    def unit_of_work(
-        self, *, read_only: bool = False, request_id: str | None = None
-    ) -> UnitOfWork:
+    def unit_of_work(self, *, read_only: bool = False, request_id: str | None = None) -> UnitOfWork:
         return UnitOfWork(
             self.engine,
             self.settings,

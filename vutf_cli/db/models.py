@@ -69,7 +69,7 @@ class User(AuditColumns, SoftDeleteColumns, Base):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __mapper_args__ = {"version_id_col": AuditColumns.version}  # type: ignore[attr-defined]
+    __mapper_args__ = {"version_id_col": AuditColumns.version}
 
     __table_args__ = (
         CheckConstraint("length(username) BETWEEN 3 AND 100", name="username_length"),
@@ -112,7 +112,7 @@ class ApiKey(AuditColumns, SoftDeleteColumns, Base):
 
     user: Mapped[User] = relationship(back_populates="api_keys")
 
-    __mapper_args__ = {"version_id_col": AuditColumns.version}  # type: ignore[attr-defined]
+    __mapper_args__ = {"version_id_col": AuditColumns.version}
 
     __table_args__ = (
         CheckConstraint("usage_count >= 0", name="usage_count_non_negative"),

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, false, or_, select, true, update
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, or_, true, update
 from sqlalchemy.orm import Session, joinedload
 
 from vutf_cli.db.models import ApiKey, User
@@ -68,7 +68,8 @@ def _validate_name(name: str) -> str:
 
 def _normalize_permissions(permissions: Mapping[str, bool]) -> dict[str, bool]:
     """Validate every scope named (granted or not) and keep the granted ones."""
-    if isinstance(permissions, str) or not isinstance(permissions, Mapping):
+    raw: object = permissions  # callers may pass anything decoded from input
+    if not isinstance(raw, Mapping):
         raise InvalidInput("permissions must be a mapping of scope to true/false")
     for scope, granted in permissions.items():
         if not isinstance(granted, bool):
@@ -103,6 +104,10 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
     ) -> None:
         super().__init__(session, actor=actor)
         self._pepper = pepper or None
+
+    def _keys(self, include_deleted: bool = False) -> Select[ApiKey]:
+        """``SELECT api_keys`` (live rows unless ``include_deleted``), typed."""
+        return cast("Select[ApiKey]", self._select(include_deleted))
 
     # -- issuing ---------------------------------------------------------------
     def create_key(
@@ -149,7 +154,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         """The key row for a plaintext key, or None; a malformed key raises Denied."""
         key_format.ensure_well_formed(plaintext)  # before any query
         digest = key_format.key_digest(plaintext, self._pepper)
-        stmt = self._select(include_deleted).where(ApiKey.key_hash == digest)
+        stmt = self._keys(include_deleted).where(ApiKey.key_hash == digest)
         key = self.session.scalars(stmt).one_or_none()
         # The index found it by equality; the constant-time check is defence
         # in depth should a collation or driver ever compare loosely.
@@ -169,7 +174,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         key_format.ensure_well_formed(plaintext)
         digest = key_format.key_digest(plaintext, self._pepper)
         stmt = (
-            self._select(include_deleted=True)
+            self._keys(include_deleted=True)
             .where(ApiKey.key_hash == digest)
             .options(joinedload(ApiKey.user))
         )
@@ -199,7 +204,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
             )
         # autoescape: the '_' of "vutf_" is a LIKE wildcard otherwise.
         stmt = (
-            self._select(include_deleted)
+            self._keys(include_deleted)
             .where(ApiKey.key_prefix.startswith(prefix, autoescape=True))
             .order_by(ApiKey.created_at, ApiKey.id)
         )
@@ -246,7 +251,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
 
     def list_for_user(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> list[ApiKey]:
         stmt = (
-            self._select(include_deleted)
+            self._keys(include_deleted)
             .where(ApiKey.user_id == user_id)
             .order_by(ApiKey.created_at, ApiKey.id)
         )
@@ -254,7 +259,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
 
     def state_condition(self, state: str, now: datetime) -> ColumnElement[bool]:
         """SQL condition for keys in ``state`` at ``now`` (deleted > revoked > expired > active)."""
-        not_deleted = ApiKey.is_deleted.is_(false())
+        not_deleted = self._live_condition()
         not_revoked = ApiKey.revoked_at.is_(None)
         if state == "active":
             return and_(
@@ -267,7 +272,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         if state == "revoked":
             return and_(not_deleted, ApiKey.revoked_at.is_not(None))
         if state == "deleted":
-            return ApiKey.is_deleted.is_(true())
+            return ApiKey.is_deleted == true()
         raise InvalidInput(f"unknown key state {_show(state)}; use one of {', '.join(KEY_STATES)}")
 
     # -- state changes -----------------------------------------------------------
@@ -361,5 +366,5 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         ended = ApiKey.expires_at <= cutoff
         if include_revoked:
             ended = or_(ended, ApiKey.revoked_at <= cutoff)
-        stmt = self._select(include_deleted=False).where(ended).order_by(ApiKey.created_at, ApiKey.id)
+        stmt = self._keys(include_deleted=False).where(ended).order_by(ApiKey.created_at, ApiKey.id)
         return list(self.session.scalars(stmt))

@@ -58,6 +58,7 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, NoReturn
 
@@ -141,9 +142,10 @@ def _stored_number(value: float) -> float | int:
         return 0.0  # jsonb's numeric has no negative zero
     spelled = repr(value)
     if "e" in spelled and int(spelled.partition("e")[2]) >= 0:
-        # jsonb prints numbers without an exponent: 1e+20 comes back as the
-        # integer 100000000000000000000.  float -> int is exact here.
-        return int(value)
+        # jsonb keeps the decimal digits it was given and prints them without
+        # an exponent: 1e+20 comes back as the integer 100000000000000000000
+        # (the digits of repr, not the float's exact binary value).
+        return int(Decimal(spelled))
     return value
 
 
@@ -328,7 +330,7 @@ class AuditLogRepository:
         row = AuditLog(
             id=uuid.uuid4(),
             created_at=utcnow(),
-            actor=_required_text("actor", actor or self._actor),
+            actor=_required_text("actor", self._actor if actor is None else actor),
             # Normalized so the hashed spelling is the one the database returns.
             user_id=None if user_id is None else uuid.UUID(str(user_id)),
             action=action,

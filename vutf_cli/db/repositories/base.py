@@ -59,7 +59,7 @@ from sqlalchemy.sql.schema import Column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from vutf_cli.db.base import Base
-from vutf_cli.db.types import GUID, UTCDateTime, utcnow
+from vutf_cli.db.types import GUID, JSONType, UTCDateTime, utcnow
 from vutf_cli.errors import Conflict, InvalidInput, NotFound, StaleVersion
 
 __all__ = ["BaseRepository", "KeysetPage", "Page"]
@@ -115,6 +115,8 @@ _TAG_NULL: Final = "n"
 
 def _type_tag(type_: TypeEngine[Any]) -> str | None:
     """The cursor tag for values of a column type, or None if it cannot be paged by."""
+    if isinstance(type_, JSONType):
+        return None
     if isinstance(type_, GUID):
         return "u"
     if isinstance(type_, UTCDateTime | DateTime):

@@ -1,0 +1,1 @@
+complete --command vutf --no-files --arguments "(env _VUTF_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) vutf)" --condition "env _VUTF_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) vutf"

@@ -1,0 +1,450 @@
+"""UserRepository against real SQLite and PostgreSQL databases (both, via ``db``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher, Type
+from sqlalchemy.exc import IntegrityError
+
+from vutf_cli.db.database import Database
+from vutf_cli.db.models import User
+from vutf_cli.db.repositories.users import UserRepository, escape_like
+from vutf_cli.db.uow import UnitOfWork
+from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound, StaleVersion
+from vutf_cli.security.passwords import Passwords
+
+PASSWORD = "correct horse battery staple"
+OTHER_PASSWORD = "tr0ub4dor & three more words"
+# The same passphrase typed in full-width forms (U+FF41..., ideographic
+# space): NFKC maps it back to PASSWORD.
+FULLWIDTH_PASSWORD = "".join("\u3000" if ch == " " else chr(ord(ch) + 0xFEE0) for ch in PASSWORD)
+INVALID = "invalid username or password"
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return Passwords("test").hash(PASSWORD)
+
+
+def add_user(uow: UnitOfWork, username: str, password_hash: str, **values: Any) -> User:
+    values.setdefault("email", f"{username.lower()}@example.com")
+    return uow.users.create_user(username=username, password_hash=password_hash, **values)
+
+
+class CountingPasswords(Passwords):
+    """The real Passwords, counting the argon2 verifies it performs."""
+
+    def __init__(self) -> None:
+        super().__init__("test")
+        self.verifies = 0
+        self.dummy_verifies = 0
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.verifies += 1
+        return super().verify(password_hash, password)
+
+    def verify_dummy(self, password: str) -> None:
+        self.dummy_verifies += 1
+        super().verify_dummy(password)
+
+
+# -- lookups -----------------------------------------------------------------------
+
+
+def test_lookups_are_case_insensitive(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        user = add_user(uow, "Alice", password_hash, email="Alice@Example.COM")
+        assert user.email == "alice@example.com"  # stored lower-case
+        assert user.username == "Alice"  # stored as given
+        uow.commit()
+    with db.unit_of_work(read_only=True) as uow:
+        users = uow.users
+        for found in (
+            users.get_by_username("alice"),
+            users.get_by_username("ALICE"),
+            users.get_by_email("ALICE@example.com"),
+            users.get_by_email("  alice@EXAMPLE.com "),
+            users.get_by_identifier("aLiCe"),
+            users.get_by_identifier("Alice@Example.com"),
+            users.get_by_identifier(str(user.id)),
+            users.get_by_identifier(str(user.id).upper()),
+            users.require("ALICE"),
+        ):
+            assert found is not None
+            assert found.id == user.id
+        assert users.get_by_username("alic") is None
+        assert users.get_by_email("alice@example.org") is None
+        assert users.get_by_identifier(str(uuid.uuid4())) is None
+        with pytest.raises(NotFound, match=r"^user 'nobody' not found$"):
+            users.require("nobody")
+
+
+def test_identifier_that_looks_like_a_uuid_is_also_a_username(
+    db: Database, password_hash: str
+) -> None:
+    uuid_like = str(uuid.uuid4())
+    with db.unit_of_work() as uow:
+        user = add_user(uow, uuid_like, password_hash, email="uuidish@example.com")
+        assert uow.users.require(uuid_like).id == user.id
+
+
+def test_search_is_case_insensitive_and_escapes_like_wildcards(
+    db: Database, password_hash: str
+) -> None:
+    with db.unit_of_work() as uow:
+        add_user(uow, "abc", password_hash, full_name="Plain ABC")
+        add_user(uow, "a_c", password_hash, full_name="Under Score")
+        add_user(uow, "axc", password_hash, full_name="100% sure")
+        add_user(uow, "ayc", password_hash, full_name="1000 sure")
+        add_user(uow, "azc", password_hash, full_name="back\\slash")
+        add_user(uow, "bob", password_hash, email="Bob.Smith@Corp.example")
+        uow.commit()
+    with db.unit_of_work(read_only=True) as uow:
+
+        def found(text: str) -> list[str]:
+            return sorted(u.username for u in uow.users.search(text))
+
+        assert found("a_c") == ["a_c"]  # '_' is not "any character"
+        assert found("_") == ["a_c"]
+        assert found("%") == ["axc"]  # '%' is not "anything"
+        assert found("0% s") == ["axc"]
+        assert found("\\") == ["azc"]  # the escape character itself
+        assert found("k\\s") == ["azc"]
+        assert found("ABC") == ["abc"]  # username and full name, any case
+        assert found("smith@corp") == ["bob"]  # email
+        assert found("sure") == ["axc", "ayc"]
+        assert found("") == ["a_c", "abc", "axc", "ayc", "azc", "bob"]
+        assert len(uow.users.search("", limit=2)) == 2
+        # The same condition combines with keyset paging.
+        page = uow.users.keyset(where=[uow.users.search_condition("SURE")], limit=1)
+        assert page.next_cursor is not None
+        assert escape_like("50%_\\") == "50\\%\\_\\\\"
+
+
+def test_search_skips_deleted_users_unless_asked(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        gone = add_user(uow, "ghost", password_hash)
+        uow.users.delete(gone)
+        assert uow.users.search("ghost") == []
+        assert [u.username for u in uow.users.search("ghost", include_deleted=True)] == ["ghost"]
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"username": "ab"}, "invalid username"),
+        ({"username": "bad name"}, "invalid username"),
+        ({"username": "ünïcode"}, "invalid username"),
+        ({"email": "not-an-email"}, "invalid email address"),
+        ({"email": "two@@example.com"}, "invalid email address"),
+        ({"full_name": "Evil\x1b[31m"}, "invalid full name"),
+        ({"password": "short"}, "password too short"),
+        ({"password": PASSWORD, "password_hash": "$argon2id$"}, "exactly one of"),
+        ({"password": None}, "exactly one of"),
+        ({"password": None, "password_hash": "$2b$12$abcdefghijklmnopqrstuv"}, "argon2id PHC"),
+        ({"password": None, "password_hash": "plain text"}, "argon2id PHC"),
+    ],
+)
+def test_create_user_validates(db: Database, values: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {
+        "username": "valid_name",
+        "email": "valid@example.com",
+        "password": PASSWORD,
+        **values,
+    }
+    with db.unit_of_work() as uow:
+        with pytest.raises(InvalidInput, match=message):
+            uow.users.create_user(**arguments)
+        assert uow.users.count(include_deleted=True) == 0
+
+
+def test_create_user_refuses_argon2i_hashes(db: Database) -> None:
+    argon2i = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.I)
+    with db.unit_of_work() as uow, pytest.raises(InvalidInput, match="argon2id PHC"):
+        uow.users.create_user(
+            username="legacy", email="legacy@example.com", password_hash=argon2i.hash(PASSWORD)
+        )
+
+
+def test_create_user_hashes_the_password(db: Database) -> None:
+    with db.unit_of_work() as uow:
+        user = uow.users.create_user(
+            username="hashed",
+            email="hashed@example.com",
+            password=PASSWORD,
+            full_name="",
+            is_verified=True,
+            is_superuser=True,
+        )
+        assert user.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in user.password_hash
+        assert uow.passwords.verify(user.password_hash, PASSWORD)
+        assert user.full_name is None
+        assert (user.is_verified, user.is_superuser, user.is_active) == (True, True, True)
+        assert user.verified_at is not None
+
+
+def test_duplicates_in_another_case_conflict(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        add_user(uow, "Carol", password_hash, email="carol@example.com")
+        uow.commit()
+    with db.unit_of_work() as uow:
+        users = uow.users
+        assert not users.is_username_available("cAROL")
+        assert not users.is_email_available("CAROL@EXAMPLE.COM")
+        assert users.is_username_available("carol2")
+        assert users.is_email_available("carol@example.org")
+        with pytest.raises(Conflict, match=r"^a user with that username already exists$"):
+            add_user(uow, "CAROL", password_hash, email="other@example.com")
+        with pytest.raises(Conflict, match=r"^a user with that email already exists$"):
+            add_user(uow, "carol2", password_hash, email="Carol@Example.com")
+        assert users.count() == 1
+
+
+def test_deleted_name_can_be_registered_again(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        old = add_user(uow, "dora", password_hash, full_name="Old Dora")
+        uow.users.delete(old)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        assert uow.users.is_username_available("DORA")
+        new = add_user(uow, "Dora", password_hash, full_name="New Dora")
+        uow.commit()
+    with db.unit_of_work() as uow:
+        users = uow.users
+        assert users.get_by_username("dora").id == new.id  # type: ignore[union-attr]
+        assert users.get_by_username("dora", include_deleted=True).id == new.id  # type: ignore[union-attr]
+        assert users.get_by_email("dora@example.com", include_deleted=True).id == new.id  # type: ignore[union-attr]
+        # The old row cannot come back while the name is taken again.
+        stale = users.get_or_raise(old.id, include_deleted=True)
+        with pytest.raises(Conflict, match="username already exists"):
+            users.restore(stale)
+        # With every row deleted, the most recently deleted one is found.
+        users.delete(users.get_or_raise(new.id))
+        assert users.get_by_username("dora") is None
+        latest = users.get_by_username("DORA", include_deleted=True)
+        assert latest is not None
+        assert latest.id == new.id
+
+
+def test_update_keeps_names_valid_and_unique(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        erin = add_user(uow, "erin", password_hash)
+        add_user(uow, "fay", password_hash)
+        users = uow.users
+        users.update(erin, username="Erin", email=" ERIN@Example.COM ")  # own name, new case
+        assert (erin.username, erin.email) == ("Erin", "erin@example.com")
+        with pytest.raises(Conflict, match="username already exists"):
+            users.update(erin, username="FAY")
+        with pytest.raises(Conflict, match="email already exists"):
+            users.update(erin, email="fay@example.com")
+        with pytest.raises(InvalidInput, match="invalid username"):
+            users.update(erin, username="x")
+        with pytest.raises(InvalidInput, match="argon2id PHC"):
+            users.update(erin, password_hash="md5:abc")
+        assert erin.username == "Erin"
+
+
+# -- authentication ----------------------------------------------------------------------
+
+
+def test_authenticate_success_records_the_login(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        user = add_user(uow, "gina", password_hash)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        logged_in = uow.users.authenticate("GINA", PASSWORD, ip="2001:db8:0::1")
+        assert logged_in.id == user.id
+        uow.commit()
+    with db.unit_of_work() as uow:
+        row = uow.users.get_or_raise(user.id)
+        assert row.last_login_ip == "2001:db8::1"
+        assert row.last_login_at is not None
+        assert row.last_login_at.utcoffset() == timedelta(0)
+        assert row.last_login_at >= row.created_at
+        assert row.updated_by == "tester@test"  # a login is not an edit by someone
+        assert uow.users.authenticate("gina@example.com", PASSWORD).last_login_ip is None
+        with pytest.raises(InvalidInput, match="invalid IP address"):
+            uow.users.authenticate("gina", PASSWORD, ip="999.1.1.1")
+
+
+def test_unknown_and_wrong_password_get_the_same_answer_at_the_same_cost(
+    db: Database, password_hash: str
+) -> None:
+    with db.unit_of_work() as uow:
+        add_user(uow, "hank", password_hash)
+        ghost = add_user(uow, "ghost", password_hash)
+        uow.users.delete(ghost)
+        uow.commit()
+    passwords = CountingPasswords()
+    with db.unit_of_work() as uow:
+        users = UserRepository(uow.session, passwords=passwords)
+        messages = []
+        for identifier, password in [
+            ("nobody", PASSWORD),
+            ("hank", "wrong password, quite long"),
+            ("ghost", PASSWORD),  # soft-deleted users do not exist for logins
+        ]:
+            with pytest.raises(Denied) as info:
+                users.authenticate(identifier, password)
+            messages.append(info.value.message)
+        assert messages == [INVALID] * 3
+        # Each attempt cost exactly one argon2 verify, real or dummy.
+        assert passwords.verifies == 3
+        assert passwords.dummy_verifies == 2
+        assert users.get_by_username("hank").last_login_at is None  # type: ignore[union-attr]
+
+
+def test_inactive_user_is_told_only_after_the_password_verified(
+    db: Database, password_hash: str
+) -> None:
+    with db.unit_of_work() as uow:
+        add_user(uow, "ivy", password_hash, is_active=False)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        with pytest.raises(Denied, match=f"^{INVALID}$"):
+            uow.users.authenticate("ivy", "not the password at all")
+        with pytest.raises(Denied, match=r"^user is inactive$"):
+            uow.users.authenticate("ivy", PASSWORD)
+        user = uow.users.get_by_username("ivy")
+        assert user is not None
+        assert user.last_login_at is None
+        # check-password ignores is_active and records nothing.
+        version = user.version
+        assert uow.users.check_password("ivy", PASSWORD).id == user.id
+        assert (user.last_login_at, user.version) == (None, version)
+        with pytest.raises(Denied, match=f"^{INVALID}$"):
+            uow.users.check_password("ivy", "not the password at all")
+        with pytest.raises(Denied, match=f"^{INVALID}$"):
+            uow.users.check_password("nobody", PASSWORD)
+
+
+def test_outdated_hash_is_replaced_on_login(db: Database) -> None:
+    # A hash made with other parameters, e.g. by an older vutf.
+    older = PasswordHasher(time_cost=2, memory_cost=8 * 1024, parallelism=2, type=Type.ID)
+    old_hash = older.hash(PASSWORD)
+    with db.unit_of_work() as uow:
+        assert uow.passwords.needs_rehash(old_hash)
+        add_user(uow, "jack", old_hash)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        uow.users.authenticate("jack", PASSWORD)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        stored = uow.users.require("jack").password_hash
+        assert stored != old_hash
+        assert not uow.passwords.needs_rehash(stored)
+        assert uow.passwords.verify(stored, PASSWORD)
+        # A hash that is current is left alone.
+        uow.users.authenticate("jack", PASSWORD)
+        assert uow.users.require("jack").password_hash == stored
+
+
+def test_password_in_a_compatibility_form_verifies(db: Database) -> None:
+    assert FULLWIDTH_PASSWORD != PASSWORD
+    assert Passwords.normalize(FULLWIDTH_PASSWORD) == PASSWORD
+    with db.unit_of_work() as uow:
+        uow.users.create_user(username="kate", email="kate@example.com", password=PASSWORD)
+        uow.users.create_user(
+            username="liam", email="liam@example.com", password=FULLWIDTH_PASSWORD
+        )
+        uow.commit()
+    with db.unit_of_work() as uow:
+        assert uow.users.authenticate("kate", FULLWIDTH_PASSWORD).username == "kate"
+        assert uow.users.authenticate("liam", PASSWORD).username == "liam"
+
+
+def test_change_password(db: Database) -> None:
+    with db.unit_of_work() as uow:
+        user = uow.users.create_user(username="mia", email="mia@example.com", password=PASSWORD)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        loaded = uow.users.get_or_raise(user.id)
+        with pytest.raises(InvalidInput, match="password too short"):
+            uow.users.change_password(loaded, "short")
+        with pytest.raises(StaleVersion):
+            uow.users.change_password(loaded, OTHER_PASSWORD, expected_version=5)
+        uow.users.change_password(loaded, OTHER_PASSWORD, expected_version=1)
+        assert loaded.version == 2
+        uow.commit()
+    with db.unit_of_work() as uow:
+        assert uow.users.authenticate("mia", OTHER_PASSWORD).id == user.id
+        with pytest.raises(Denied, match=INVALID):
+            uow.users.check_password("mia", PASSWORD)
+    # The object from the first transaction still says version 1.
+    with db.unit_of_work() as uow:
+        uow.session.add(user)
+        with pytest.raises(StaleVersion):
+            uow.users.change_password(user, "a third long enough password")
+
+
+def test_set_active_and_verify(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        user = add_user(uow, "nora", password_hash)
+        uow.users.set_active(user, False)
+        assert (user.is_active, user.version) == (False, 2)
+        uow.users.set_active(user, True)
+        assert (user.is_active, user.is_verified, user.verified_at) == (True, False, None)
+        uow.users.verify(user)
+        verified_at, version = user.verified_at, user.version
+        assert user.is_verified is True
+        assert verified_at is not None
+        uow.users.verify(user)  # idempotent: no write, same timestamp
+        assert (user.verified_at, user.version) == (verified_at, version)
+
+
+def test_timestamps_come_back_timezone_aware_utc(db: Database, password_hash: str) -> None:
+    with db.unit_of_work() as uow:
+        user = add_user(uow, "olive", password_hash, is_verified=True)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        uow.users.authenticate("olive", PASSWORD)
+        uow.users.delete(uow.users.get_or_raise(user.id))
+        uow.commit()
+    with db.unit_of_work(read_only=True) as uow:
+        row = uow.users.get_or_raise(user.id, include_deleted=True)
+        for name in ("created_at", "updated_at", "verified_at", "last_login_at", "deleted_at"):
+            value = getattr(row, name)
+            assert value is not None, name
+            assert value.tzinfo is not None, name
+            assert value.utcoffset() == timedelta(0), name
+        assert row.created_at <= row.last_login_at <= row.deleted_at  # type: ignore[operator]
+
+
+# -- the unique indexes as the final guard ------------------------------------------------------
+
+
+def test_concurrent_registration_is_stopped_by_the_database(
+    db: Database, password_hash: str
+) -> None:
+    with db.unit_of_work() as checking:
+        # A registration checks availability...
+        assert checking.users.is_username_available("racer")
+        checking.commit()
+    with db.unit_of_work() as other:
+        # ...meanwhile another session registers the name...
+        add_user(other, "Racer", password_hash)
+        other.commit()
+    # ...so the first one's insert (its check already passed) hits the index.
+    with db.unit_of_work() as uow, pytest.raises(IntegrityError, match="uq_users_username_live"):
+        uow.users.create(username="RACER", email="racer2@example.com", password_hash=password_hash)
+    with db.unit_of_work() as uow, pytest.raises(IntegrityError, match="uq_users_email_live"):
+        uow.users.create(username="racer2", email="racer@example.com", password_hash=password_hash)
+
+    # Database.run turns the driver error into the same Conflict the check gives.
+    def insert_duplicate(uow: UnitOfWork) -> User:
+        return uow.users.create(
+            username="rAcEr", email="racer3@example.com", password_hash=password_hash
+        )
+
+    with pytest.raises(Conflict, match=r"^a user with that username already exists$"):
+        db.run(insert_duplicate)
+    with db.unit_of_work(read_only=True) as uow:
+        assert uow.users.count(include_deleted=True) == 1

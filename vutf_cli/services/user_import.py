@@ -1,0 +1,579 @@
+"""Reading user files for ``vutf users import``, and hashing their passwords.
+
+This module knows file formats and password hashing; it never touches the
+database (``vutf_cli.services.users.import_users`` does, using what is parsed
+here).  It is also what a password-hashing worker process imports, so it stays
+free of SQLAlchemy.
+
+Formats (``--format``, else the file's suffix, else sniffed from the first
+character: ``[`` json, ``{`` jsonl, anything else csv):
+
+* ``json``: one array of objects;
+* ``jsonl``: one object per line (blank lines are skipped);
+* ``csv``: a header row, then one row per user; UTF-8 with or without a byte
+  order mark, ``\\n`` or ``\\r\\n`` line ends.
+
+Columns:
+
+* ``username`` and ``email`` (required), ``full_name``, ``is_superuser``,
+  ``is_active`` (default true), ``is_verified``;
+* exactly one of ``password`` (plaintext, subject to the password policy) and
+  ``password_hash`` (an argon2id PHC string, e.g. from ``users export
+  --include-hashes``);
+* the other columns of ``users export`` (``id``, timestamps, ``version``...)
+  are accepted and ignored, since the database assigns them anew, so an export
+  can be imported as it is.  A row with ``is_deleted`` true is refused: a
+  deleted user is not brought back to life by an import.
+* Any other column is an error naming it.
+
+In CSV, booleans are ``true/false``, ``yes/no``, ``1/0`` (empty: the
+default), an empty ``full_name`` is none, an empty ``password`` or
+``password_hash`` is absent, and one leading apostrophe before ``=``, ``+``,
+``-``, ``@``, tab or CR is removed (it is how ``-o csv`` defuses spreadsheet
+formulas) in every column except ``password``.
+
+Every problem is reported with the line it was found on (for JSON, the line
+where the object starts); line 1 of a CSV file is its header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Final
+
+from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
+from vutf_cli.errors import Conflict, InvalidInput, VutfError
+
+__all__ = [
+    "EXPORT_ONLY_COLUMNS",
+    "FORMATS",
+    "IMPORT_COLUMNS",
+    "PARALLEL_THRESHOLD",
+    "ImportConflict",
+    "ImportRejected",
+    "ImportRow",
+    "ParsedFile",
+    "RawRecord",
+    "RowProblem",
+    "detect_format",
+    "hash_passwords",
+    "parse_records",
+    "validate_records",
+]
+
+FORMATS: Final = ("json", "jsonl", "csv")
+IMPORT_COLUMNS: Final = (
+    "username",
+    "email",
+    "full_name",
+    "is_superuser",
+    "is_active",
+    "is_verified",
+    "password",
+    "password_hash",
+)
+REQUIRED_COLUMNS: Final = ("username", "email")
+# The rest of what `users export` writes: accepted so an export imports as it
+# is, and ignored because the database assigns them (is_deleted is checked).
+EXPORT_ONLY_COLUMNS: Final = (
+    "id",
+    "verified_at",
+    "last_login_at",
+    "last_login_ip",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "updated_by",
+    "version",
+    "is_deleted",
+    "deleted_at",
+    "deleted_by",
+)
+_KNOWN_COLUMNS: Final = frozenset(IMPORT_COLUMNS) | frozenset(EXPORT_ONLY_COLUMNS)
+_BOOLEAN_COLUMNS: Final = ("is_superuser", "is_active", "is_verified")
+_BOOLEAN_DEFAULTS: Final = {"is_superuser": False, "is_active": True, "is_verified": False}
+_TRUE_WORDS: Final = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE_WORDS: Final = frozenset({"false", "f", "no", "n", "0"})
+# What csv_safe (vutf_cli.output.sanitize) puts an apostrophe in front of.
+_FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
+_SUFFIX_FORMATS: Final = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+# Below this many plaintext passwords, starting worker processes costs more
+# than it saves.
+PARALLEL_THRESHOLD: Final = 8
+
+
+# -- results and errors ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """Something wrong with the row that starts on ``line``."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+def _summary(problems: Sequence[RowProblem]) -> str:
+    lines = len({problem.line for problem in problems})
+    rows = "row" if lines == 1 else "rows"
+    return f"import refused: {len(problems)} problem(s) in {lines} {rows}; nothing was written"
+
+
+class ImportRejected(InvalidInput):
+    """Rows of the file are invalid (exit 2); ``problems`` says where and why."""
+
+    code = "invalid_import"
+
+    def __init__(self, problems: Sequence[RowProblem], *, message: str | None = None) -> None:
+        super().__init__(
+            message or _summary(problems), hint="fix the rows listed above and run it again"
+        )
+        self.problems = tuple(problems)
+
+
+class ImportConflict(Conflict):
+    """Rows of the file clash with existing users (exit 4); ``problems`` lists them."""
+
+    code = "import_conflict"
+
+    def __init__(self, problems: Sequence[RowProblem], *, message: str | None = None) -> None:
+        super().__init__(
+            message or _summary(problems),
+            hint="remove those rows, or use --skip-existing to leave existing users alone",
+        )
+        self.problems = tuple(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as read from the file, before validation.
+
+    ``from_csv`` changes how values are read (everything is text there);
+    ``cell_count`` is set when a CSV row has not as many cells as the header.
+    """
+
+    line: int
+    values: Mapping[str, Any]
+    from_csv: bool = False
+    cell_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    format: str
+    records: tuple[RawRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """A validated row: what will be registered.  Secrets are kept out of repr()."""
+
+    line: int
+    username: str
+    email: str
+    full_name: str | None
+    is_superuser: bool
+    is_active: bool
+    is_verified: bool
+    password: str | None = field(default=None, repr=False)
+    password_hash: str | None = field(default=None, repr=False)
+
+
+# -- format ---------------------------------------------------------------------
+def detect_format(text: str, *, explicit: str | None, source: str | None) -> str:
+    """``explicit`` if given, else from the file suffix, else from the first character."""
+    if explicit is not None:
+        fmt = explicit.strip().lower()
+        if fmt not in FORMATS:
+            raise InvalidInput(
+                f"unknown import format {explicit!r}", hint="use one of: " + ", ".join(FORMATS)
+            )
+        return fmt
+    if source and source != "-":
+        by_suffix = _SUFFIX_FORMATS.get(PurePath(source).suffix.lower())
+        if by_suffix is not None:
+            return by_suffix
+    first = text.lstrip()[:1]
+    if first == "[":
+        return "json"
+    if first == "{":
+        return "jsonl"
+    return "csv"
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text (a byte order mark is dropped); InvalidInput for anything else."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the import file is not valid UTF-8 (at byte {exc.start})") from None
+
+
+def parse_records(data: bytes, *, fmt: str | None = None, source: str | None = None) -> ParsedFile:
+    """Read every record of ``data``; InvalidInput for a file that is not usable at all."""
+    text = decode(data)
+    if not text.strip():
+        raise InvalidInput("the import file is empty")
+    chosen = detect_format(text, explicit=fmt, source=source)
+    if chosen == "json":
+        records = list(_json_records(text))
+    elif chosen == "jsonl":
+        records = list(_jsonl_records(text))
+    else:
+        records = list(_csv_records(text))
+    if chosen != "csv":
+        _check_columns({name for record in records for name in record.values})
+    return ParsedFile(format=chosen, records=tuple(records))
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\r\n":
+        index += 1
+    return index
+
+
+def _json_error(text: str, exc: json.JSONDecodeError) -> InvalidInput:
+    return InvalidInput(f"line {exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})")
+
+
+def _json_records(text: str) -> Iterator[RawRecord]:
+    """The objects of a JSON array, each with the line it starts on."""
+    decoder = json.JSONDecoder()
+    index = _skip_space(text, 0)
+    if text[index : index + 1] != "[":
+        raise InvalidInput(
+            f"line {_line_of(text, index)}: expected a JSON array of user objects",
+            hint="for one object per line use --format jsonl",
+        )
+    index = _skip_space(text, index + 1)
+    if text[index : index + 1] == "]":
+        index += 1
+    else:
+        while True:
+            start = index
+            try:
+                value, index = decoder.raw_decode(text, index)
+            except json.JSONDecodeError as exc:
+                raise _json_error(text, exc) from None
+            yield _object_record(value, _line_of(text, start))
+            index = _skip_space(text, index)
+            separator = text[index : index + 1]
+            if separator == "]":
+                index += 1
+                break
+            if separator != ",":
+                raise InvalidInput(
+                    f"line {_line_of(text, index)}: not valid JSON: expected ',' or ']'"
+                )
+            index = _skip_space(text, index + 1)
+    if _skip_space(text, index) != len(text):
+        raise InvalidInput(
+            f"line {_line_of(text, index)}: not valid JSON: extra data after the array"
+        )
+
+
+def _jsonl_records(text: str) -> Iterator[RawRecord]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"line {number}: not valid JSON: {exc.msg}") from None
+        yield _object_record(value, number)
+
+
+def _object_record(value: Any, line: int) -> RawRecord:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"line {line}: expected a JSON object, got {_json_type(value)}")
+    return RawRecord(line=line, values=value)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_columns(names: set[str]) -> None:
+    unknown = sorted(names - _KNOWN_COLUMNS)
+    if unknown:
+        raise InvalidInput(
+            "unknown column(s): " + ", ".join(repr(name)[:60] for name in unknown),
+            hint="known columns: " + ", ".join(IMPORT_COLUMNS) + " (plus those of users export)",
+        )
+
+
+def _unescape_formula(cell: str) -> str:
+    if len(cell) > 1 and cell[0] == "'" and cell[1:].startswith(_FORMULA_TRIGGERS):
+        return cell[1:]
+    return cell
+
+
+def _csv_records(text: str) -> Iterator[RawRecord]:
+    # newline="": the csv module sees the raw line ends, so "\r\n" and quoted
+    # newlines inside cells are read correctly.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise InvalidInput(f"line 1: not valid CSV: {exc}") from None
+    columns = [name.strip() for name in header]
+    duplicated = sorted({name for name in columns if columns.count(name) > 1})
+    if duplicated:
+        raise InvalidInput("line 1: duplicate column(s): " + ", ".join(duplicated))
+    _check_columns(set(columns))
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise InvalidInput("line 1: missing required column(s): " + ", ".join(missing))
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"line {start}: not valid CSV: {exc}") from None
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(columns):
+            # Reported as a problem of this row, not the whole file.
+            yield RawRecord(line=start, values={}, from_csv=True, cell_count=len(cells))
+            continue
+        values = {
+            name: cell if name == "password" else _unescape_formula(cell)
+            for name, cell in zip(columns, cells, strict=True)
+        }
+        yield RawRecord(line=start, values=values, from_csv=True)
+
+
+# -- validation -----------------------------------------------------------------
+def _text(values: Mapping[str, Any], name: str, *, csv_row: bool) -> str | None:
+    """A text column: None when absent, null, or (in CSV) empty."""
+    value = values.get(name)
+    if value is None or (csv_row and value == ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string, not {_json_type(value)}")
+    return value
+
+
+def _boolean(values: Mapping[str, Any], name: str, *, csv_row: bool) -> bool:
+    value = values.get(name)
+    if value is None or (csv_row and value.strip() == ""):
+        return _BOOLEAN_DEFAULTS.get(name, False)
+    if isinstance(value, bool):
+        return value
+    if csv_row and isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise InvalidInput(f"{name} must be true or false, not {value[:20]!r}")
+    raise InvalidInput(f"{name} must be true or false, not {_json_type(value)}")
+
+
+def _validate_one(
+    record: RawRecord,
+    check_strength: Callable[[str], None],
+    is_argon2id_hash: Callable[[str], bool],
+) -> tuple[ImportRow | None, list[RowProblem]]:
+    values = record.values
+    problems: list[RowProblem] = []
+    if record.cell_count is not None:
+        message = f"the row has {record.cell_count} cells, the header has another number"
+        return None, [RowProblem(record.line, message)]
+    csv_row = record.from_csv
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except VutfError as exc:
+            problems.append(RowProblem(record.line, exc.message))
+            return None
+
+    username = attempt(lambda: _required(values, "username", csv_row, validate_username))
+    email = attempt(lambda: _required(values, "email", csv_row, normalize_email))
+    full_name = attempt(
+        lambda: validate_full_name(_text(values, "full_name", csv_row=csv_row))
+    )
+    flags = {
+        name: attempt(lambda name=name: _boolean(values, name, csv_row=csv_row))
+        for name in _BOOLEAN_COLUMNS
+    }
+    if attempt(lambda: _boolean(values, "is_deleted", csv_row=csv_row)):
+        problems.append(RowProblem(record.line, "the user is deleted; deleted users are not imported"))
+    known_problems = len(problems)
+    password = attempt(lambda: _text(values, "password", csv_row=csv_row))
+    password_hash = attempt(lambda: _text(values, "password_hash", csv_row=csv_row))
+    if len(problems) > known_problems:
+        pass  # a password column of the wrong type, already reported
+    elif password is not None and password_hash is not None:
+        problems.append(RowProblem(record.line, "give either password or password_hash, not both"))
+    elif password is None and password_hash is None:
+        problems.append(RowProblem(record.line, "a password or a password_hash is required"))
+    elif password is not None:
+        attempt(lambda: check_strength(password))
+    elif not is_argon2id_hash(password_hash):
+        problems.append(
+            RowProblem(
+                record.line,
+                "password_hash is not an argon2id PHC string "
+                "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters",
+            )
+        )
+    if problems:
+        return None, problems
+    return (
+        ImportRow(
+            line=record.line,
+            username=username,
+            email=email,
+            full_name=full_name,
+            is_superuser=bool(flags["is_superuser"]),
+            is_active=bool(flags["is_active"]),
+            is_verified=bool(flags["is_verified"]),
+            password=password,
+            password_hash=password_hash,
+        ),
+        [],
+    )
+
+
+def _required(
+    values: Mapping[str, Any], name: str, csv_row: bool, validate: Callable[[str], str]
+) -> str:
+    value = _text(values, name, csv_row=csv_row)
+    if value is None:
+        raise InvalidInput(f"{name} is required")
+    return validate(value)
+
+
+def validate_records(
+    records: Sequence[RawRecord],
+    *,
+    check_strength: Callable[[str], None],
+    is_argon2id_hash: Callable[[str], bool],
+) -> tuple[list[ImportRow], list[RowProblem]]:
+    """Validated rows and the problems of the others (duplicates within the file included).
+
+    A username or email that appears twice (compared case-insensitively) is a
+    problem of every later row that repeats it.
+    """
+    rows: list[ImportRow] = []
+    problems: list[RowProblem] = []
+    for record in records:
+        row, found = _validate_one(record, check_strength, is_argon2id_hash)
+        problems.extend(found)
+        if row is not None:
+            rows.append(row)
+    first_username: dict[str, int] = {}
+    first_email: dict[str, int] = {}
+    unique: list[ImportRow] = []
+    for row in rows:
+        clashes = []
+        seen_at = first_username.setdefault(row.username.lower(), row.line)
+        if seen_at != row.line:
+            clashes.append(f"username {row.username!r} is already on line {seen_at}")
+        seen_at = first_email.setdefault(row.email, row.line)
+        if seen_at != row.line:
+            clashes.append(f"email {row.email!r} is already on line {seen_at}")
+        if clashes:
+            problems.extend(RowProblem(row.line, clash) for clash in clashes)
+        else:
+            unique.append(row)
+    problems.sort(key=lambda problem: problem.line)
+    return unique, problems
+
+
+# -- hashing --------------------------------------------------------------------
+_worker_passwords: Any = None
+
+
+def _init_worker(profile: str, min_length: int) -> None:
+    global _worker_passwords  # one hasher per worker process
+    from vutf_cli.security.passwords import Passwords
+
+    _worker_passwords = Passwords(profile, min_length=min_length)
+
+
+def _hash_in_worker(password: str) -> str:
+    result: str = _worker_passwords.hash(password)
+    return result
+
+
+def hash_passwords(
+    passwords: Sequence[str],
+    *,
+    profile: str,
+    min_length: int,
+    workers: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> list[str]:
+    """argon2id hashes of ``passwords``, in order.
+
+    argon2 is CPU-bound, so with more than :data:`PARALLEL_THRESHOLD`
+    passwords the work is spread over a process pool of ``workers`` processes
+    (default ``os.cpu_count()``).  Workers are spawned, not forked: a forked
+    child of a process with threads (a progress bar's refresher) can deadlock.
+    If the pool cannot be used the passwords are hashed here, one by one.
+    """
+    count = len(passwords)
+    pool_size = min(workers if workers is not None else (os.cpu_count() or 1), count)
+    tick = advance or (lambda _steps=1: None)
+    if count > PARALLEL_THRESHOLD and pool_size > 1:
+        try:
+            return _hash_in_pool(passwords, profile, min_length, pool_size, tick)
+        except (BrokenProcessPool, OSError):
+            pass  # e.g. no permission to start processes: do it here instead
+    _init_worker(profile, min_length)
+    hashes = []
+    for password in passwords:
+        hashes.append(_hash_in_worker(password))
+        tick(1)
+    return hashes
+
+
+def _hash_in_pool(
+    passwords: Sequence[str],
+    profile: str,
+    min_length: int,
+    pool_size: int,
+    tick: Callable[[int], None],
+) -> list[str]:
+    chunk = max(1, len(passwords) // (pool_size * 8))
+    with ProcessPoolExecutor(
+        max_workers=pool_size,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(profile, min_length),
+    ) as pool:
+        hashes = []
+        for digest in pool.map(_hash_in_worker, passwords, chunksize=chunk):
+            hashes.append(digest)
+            tick(1)
+        return hashes
