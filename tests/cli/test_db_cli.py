@@ -362,9 +362,7 @@ def test_upgrade_sql_prints_ddl_and_changes_nothing(
     assert _tables(empty_database_url) == set()
 
 
-def test_downgrade_sql_prints_drops_and_changes_nothing(
-    run_cli: RunCli, database_url: str
-) -> None:
+def test_downgrade_sql_prints_drops_and_changes_nothing(run_cli: RunCli, database_url: str) -> None:
     result = run_cli("db", "downgrade", "base", "--sql")  # no --yes needed: nothing runs
     _assert_ok(result)
     for table in ("users", "api_keys", "audit_log"):
@@ -381,7 +379,7 @@ def test_sql_in_machine_formats(fmt: str) -> None:
     _assert_ok(result)
     (record,) = _parse(result, fmt)
     assert record["dialect"] == "postgresql"
-    assert record["revision_range"] == f"base:{'head'}"
+    assert record["revision_range"] == "base:head"
     assert "CREATE TABLE users (" in record["sql"]
 
 

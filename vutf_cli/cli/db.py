@@ -101,7 +101,7 @@ def upgrade(
             f"upgraded from {result.previous or BASE_LABEL} to {result.current}"
         )
     else:
-        app_ctx.terminal.notice(f"already at {result.current}; nothing to do")
+        app_ctx.terminal.notice(f"already at {result.current or BASE_LABEL}; nothing to do")
     app_ctx.terminal.emit_object(result, fields=_MIGRATION_FIELDS)
 
 
@@ -120,8 +120,9 @@ def downgrade(
     """Downgrade the schema to REVISION (asks for confirmation first).
 
     Shows what will be undone, then asks; without a terminal, --yes is
-    required.  Downgrading to base drops every vutf table with its data.  With --sql, REVISION is taken from head
-    (head:REVISION) unless FROM:TO is given, and nothing is changed.
+    required.  Downgrading to base drops every vutf table with its data.
+    With --sql, REVISION is counted from head (head:REVISION) unless
+    FROM:TO is given, and nothing is changed.
 
     \b
     Examples:

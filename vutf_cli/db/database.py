@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import (
     DatabaseError,
     DataError,
@@ -209,19 +209,9 @@ class Database:
         return result
 
     def _request_committed(self, request_id: str) -> bool:
-        """Whether an audit row carrying ``request_id`` exists (recent rows only)."""
-        if self.dialect == "postgresql":
-            sql = text(
-                "SELECT 1 FROM audit_log WHERE created_at > now() - interval '1 hour' "
-                "AND metadata->>'request_id' = :rid LIMIT 1"
-            )
-        else:
-            sql = text(
-                "SELECT 1 FROM audit_log WHERE json_extract(metadata, '$.request_id') = :rid "
-                "ORDER BY seq DESC LIMIT 1"
-            )
-        with self.engine.connect() as conn:
-            return conn.execute(sql, {"rid": request_id}).first() is not None
+        """Whether an audit row carrying ``request_id`` exists (so the work landed)."""
+        with self.unit_of_work(read_only=True) as uow:
+            return uow.audit.exists_request(request_id)
 
     # -- schema --------------------------------------------------------------
     def ensure_schema(self) -> None:
