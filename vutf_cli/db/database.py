@@ -68,7 +68,7 @@ _CONSTRAINT_MESSAGES = {
 }
 
 
-def translate_error(exc: BaseException) -> VutfError | None:
+def translate_error(exc: BaseException, masked_url: str = "the database") -> VutfError | None:
     """The vutf error for a SQLAlchemy/driver exception, or None if it is not one."""
     if isinstance(exc, VutfError):
         return exc
@@ -95,6 +95,13 @@ def translate_error(exc: BaseException) -> VutfError | None:
         if "api_keys.user_id, api_keys.name" in lowered:
             return Conflict(_CONSTRAINT_MESSAGES["uq_api_keys_user_id_name_live"])
         return Conflict(f"refused by a database constraint: {reason}")
+    if "does not exist" in reason and reason.lstrip().lower().startswith(
+        ("connection to server", "fatal:  database", 'database "')
+    ):
+        return DatabaseUnavailable(
+            f"cannot use the database at {masked_url}: {reason}",
+            hint="create the database, then run `vutf db upgrade`",
+        )
     if isinstance(exc, DataError):
         return InvalidInput(f"the database refused a value: {reason}")
     if pgcode == "57014":
@@ -198,7 +205,7 @@ class Database:
             raise
         except SQLAlchemyError as exc:
             self.breaker.record_success()  # the server answered
-            translated = translate_error(exc)
+            translated = translate_error(exc, self.settings.masked_url)
             if translated is None:
                 raise
             raise translated from exc

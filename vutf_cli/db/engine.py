@@ -81,7 +81,8 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
     )
     connect_args: dict[str, Any] = {
         # libpq takes whole seconds; 0 would mean "wait forever".
-        "connect_timeout": max(1, math.ceil(settings.connect_timeout)),
+        # One attempt never outlives the command's deadline.
+        "connect_timeout": max(1, math.ceil(min(settings.connect_timeout, settings.db_deadline))),
         "options": options,
         "application_name": "vutf",
         # Keepalives notice a peer that vanished without closing the socket.

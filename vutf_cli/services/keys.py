@@ -97,6 +97,7 @@ __all__ = [
     "ExpiryChange",
     "IssuedKey",
     "KeyPage",
+    "PrunePlan",
     "PruneResult",
     "RevokeResult",
     "ScopeChange",
@@ -167,6 +168,14 @@ class ScopeChange:
     api_key: ApiKeyView
     previous_scopes: tuple[str, ...]
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    """The keys a prune would soft-delete now: ended (expired or revoked) before ``cutoff``."""
+
+    candidates: tuple[ApiKeyView, ...]
+    cutoff: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,9 +549,7 @@ def _failure_resource(refs: Sequence[str], user: str | None) -> str | None:
     return refs[0] if len(refs) == 1 else None
 
 
-def revoke_keys(
-    db: Database, refs: Sequence[str] = (), *, user: str | None = None
-) -> RevokeResult:
+def revoke_keys(db: Database, refs: Sequence[str] = (), *, user: str | None = None) -> RevokeResult:
     """Revoke every referenced key (or every key of ``user``), all or nothing."""
     checked = _check_revoke_targets(refs, user)
 
@@ -637,14 +644,14 @@ def _prune_age(older_than: str | None) -> timedelta:
     return DEFAULT_PRUNE_AGE if older_than is None else validation.parse_duration(older_than)
 
 
-def preview_prune(db: Database, *, older_than: str | None = None) -> tuple[ApiKeyView, ...]:
-    """The keys :func:`prune_expired` would soft-delete now."""
+def preview_prune(db: Database, *, older_than: str | None = None) -> PrunePlan:
+    """The keys :func:`prune_expired` would soft-delete now (to confirm first)."""
     age = _prune_age(older_than)
 
-    def read(uow: UnitOfWork) -> tuple[ApiKeyView, ...]:
+    def read(uow: UnitOfWork) -> PrunePlan:
         now = utcnow()
         keys = uow.keys.list_expired(now=now, older_than=age, include_revoked=True)
-        return tuple(_view(key, now) for key in keys)
+        return PrunePlan(candidates=tuple(_view(key, now) for key in keys), cutoff=now - age)
 
     return db.run(read, read_only=True)
 
@@ -728,4 +735,3 @@ def verify_key(
     if not record_usage:
         return db.run(check, read_only=True)
     return _mutation(db, check, action="api_key.use")
-

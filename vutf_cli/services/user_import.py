@@ -39,6 +39,7 @@ where the object starts); line 1 of a CSV file is its header.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import multiprocessing
@@ -418,15 +419,15 @@ def _validate_one(
 
     username = attempt(lambda: _required(values, "username", csv_row, validate_username))
     email = attempt(lambda: _required(values, "email", csv_row, normalize_email))
-    full_name = attempt(
-        lambda: validate_full_name(_text(values, "full_name", csv_row=csv_row))
-    )
+    full_name = attempt(lambda: validate_full_name(_text(values, "full_name", csv_row=csv_row)))
     flags = {
-        name: attempt(lambda name=name: _boolean(values, name, csv_row=csv_row))
+        name: attempt(functools.partial(_boolean, values, name, csv_row=csv_row))
         for name in _BOOLEAN_COLUMNS
     }
     if attempt(lambda: _boolean(values, "is_deleted", csv_row=csv_row)):
-        problems.append(RowProblem(record.line, "the user is deleted; deleted users are not imported"))
+        problems.append(
+            RowProblem(record.line, "the user is deleted; deleted users are not imported")
+        )
     known_problems = len(problems)
     password = attempt(lambda: _text(values, "password", csv_row=csv_row))
     password_hash = attempt(lambda: _text(values, "password_hash", csv_row=csv_row))
@@ -544,7 +545,7 @@ def hash_passwords(
     """
     count = len(passwords)
     pool_size = min(workers if workers is not None else (os.cpu_count() or 1), count)
-    tick = advance or (lambda _steps=1: None)
+    tick = advance or _no_progress
     if count > PARALLEL_THRESHOLD and pool_size > 1:
         try:
             return _hash_in_pool(passwords, profile, min_length, pool_size, tick)
@@ -556,6 +557,10 @@ def hash_passwords(
         hashes.append(_hash_in_worker(password))
         tick(1)
     return hashes
+
+
+def _no_progress(_steps: int = 1) -> None:
+    return None
 
 
 def _hash_in_pool(

@@ -291,7 +291,9 @@ def create_user(
         user = uow.users.get_by_username(username)
         if user is None:
             return None
-        differences = tuple(name for name, value in requested.items() if getattr(user, name) != value)
+        differences = tuple(
+            name for name, value in requested.items() if getattr(user, name) != value
+        )
         return CreatedUser(UserView.from_row(user), created=False, differences=differences)
 
     if if_not_exists:
@@ -319,7 +321,9 @@ def create_user(
             UserView.from_row(user), created=True, password=secret if generate else None
         )
 
-    return mutate(rt.db, create, action="user.create", resource_type=_RESOURCE, resource_id=username)
+    return mutate(
+        rt.db, create, action="user.create", resource_type=_RESOURCE, resource_id=username
+    )
 
 
 # -- read ------------------------------------------------------------------------
@@ -450,7 +454,9 @@ def set_password(
     )
 
 
-def _set_flag(rt: Runtime, ident: str, action: str, apply: Callable[[UnitOfWork, User], bool]) -> UserChange:
+def _set_flag(
+    rt: Runtime, ident: str, action: str, apply: Callable[[UnitOfWork, User], bool]
+) -> UserChange:
     def change(uow: UnitOfWork) -> UserChange:
         user = uow.users.require(ident)
         before = _profile(user)
@@ -499,15 +505,15 @@ def delete_user(rt: Runtime, ident: str, *, hard: bool = False) -> DeletedUser:
         user = uow.users.require(ident, include_deleted=True)
         if hard:
             view = UserView.from_row(user)
-            keys = uow.keys.count(user_id=user.id, include_deleted=True)
+            key_count = uow.keys.count(user_id=user.id, include_deleted=True)
             _audit(
                 uow,
                 "user.delete",
                 user,
-                {"hard": True, "username": user.username, "api_keys_removed": keys},
+                {"hard": True, "username": user.username, "api_keys_removed": key_count},
             )
             uow.users.delete(user, hard=True)
-            return DeletedUser(view, hard=True, api_keys=keys)
+            return DeletedUser(view, hard=True, api_keys=key_count)
         if user.is_deleted:
             raise Conflict(
                 f"user '{user.username}' is already deleted",
@@ -619,7 +625,9 @@ def _clashes(
         email_holder = taken_emails.get(row.email)
         if email_holder is not None:
             problems.append(
-                RowProblem(row.line, f"email {row.email!r} already belongs to user {email_holder!r}")
+                RowProblem(
+                    row.line, f"email {row.email!r} already belongs to user {email_holder!r}"
+                )
             )
     return skipped, problems
 
@@ -659,7 +667,11 @@ def import_users(
         conflict = ImportConflict(all_problems)
         if not dry_run:
             record_failure(
-                rt.db, action="user.import", resource_type=_RESOURCE, resource_id=None, error=conflict
+                rt.db,
+                action="user.import",
+                resource_type=_RESOURCE,
+                resource_id=None,
+                error=conflict,
             )
         raise conflict
     invalid_lines |= {problem.line for problem in clashes}
