@@ -580,7 +580,7 @@ def test_list_pages_with_a_cursor(run_cli: RunCli, keyring: dict[str, dict[str, 
         assert len(page) <= 2
         seen += [row["id"] for row in page]
         pages += 1
-        marker = "more keys: repeat with --cursor "
+        marker = "next cursor: "
         lines = [line for line in result.stderr.splitlines() if line.startswith(marker)]
         if not lines:
             break
@@ -588,6 +588,12 @@ def test_list_pages_with_a_cursor(run_cli: RunCli, keyring: dict[str, dict[str, 
     assert pages == 3
     assert sorted(seen) == sorted(key["id"] for key in keyring.values())
     assert len(set(seen)) == len(seen)
+
+    # A script paging quietly still gets the cursor (and nothing else) on stderr.
+    quiet = run_cli("keys", "list", "--all", "--limit", "5", "--quiet", "--json")
+    assert len(quiet.json()) == 5
+    assert quiet.stderr.startswith("next cursor: ")
+    assert quiet.stderr.count("\n") == 1
 
     bad = run_cli("keys", "list", "--cursor", "garbage")
     assert bad.exit_code == 2

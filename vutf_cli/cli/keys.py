@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from vutf_cli.cli.context import AppContext, get_app, read_secret, stdin_is_tty
-from vutf_cli.errors import Conflict, InvalidInput
+from vutf_cli.errors import Conflict, InternalError, InvalidInput
 
 if TYPE_CHECKING:
     from vutf_cli.domain.views import ApiKeyView
@@ -74,29 +74,37 @@ _DETAIL_FIELDS = [
 ]
 
 # -- shared options ---------------------------------------------------------------------
-KeyArgument = Annotated[str, typer.Argument(help="Key id, or its prefix (e.g. vutf_AbC1234).")]
+KeyArgument = Annotated[
+    str, typer.Argument(metavar="KEY", help="Key id, or its prefix (e.g. vutf_AbC1234).")
+]
 ScopeOption = Annotated[
     list[str] | None,
     typer.Option(
         "--scope",
         "-s",
+        metavar="SCOPE",
         help="Scope to grant; repeat it or separate with commas (read,write,targets:*).",
         show_default=False,
     ),
 ]
 ExpiresInOption = Annotated[
     str | None,
-    typer.Option("--expires-in", help="Expire after this long from now (90d, 12h, 2w)."),
+    typer.Option(
+        "--expires-in", metavar="DURATION", help="Expire after this long from now (90d, 12h, 2w)."
+    ),
 ]
 ExpiresAtOption = Annotated[
     str | None,
-    typer.Option("--expires-at", help="Expire at this ISO 8601 time (no zone means UTC)."),
+    typer.Option(
+        "--expires-at", metavar="TIME", help="Expire at this ISO 8601 time (no zone means UTC)."
+    ),
 ]
 NoExpiryOption = Annotated[bool, typer.Option("--no-expiry", help="Never expire.")]
 SecretFileOption = Annotated[
     Path | None,
     typer.Option(
         "--secret-file",
+        metavar="PATH",
         help="Write the key to this NEW file (mode 0600) instead of stdout.",
         dir_okay=False,
     ),
@@ -200,7 +208,15 @@ def _issue(
             target.discard()
         raise
     if target is not None:
-        target.write(issued.plaintext)
+        try:
+            target.write(issued.plaintext)
+        except OSError as exc:
+            prefix = issued.api_key.key_prefix
+            raise InternalError(
+                f"API key {prefix} was issued, but writing it to {target.path} failed: "
+                f"{exc.strerror}",
+                hint=f"revoke it (vutf keys revoke {prefix}) and try again",
+            ) from None
     return issued, target
 
 
@@ -236,16 +252,25 @@ def _emit_issued(
 @app.command()
 def create(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option("--user", "-u", help="Owner: username, email or id.")],
-    name: Annotated[str, typer.Option("--name", "-n", help="Name, unique among the owner's keys.")],
+    user: Annotated[
+        str, typer.Option("--user", "-u", metavar="USER", help="Owner: username, email or id.")
+    ],
+    name: Annotated[
+        str,
+        typer.Option("--name", "-n", metavar="NAME", help="Name, unique among the owner's keys."),
+    ],
     scope: ScopeOption = None,
     expires_in: ExpiresInOption = None,
     expires_at: ExpiresAtOption = None,
     no_expiry: NoExpiryOption = False,
-    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", metavar="TEXT", help="Free text.")
+    ] = None,
     secret_file: SecretFileOption = None,
 ) -> None:
-    """Issue an API key and print it once (default scope read, default expiry 90 days).
+    """Issue an API key and print it once.
+
+    Defaults: scope read, expiry in 90 days (--no-expiry for none).
 
     \b
     Examples:
@@ -256,11 +281,11 @@ def create(
     from vutf_cli.services import keys as keys_service
 
     app_ctx = get_app(ctx)
-    db = app_ctx.runtime().db
+    rt = app_ctx.runtime()
     issued, target = _issue(
         secret_file,
         lambda: keys_service.create_key(
-            db,
+            rt,
             user=user,
             name=name,
             scopes=scope or (),
@@ -277,7 +302,7 @@ def create(
 def list_(
     ctx: typer.Context,
     user: Annotated[
-        str | None, typer.Option("--user", "-u", help="Only keys of this user.")
+        str | None, typer.Option("--user", "-u", metavar="USER", help="Only keys of this user.")
     ] = None,
     active: Annotated[bool, typer.Option("--active", help="Usable keys (the default).")] = False,
     expired: Annotated[bool, typer.Option("--expired", help="Expired keys.")] = False,
@@ -287,22 +312,36 @@ def list_(
     ] = False,
     expiring_within: Annotated[
         str | None,
-        typer.Option("--expiring-within", help="Only keys expiring within this duration (7d)."),
+        typer.Option(
+            "--expiring-within",
+            metavar="DURATION",
+            help="Only keys expiring within this duration (7d).",
+        ),
     ] = None,
     unused_for: Annotated[
         str | None,
-        typer.Option("--unused-for", help="Only keys not used for this long (90d)."),
+        typer.Option(
+            "--unused-for", metavar="DURATION", help="Only keys not used for this long (90d)."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Keys per page.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, max=1000, help="Keys per page (1-1000).")
+    ] = 50,
     cursor: Annotated[
         str | None,
-        typer.Option("--cursor", help="Continue after the page that printed this cursor."),
+        typer.Option(
+            "--cursor", metavar="CURSOR", help="Continue after the page that printed this cursor."
+        ),
     ] = None,
 ) -> None:
-    """List API keys, oldest first (prefix, name, owner, scopes, dates, uses, state).
+    """List API keys (default: the active ones).
 
-    Pages hold --limit keys; when there are more, the cursor for the next page
-    is printed on stderr.
+    Oldest first: prefix, name, owner, scopes, dates, uses and state in the
+    table; every field with -o json, jsonl or csv (never the digest).
+
+    Pages hold --limit keys; when there are more, the cursor of the next page
+    is printed on stderr as "next cursor: ..." (even with --quiet); pass it
+    to --cursor with the same filters.
 
     \b
     Examples:
@@ -327,7 +366,7 @@ def list_(
     state = chosen[0] if chosen else "active"
     app_ctx = get_app(ctx)
     page = keys_service.list_keys(
-        app_ctx.runtime().db,
+        app_ctx.runtime(),
         user=user,
         state=state,
         expiring_within=expiring_within,
@@ -340,12 +379,16 @@ def list_(
         page.items, columns=_key_columns(), empty_notice=f"no {state} API keys found{hint}"
     )
     if page.next_cursor is not None:
-        app_ctx.terminal.notice(f"more keys: repeat with --cursor {page.next_cursor}")
+        # Written even with --quiet (as `vutf users list` does): a script needs it.
+        app_ctx.terminal.stderr.write(f"next cursor: {page.next_cursor}\n")
+        app_ctx.terminal.stderr.flush()
 
 
 @app.command()
 def show(ctx: typer.Context, key: KeyArgument) -> None:
-    """Show one API key by id or prefix (never the key itself, which is not stored).
+    """Show one API key by id or prefix.
+
+    The key itself is never shown again: it is not stored.
 
     \b
     Examples:
@@ -355,24 +398,27 @@ def show(ctx: typer.Context, key: KeyArgument) -> None:
     from vutf_cli.services import keys as keys_service
 
     app_ctx = get_app(ctx)
-    _emit_key(app_ctx, keys_service.show_key(app_ctx.runtime().db, key))
+    _emit_key(app_ctx, keys_service.show_key(app_ctx.runtime(), key))
 
 
 @app.command()
 def revoke(
     ctx: typer.Context,
     keys: Annotated[
-        list[str] | None, typer.Argument(help="Keys (ids or prefixes).", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="[KEY]...", help="Keys (ids or prefixes).", show_default=False),
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", "-u", help="With --all: every key of this user.")
+        str | None,
+        typer.Option("--user", "-u", metavar="USER", help="With --all: every key of this user."),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every key of --user.")] = False,
 ) -> None:
-    """Revoke keys at once, all or nothing (asks first; --yes without a terminal).
+    """Revoke API keys, all or nothing.
 
-    Every KEY is looked up before anything changes: one unknown KEY and no
-    key is revoked (exit 3).  Keys already revoked are reported as unchanged.
+    Asks first; without a terminal, --yes is required.  Every KEY is looked
+    up before anything changes: one unknown KEY and no key is revoked (exit
+    3).  Keys already revoked are reported as unchanged.
 
     \b
     Examples:
@@ -386,14 +432,14 @@ def revoke(
         raise InvalidInput("--user and --all go together: --user USER --all")
     refs = list(keys or [])
     app_ctx = get_app(ctx)
-    db = app_ctx.runtime().db
-    plan = keys_service.preview_revoke(db, refs, user=user)
+    rt = app_ctx.runtime()
+    plan = keys_service.preview_revoke(rt, refs, user=user)
     if plan.revoked:
         lines = [f"about to revoke {len(plan.revoked)} API key(s):"]
         lines += [f"  {_describe(view)}" for view in plan.revoked]
         app_ctx.terminal.notice("\n".join(lines))
         app_ctx.confirm(f"Revoke {len(plan.revoked)} API key(s)?")
-        result = keys_service.revoke_keys(db, refs, user=user)
+        result = keys_service.revoke_keys(rt, refs, user=user)
     else:
         result = plan
     terminal = app_ctx.terminal
@@ -411,18 +457,23 @@ def rotate(
     key: KeyArgument,
     grace: Annotated[
         str | None,
-        typer.Option("--grace", help="Keep the old key working this long (24h); default: none."),
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="Keep the old key working this long (24h); default: none.",
+        ),
     ] = None,
     expires_in: ExpiresInOption = None,
     expires_at: ExpiresAtOption = None,
     no_expiry: NoExpiryOption = False,
     secret_file: SecretFileOption = None,
 ) -> None:
-    """Replace a key by a new one with the same owner, name and scopes; print it once.
+    """Replace a key by a new one; print the new key once.
 
-    The old key is renamed "<name> (rotated <time>)" and stops working at once,
-    or after --grace.  The new key lives as long as the old one was meant to
-    (from now), unless an expiry option is given.
+    The new key has the same owner, name, scopes and description.  The old
+    key is renamed "<name> (rotated <time>)" and stops working at once, or
+    after --grace.  The new key lives as long as the old one was meant to
+    (counted from now), unless an expiry option is given.
 
     \b
     Examples:
@@ -432,11 +483,11 @@ def rotate(
     from vutf_cli.services import keys as keys_service
 
     app_ctx = get_app(ctx)
-    db = app_ctx.runtime().db
+    rt = app_ctx.runtime()
     issued, target = _issue(
         secret_file,
         lambda: keys_service.rotate_key(
-            db,
+            rt,
             key,
             grace=grace,
             expires_in=expires_in,
@@ -467,7 +518,9 @@ def extend(
     expires_at: ExpiresAtOption = None,
     no_expiry: NoExpiryOption = False,
 ) -> None:
-    """Set a key's expiry: --expires-in (from now), --expires-at, or --no-expiry.
+    """Change a key's expiry.
+
+    Give one of --expires-in (counted from now), --expires-at or --no-expiry.
 
     \b
     Examples:
@@ -478,7 +531,7 @@ def extend(
 
     app_ctx = get_app(ctx)
     change = keys_service.extend_key(
-        app_ctx.runtime().db,
+        app_ctx.runtime(),
         key,
         expires_in=expires_in,
         expires_at=expires_at,
@@ -503,7 +556,7 @@ def set_scopes(ctx: typer.Context, key: KeyArgument, scope: ScopeOption = None) 
     from vutf_cli.services import keys as keys_service
 
     app_ctx = get_app(ctx)
-    change = keys_service.set_scopes(app_ctx.runtime().db, key, scope or [])
+    change = keys_service.set_scopes(app_ctx.runtime(), key, scope or [])
     view = change.api_key
     if change.changed:
         app_ctx.terminal.notice(
@@ -520,10 +573,17 @@ def prune_expired(
     ctx: typer.Context,
     older_than: Annotated[
         str,
-        typer.Option("--older-than", help="Only keys expired or revoked at least this long ago."),
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only keys expired or revoked at least this long ago.",
+        ),
     ] = "30d",
 ) -> None:
-    """Soft-delete keys that expired or were revoked long ago; report how many.
+    """Soft-delete keys that ended long ago.
+
+    Keys expired or revoked more than --older-than ago are soft-deleted; the
+    count is reported.  Asks first; without a terminal, --yes is required.
 
     \b
     Examples:
@@ -533,14 +593,14 @@ def prune_expired(
     from vutf_cli.services import keys as keys_service
 
     app_ctx = get_app(ctx)
-    db = app_ctx.runtime().db
-    plan = keys_service.preview_prune(db, older_than=older_than)
+    rt = app_ctx.runtime()
+    plan = keys_service.preview_prune(rt, older_than=older_than)
     if plan.candidates:
         app_ctx.terminal.notice(
             f"{len(plan.candidates)} API key(s) expired or revoked before {_time(plan.cutoff)}"
         )
         app_ctx.confirm(f"Soft-delete {len(plan.candidates)} API key(s)?")
-        result = keys_service.prune_expired(db, older_than=older_than)
+        result = keys_service.prune_expired(rt, older_than=older_than)
     else:
         result = keys_service.PruneResult(pruned=0, cutoff=plan.cutoff, key_ids=())
     app_ctx.terminal.notice(f"pruned {result.pruned} API key(s)")
@@ -552,7 +612,9 @@ def verify(
     ctx: typer.Context,
     require_scope: Annotated[
         str | None,
-        typer.Option("--require-scope", help="Also require this scope (exit 5 if missing)."),
+        typer.Option(
+            "--require-scope", metavar="SCOPE", help="Also require this scope (exit 5 if missing)."
+        ),
     ] = None,
     record_usage: Annotated[
         bool,
@@ -560,13 +622,17 @@ def verify(
     ] = False,
     key_file: Annotated[
         Path | None,
-        typer.Option("--key-file", help="Read the key from this file instead of stdin."),
+        typer.Option(
+            "--key-file", metavar="PATH", help="Read the key from this file instead of stdin."
+        ),
     ] = None,
 ) -> None:
-    """Check an API key read from stdin: exit 0 if usable, exit 5 with the reason if not.
+    """Check an API key read from stdin (exit 0 valid, 5 refused).
 
-    Reasons: malformed, checksum mismatch, unknown, expired, revoked, deleted,
-    owner inactive, owner deleted, lacks the required scope.  Nothing is
+    Prints the owner, key id, scopes and expiry of a usable key; otherwise
+    exits 5 with the reason: malformed, checksum mismatch, unknown, expired,
+    revoked, deleted, owner inactive, owner deleted, lacks the required scope.
+    A malformed key is refused without contacting the database.  Nothing is
     written unless --record-usage is given.
 
     \b
@@ -588,7 +654,7 @@ def verify(
     # No schema check here: the service checks the key's format before the
     # database is touched at all.
     result = keys_service.verify_key(
-        app_ctx.runtime(check_schema=False).db,
+        app_ctx.runtime(check_schema=False),
         plaintext,
         required_scope=require_scope,
         record_usage=record_usage,

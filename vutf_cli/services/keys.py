@@ -1,7 +1,7 @@
 """API keys behind `vutf keys`: issue, list, show, revoke, rotate, extend, re-scope, prune, verify.
 
-Every function takes primitives (strings as typed on the command line) and a
-:class:`~vutf_cli.db.database.Database`, does its work in one transaction and
+Every function takes a :class:`~vutf_cli.services.runtime.Runtime` and
+primitives (strings as typed on the command line), does its work in one transaction and
 returns frozen views built inside that transaction.  Mutations go through
 :func:`~vutf_cli.services.audit_trail.mutate`: the change and its ``success``
 audit row commit together, and a refusal (not found, conflict, denied) leaves
@@ -76,7 +76,6 @@ from typing import Any, Final, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from vutf_cli.db.database import Database
 from vutf_cli.db.models import ApiKey, User
 from vutf_cli.db.repositories.api_keys import NAME_MAX_LENGTH
 from vutf_cli.db.types import utcnow
@@ -86,6 +85,7 @@ from vutf_cli.domain.views import ApiKeyView, api_key_state
 from vutf_cli.errors import Conflict, InvalidInput
 from vutf_cli.security import api_keys as key_format
 from vutf_cli.services.audit_trail import REFUSALS, mutate, record_failure
+from vutf_cli.services.runtime import Runtime
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -299,13 +299,13 @@ def _target_keys(uow: UnitOfWork, refs: Sequence[str], user: str | None) -> list
 
 
 def _mutation(
-    db: Database,
+    rt: Runtime,
     fn: Callable[[UnitOfWork], T],
     *,
     action: str,
     resource_id: str | None = None,
 ) -> T:
-    return mutate(db, fn, action=action, resource_type=RESOURCE_TYPE, resource_id=resource_id)
+    return mutate(rt.db, fn, action=action, resource_type=RESOURCE_TYPE, resource_id=resource_id)
 
 
 def _rotated_name(name: str, now: datetime) -> str:
@@ -315,7 +315,7 @@ def _rotated_name(name: str, now: datetime) -> str:
 
 # -- issuing -------------------------------------------------------------------------
 def create_key(
-    db: Database,
+    rt: Runtime,
     *,
     user: str,
     name: str,
@@ -361,11 +361,11 @@ def create_key(
         )
         return IssuedKey(api_key=_view(key, now), plaintext=plaintext)
 
-    return _mutation(db, issue, action="api_key.create")
+    return _mutation(rt, issue, action="api_key.create")
 
 
 def rotate_key(
-    db: Database,
+    rt: Runtime,
     ref: str,
     *,
     grace: str | None = None,
@@ -433,12 +433,12 @@ def rotate_key(
         )
         return IssuedKey(api_key=_view(new, now), plaintext=plaintext, replaced=_view(old, now))
 
-    return _mutation(db, rotate, action="api_key.rotate", resource_id=ref)
+    return _mutation(rt, rotate, action="api_key.rotate", resource_id=ref)
 
 
 # -- reading -------------------------------------------------------------------------
 def list_keys(
-    db: Database,
+    rt: Runtime,
     *,
     user: str | None = None,
     state: str = "active",
@@ -491,17 +491,17 @@ def list_keys(
             items=tuple(_view(key, now) for key in page.items), next_cursor=page.next_cursor
         )
 
-    return db.run(read, read_only=True)
+    return rt.db.run(read, read_only=True)
 
 
-def show_key(db: Database, ref: str) -> ApiKeyView:
+def show_key(rt: Runtime, ref: str) -> ApiKeyView:
     """One key by id or prefix, deleted (pruned) keys included."""
     ref = _check_reference(ref)
 
     def read(uow: UnitOfWork) -> ApiKeyView:
         return _view(uow.keys.resolve(ref, include_deleted=True), utcnow())
 
-    return db.run(read, read_only=True)
+    return rt.db.run(read, read_only=True)
 
 
 # -- revoking ------------------------------------------------------------------------
@@ -514,7 +514,7 @@ def _check_revoke_targets(refs: Sequence[str], user: str | None) -> list[str]:
 
 
 def preview_revoke(
-    db: Database, refs: Sequence[str] = (), *, user: str | None = None
+    rt: Runtime, refs: Sequence[str] = (), *, user: str | None = None
 ) -> RevokeResult:
     """What :func:`revoke_keys` would do, without doing it (to confirm first).
 
@@ -531,10 +531,10 @@ def preview_revoke(
         )
 
     try:
-        return db.run(read, read_only=True)
+        return rt.db.run(read, read_only=True)
     except REFUSALS as exc:
         record_failure(
-            db,
+            rt.db,
             action="api_key.revoke",
             resource_type=RESOURCE_TYPE,
             resource_id=_failure_resource(checked, user),
@@ -549,7 +549,7 @@ def _failure_resource(refs: Sequence[str], user: str | None) -> str | None:
     return refs[0] if len(refs) == 1 else None
 
 
-def revoke_keys(db: Database, refs: Sequence[str] = (), *, user: str | None = None) -> RevokeResult:
+def revoke_keys(rt: Runtime, refs: Sequence[str] = (), *, user: str | None = None) -> RevokeResult:
     """Revoke every referenced key (or every key of ``user``), all or nothing."""
     checked = _check_revoke_targets(refs, user)
 
@@ -573,13 +573,13 @@ def revoke_keys(db: Database, refs: Sequence[str] = (), *, user: str | None = No
         return RevokeResult(revoked=tuple(revoked), unchanged=tuple(unchanged))
 
     return _mutation(
-        db, revoke, action="api_key.revoke", resource_id=_failure_resource(checked, user)
+        rt, revoke, action="api_key.revoke", resource_id=_failure_resource(checked, user)
     )
 
 
 # -- changing ------------------------------------------------------------------------
 def extend_key(
-    db: Database,
+    rt: Runtime,
     ref: str,
     *,
     expires_in: str | None = None,
@@ -611,10 +611,10 @@ def extend_key(
         )
         return ExpiryChange(api_key=_view(key, now), previous_expires_at=previous)
 
-    return _mutation(db, extend, action="api_key.extend", resource_id=ref)
+    return _mutation(rt, extend, action="api_key.extend", resource_id=ref)
 
 
-def set_scopes(db: Database, ref: str, scopes: Sequence[str]) -> ScopeChange:
+def set_scopes(rt: Runtime, ref: str, scopes: Sequence[str]) -> ScopeChange:
     """Replace a key's scopes; the same scopes again change (and audit) nothing."""
     ref = _check_reference(ref)
     permissions = parse_scopes(scopes)
@@ -636,7 +636,7 @@ def set_scopes(db: Database, ref: str, scopes: Sequence[str]) -> ScopeChange:
             )
         return ScopeChange(api_key=_view(key, now), previous_scopes=previous, changed=changed)
 
-    return _mutation(db, change, action="api_key.set_scopes", resource_id=ref)
+    return _mutation(rt, change, action="api_key.set_scopes", resource_id=ref)
 
 
 # -- pruning -------------------------------------------------------------------------
@@ -644,7 +644,7 @@ def _prune_age(older_than: str | None) -> timedelta:
     return DEFAULT_PRUNE_AGE if older_than is None else validation.parse_duration(older_than)
 
 
-def preview_prune(db: Database, *, older_than: str | None = None) -> PrunePlan:
+def preview_prune(rt: Runtime, *, older_than: str | None = None) -> PrunePlan:
     """The keys :func:`prune_expired` would soft-delete now (to confirm first)."""
     age = _prune_age(older_than)
 
@@ -653,10 +653,10 @@ def preview_prune(db: Database, *, older_than: str | None = None) -> PrunePlan:
         keys = uow.keys.list_expired(now=now, older_than=age, include_revoked=True)
         return PrunePlan(candidates=tuple(_view(key, now) for key in keys), cutoff=now - age)
 
-    return db.run(read, read_only=True)
+    return rt.db.run(read, read_only=True)
 
 
-def prune_expired(db: Database, *, older_than: str | None = None) -> PruneResult:
+def prune_expired(rt: Runtime, *, older_than: str | None = None) -> PruneResult:
     """Soft-delete keys expired or revoked more than ``older_than`` ago."""
     age = _prune_age(older_than)
 
@@ -682,12 +682,12 @@ def prune_expired(db: Database, *, older_than: str | None = None) -> PruneResult
             pruned=len(keys), cutoff=now - age, key_ids=tuple(key.id for key in keys)
         )
 
-    return _mutation(db, prune, action="api_key.prune")
+    return _mutation(rt, prune, action="api_key.prune")
 
 
 # -- verifying -----------------------------------------------------------------------
 def verify_key(
-    db: Database,
+    rt: Runtime,
     plaintext: str,
     *,
     required_scope: str | None = None,
@@ -695,15 +695,16 @@ def verify_key(
 ) -> Verification:
     """Check a key (Denied with the reason if unusable); optionally count the use.
 
-    The format and checksum are checked before ``db`` is touched, so a
-    malformed key costs no connection and no query.  The schema is checked
-    (``db.ensure_schema``) only after that.
+    The format and checksum are checked before ``rt.db`` is touched, so a
+    malformed key costs no engine, no connection and no query.  The schema
+    is checked (``rt.ensure_schema``) only after that: callers pass a Runtime
+    whose schema has not been checked yet.
     """
     if required_scope is not None:
         required_scope = required_scope.strip()
         validation.normalize_scopes([required_scope])  # InvalidInput for an unknown scope
     key_format.ensure_well_formed(plaintext)  # Denied, with no query
-    db.ensure_schema()
+    rt.ensure_schema()
 
     def check(uow: UnitOfWork) -> Verification:
         now = utcnow()
@@ -733,5 +734,5 @@ def verify_key(
         )
 
     if not record_usage:
-        return db.run(check, read_only=True)
-    return _mutation(db, check, action="api_key.use")
+        return rt.db.run(check, read_only=True)
+    return _mutation(rt, check, action="api_key.use")

@@ -44,9 +44,11 @@ import io
 import json
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Final
@@ -63,6 +65,7 @@ __all__ = [
     "ImportRejected",
     "ImportRow",
     "ParsedFile",
+    "ProgressFactory",
     "RawRecord",
     "RowProblem",
     "detect_format",
@@ -512,6 +515,9 @@ def validate_records(
 
 
 # -- hashing --------------------------------------------------------------------
+# What Terminal.progress is: (total, description) -> context yielding advance(steps).
+ProgressFactory = Callable[[int | None, str], AbstractContextManager[Callable[[int], None]]]
+
 _worker_passwords: Any = None
 
 
@@ -527,40 +533,60 @@ def _hash_in_worker(password: str) -> str:
     return result
 
 
+def _no_progress(_steps: int = 1) -> None:
+    return None
+
+
+def _bar(progress: ProgressFactory | None, total: int) -> AbstractContextManager[Any]:
+    if progress is None:
+        return nullcontext(_no_progress)
+    return progress(total, "hashing passwords")
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """fork on Linux (cheap, nothing re-imported), spawn elsewhere.
+
+    The pool's processes are started before the progress bar (and its
+    refresh thread) exists, so the fork happens in a single-threaded process.
+    spawn re-imports the main module in each worker, which is why it is not
+    the first choice.
+    """
+    method = "fork" if sys.platform == "linux" else "spawn"
+    return multiprocessing.get_context(method)
+
+
 def hash_passwords(
     passwords: Sequence[str],
     *,
     profile: str,
     min_length: int,
     workers: int | None = None,
-    advance: Callable[[int], None] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> list[str]:
     """argon2id hashes of ``passwords``, in order.
 
     argon2 is CPU-bound, so with more than :data:`PARALLEL_THRESHOLD`
     passwords the work is spread over a process pool of ``workers`` processes
-    (default ``os.cpu_count()``).  Workers are spawned, not forked: a forked
-    child of a process with threads (a progress bar's refresher) can deadlock.
-    If the pool cannot be used the passwords are hashed here, one by one.
+    (default ``os.cpu_count()``).  If the pool cannot be started the
+    passwords are hashed here, one by one.  ``progress`` (like
+    ``Terminal.progress``) shows a bar while hashing.
     """
     count = len(passwords)
     pool_size = min(workers if workers is not None else (os.cpu_count() or 1), count)
-    tick = advance or _no_progress
     if count > PARALLEL_THRESHOLD and pool_size > 1:
         try:
-            return _hash_in_pool(passwords, profile, min_length, pool_size, tick)
+            return _hash_in_pool(passwords, profile, min_length, pool_size, progress)
         except (BrokenProcessPool, OSError):
-            pass  # e.g. no permission to start processes: do it here instead
-    _init_worker(profile, min_length)
+            pass  # e.g. not allowed to start processes: do it here instead
+    from vutf_cli.security.passwords import Passwords
+
+    hasher = Passwords(profile, min_length=min_length)
     hashes = []
-    for password in passwords:
-        hashes.append(_hash_in_worker(password))
-        tick(1)
+    with _bar(progress if count else None, count) as advance:
+        for password in passwords:
+            hashes.append(hasher.hash(password))
+            advance(1)
     return hashes
-
-
-def _no_progress(_steps: int = 1) -> None:
-    return None
 
 
 def _hash_in_pool(
@@ -568,17 +594,20 @@ def _hash_in_pool(
     profile: str,
     min_length: int,
     pool_size: int,
-    tick: Callable[[int], None],
+    progress: ProgressFactory | None,
 ) -> list[str]:
     chunk = max(1, len(passwords) // (pool_size * 8))
     with ProcessPoolExecutor(
         max_workers=pool_size,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=_pool_context(),
         initializer=_init_worker,
         initargs=(profile, min_length),
     ) as pool:
+        # map() submits every chunk now, which starts the workers now.
+        results = pool.map(_hash_in_worker, passwords, chunksize=chunk)
         hashes = []
-        for digest in pool.map(_hash_in_worker, passwords, chunksize=chunk):
-            hashes.append(digest)
-            tick(1)
+        with _bar(progress, len(passwords)) as advance:
+            for digest in results:
+                hashes.append(digest)
+                advance(1)
         return hashes

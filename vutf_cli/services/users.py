@@ -80,6 +80,7 @@ from vutf_cli.services.user_import import (
     ImportConflict,
     ImportRejected,
     ImportRow,
+    ProgressFactory,
     RowProblem,
     hash_passwords,
     parse_records,
@@ -128,9 +129,6 @@ GENERATED_PASSWORD_LENGTH: Final = 24
 _PASSWORD_ALPHABET: Final = string.ascii_letters + string.digits
 USER_FIELDS: Final = tuple(f.name for f in fields(UserView))
 _RESOURCE: Final = "user"
-
-# What Terminal.progress is: (total, description) -> context yielding advance(steps).
-ProgressFactory = Callable[[int | None, str], AbstractContextManager[Callable[[int], None]]]
 
 
 # -- results ---------------------------------------------------------------------
@@ -695,14 +693,13 @@ def import_users(
         return progress(total, description)
 
     plaintext = [row for row in to_create if row.password is not None]
-    with bar(len(plaintext), "hashing passwords") as advance:
-        hashed = hash_passwords(
-            [row.password for row in plaintext if row.password is not None],
-            profile=passwords.profile,
-            min_length=passwords.min_length,
-            workers=workers,
-            advance=advance,
-        )
+    hashed = hash_passwords(
+        [row.password for row in plaintext if row.password is not None],
+        profile=passwords.profile,
+        min_length=passwords.min_length,
+        workers=workers,
+        progress=progress,
+    )
     hashes = {row.line: digest for row, digest in zip(plaintext, hashed, strict=True)}
 
     with bar(len(to_create), "importing users") as advance:
