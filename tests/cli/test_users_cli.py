@@ -176,9 +176,7 @@ def test_help_has_summary_options_and_examples(command: str) -> None:
     assert summary.strip().endswith(".")
     assert "Options:" in result.stdout
     examples = result.stdout.split("Examples:", 1)[1].splitlines()
-    assert any(
-        line.strip().startswith("vutf ") and f"users {command}" in line for line in examples
-    )
+    assert any(line.strip().startswith("vutf ") and f"users {command}" in line for line in examples)
 
 
 def test_group_help_lists_every_subcommand() -> None:

@@ -145,6 +145,9 @@ def test_export_equals_list_and_hides_hashes_by_default(run_cli: RunCli) -> None
         == ok(run_cli("users", "list", "--all", "--json")).stdout
     )
     assert [u["username"] for u in ok(run_cli("users", "export", "--deleted")).json()] == ["gone"]
+    both = run_cli("users", "export", "--deleted", "--all", "--json")
+    assert (both.exit_code, both.stdout) == (2, "")
+    assert both.error()["code"] == "invalid_input"
     assert all(list(user) == USER_FIELDS for user in exported.json())
     assert "password" not in exported.stdout
 

@@ -5,7 +5,7 @@ Each command parses its arguments, makes one call into
 everything else on stderr.  The decisions behind the details (sorting,
 paging, idempotency, what delete does to keys, the import columns) are
 written down in the docstrings of :mod:`vutf_cli.services.users` and
-:mod:`vutf_cli.services.user_import`.  Two that belong to the command line:
+:mod:`vutf_cli.services.user_import`.  Those that belong to the command line:
 
 * Passwords come from a hidden prompt with confirmation (on a terminal),
   ``--password-stdin`` (all of stdin, one trailing newline removed) or

@@ -3,8 +3,8 @@
 Field names are the schema's column names (the JSON output contract).  Views
 are built from ORM rows inside the transaction (``from_row``) so no ORM
 object ever escapes ``with uow:``.  Secrets are never part of a view, except
-the plaintext key of ``CreatedApiKey`` (shown once) and ``password_hash`` in
-``UserExport`` (exported only with ``--include-hashes``).
+the plaintext key of ``services.keys.IssuedKey`` (shown once) and ``password_hash`` in
+``services.users.UserExport`` (exported only with ``--include-hashes``).
 """
 
 from __future__ import annotations

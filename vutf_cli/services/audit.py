@@ -228,17 +228,32 @@ def build_query(
     return query
 
 
+def _as_uuid(text_: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text_)
+    except ValueError:
+        return None
+
+
 def resolve_filters(uow: UnitOfWork, query: AuditQuery) -> ResolvedFilters:
-    """``query`` with ``--user`` looked up (deleted users too: their history stays visible)."""
+    """``query`` with ``--user`` looked up (deleted users too: their history stays visible).
+
+    An unknown username or email is NotFound (exit 3).  A user id is taken as
+    it is even when no user has it any more: the audit log outlives purged
+    users, and their id is then the only way to ask for their history.
+    """
     user_id: uuid.UUID | None = None
     if query.user is not None:
         user = uow.users.get_by_identifier(query.user, include_deleted=True)
-        if user is None:
-            raise NotFound(
-                f"user {query.user!r} not found",
-                hint="give a username, an email or a user id",
-            )
-        user_id = user.id
+        if user is not None:
+            user_id = user.id
+        else:
+            user_id = _as_uuid(query.user)
+            if user_id is None:
+                raise NotFound(
+                    f"user {query.user!r} not found",
+                    hint="give a username, an email or a user id",
+                )
     return ResolvedFilters(
         actor=query.actor,
         user_id=user_id,
