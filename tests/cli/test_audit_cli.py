@@ -13,8 +13,12 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import re
+import select as io_select
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,7 +116,8 @@ def append(db: Database, *specs: dict[str, Any]) -> None:
 def _load_initial_migration() -> Any:
     path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0001_initial.py"
     spec = importlib.util.spec_from_file_location("vutf_audit_cli_0001_initial", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -207,9 +212,7 @@ def test_list_filters(run_cli: RunCli, db: Database) -> None:
     assert _seqs(run_cli("audit", "list", "--json", "--status", "error")) == [5]
     assert _seqs(run_cli("audit", "list", "--json", "--user", str(uuid.UUID(int=2)))) == [6, 3]
     assert _seqs(run_cli("audit", "list", "--json", "--reverse", "--actor", "bob")) == [3, 4, 6]
-    assert _seqs(run_cli("audit", "list", "--json", "--actor", "bob", "--status", "failure")) == [
-        4
-    ]
+    assert _seqs(run_cli("audit", "list", "--json", "--actor", "bob", "--status", "failure")) == [4]
     empty = run_cli("audit", "list", "--json", "--actor", "nobody")
     assert (empty.exit_code, empty.json()) == (0, [])
     assert "no audit entries found" in empty.stderr
@@ -217,9 +220,11 @@ def test_list_filters(run_cli: RunCli, db: Database) -> None:
 
 def test_list_user_filter_by_username_and_unknown_user(run_cli: RunCli, db: Database) -> None:
     user_id = db.run(
-        lambda uow: uow.users.create_user(
-            username="carol", email="carol@example.com", password="correct horse battery"
-        ).id
+        lambda uow: (
+            uow.users.create_user(
+                username="carol", email="carol@example.com", password="correct horse battery"
+            ).id
+        )
     )
     append(db, {"user_id": user_id}, {}, {"user_id": user_id, "action": "user.update"})
     assert _seqs(run_cli("audit", "list", "--json", "--user", "carol")) == [3, 1]
@@ -243,9 +248,9 @@ def test_list_relative_times(run_cli: RunCli, db: Database) -> None:
     expected = [seq for seq in (3, 2, 1) if now - ages[seq] >= today]
     assert _seqs(run_cli("audit", "list", "--json", "--since", "today")) == expected
     yesterday = today - timedelta(days=1)
-    assert _seqs(run_cli("audit", "list", "--json", "--since", "yesterday", "--until", "today")) == [
-        seq for seq in (3, 2, 1) if yesterday <= now - ages[seq] < today
-    ]
+    assert _seqs(
+        run_cli("audit", "list", "--json", "--since", "yesterday", "--until", "today")
+    ) == [seq for seq in (3, 2, 1) if yesterday <= now - ages[seq] < today]
 
 
 @pytest.mark.parametrize(
@@ -303,7 +308,6 @@ def test_cursor_pages_and_goes_to_stderr(run_cli: RunCli, db: Database) -> None:
     assert "newest first" in wrong.stderr
 
 
-@pytest.mark.slow
 def test_paging_10000_rows_while_others_append(run_cli: RunCli, db: Database) -> None:
     original = bulk_seed(db, 10_000)
     stop = threading.Event()
@@ -393,7 +397,8 @@ def test_export_of_100000_rows_equals_list(run_cli: RunCli, db: Database) -> Non
     assert len(entries) == total
     for line, entry in zip(lines, entries, strict=True):
         assert json.loads(line) == entry
-    assert entries[0]["seq"] == 1 and entries[-1]["seq"] == total
+    assert entries[0]["seq"] == 1
+    assert entries[-1]["seq"] == total
 
 
 def test_export_formats_and_filters(run_cli: RunCli, db: Database) -> None:
@@ -416,6 +421,52 @@ def test_export_formats_and_filters(run_cli: RunCli, db: Database) -> None:
     assert json.loads(run_cli("-o", "table", "audit", "export").stdout.splitlines()[0])["seq"] == 1
     bad = run_cli("audit", "export", "--format", "xml")
     assert bad.exit_code == 2
+
+
+def _run_with_stderr_on_a_terminal(args: list[str], env: dict[str, str], stdout: Path) -> bytes:
+    """Run the installed vutf with stdout to a file and stderr on a pseudo-terminal."""
+    master, slave = os.openpty()
+    with stdout.open("w") as out:
+        process = subprocess.Popen(
+            args, stdout=out, stderr=slave, stdin=subprocess.DEVNULL, env=env
+        )
+    os.close(slave)
+    written = b""
+    try:
+        while True:
+            ready, _, _ = io_select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            written += chunk
+    finally:
+        os.close(master)
+    assert process.wait(timeout=60) == 0, written[-2000:]
+    return written
+
+
+def test_export_progress_bar_only_on_a_terminal(
+    run_cli: RunCli, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    total = bulk_seed(db, 20_000)
+    vutf = Path(sys.executable).with_name("vutf")
+    env = {**os.environ, "VUTF_DATABASE_URL": database_url}
+    data = tmp_path / "audit.jsonl"
+    stderr = _run_with_stderr_on_a_terminal([str(vutf), "audit", "export"], env, data)
+    assert b"exporting audit log" in stderr
+    assert b"100%" in stderr
+    assert stderr.rstrip().endswith(f"exported {total} audit entries".encode())
+    lines = data.read_text().splitlines()  # the data is not drawn into the bar's console
+    assert len(lines) == total
+    assert json.loads(lines[-1])["seq"] == total
+    assert "\x1b" not in data.read_text()
+    piped = run_cli("audit", "export", "--action", "user.create", "--since", "2024-01-01")
+    assert piped.stderr == f"exported {total} audit entries\n"  # no bar without a terminal
 
 
 def test_export_to_a_private_file(run_cli: RunCli, db: Database, tmp_path: Path) -> None:
@@ -454,7 +505,8 @@ def test_head_and_clean_verify(run_cli: RunCli, db: Database) -> None:
     bulk_seed(db, 12)
     head = run_cli("audit", "head")
     match = HEAD_LINE.fullmatch(head.stdout.strip())
-    assert match is not None and match.group(1) == "12"
+    assert match is not None
+    assert match.group(1) == "12"
     assert run_cli("audit", "head", "--json").json() == {"seq": 12, "row_hash": match.group(2)}
 
     result = run_cli("audit", "verify")

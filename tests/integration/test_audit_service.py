@@ -233,9 +233,8 @@ def test_action_globs_match_exactly(
     expected = [e.seq for e in seeded if re.fullmatch(pattern, e.action)]
     assert _seqs(db, action=glob) == expected
     if glob == "user_*":
-        assert expected and {e.action for e in seeded if e.seq in expected} == {
-            "user_group.create"
-        }
+        assert expected
+        assert {e.action for e in seeded if e.seq in expected} == {"user_group.create"}
 
 
 def test_each_filter_and_combinations(db: Database, seeded: list[AuditEntry]) -> None:
@@ -379,7 +378,8 @@ def test_export_filters_like_list(db: Database, seeded: list[AuditEntry]) -> Non
     exported = _export(db, query, batch_size=7)
     listed = audit_service.list_entries(db, query, descending=False, limit=10_000).entries
     assert exported == list(listed)
-    assert exported and all(e.action.startswith("api_key.") for e in exported)
+    assert exported
+    assert all(e.action.startswith("api_key.") for e in exported)
 
 
 # -- follow --------------------------------------------------------------------------------

@@ -428,7 +428,14 @@ def export(
     db = app_ctx.runtime().db
     with contextlib.ExitStack() as stack:
         if output_file is None:
-            target = Terminal(output_format=fmt, no_color=terminal.no_color, quiet=terminal.quiet)
+            # Bound to the real stdout now: while a progress bar is drawn, Rich
+            # redirects sys.stdout into its console (on stderr).
+            target = Terminal(
+                output_format=fmt,
+                no_color=terminal.no_color,
+                quiet=terminal.quiet,
+                stdout=terminal.stdout,
+            )
         else:
             handle = stack.enter_context(_private_file(output_file, force=force))
             target = Terminal(output_format=fmt, quiet=terminal.quiet, stdout=handle)

@@ -32,7 +32,13 @@ walk never repeats or skips a row while others append.
 Exports run in ONE read-only transaction (PostgreSQL: ``REPEATABLE READ``, so
 every batch sees the same snapshot; SQLite: a WAL read transaction, which is
 a snapshot too), in keyset batches of Core rows, so memory stays constant
-whatever the row count.
+whatever the row count.  The batches are the same :func:`page_statement` as
+``list`` (rather than the repository's ``iterate``, whose plain ``LIKE`` is
+not index-served), so an export is row for row what ``list --reverse`` shows.
+
+``head`` of an empty log is ``0`` with the genesis hash (64 zeros), so
+``$(vutf audit head)`` always yields something to record; as an anchor it
+checks nothing.
 """
 
 from __future__ import annotations
