@@ -1,0 +1,1 @@
+"""vutf through pgbouncer in transaction-pooling mode."""
