@@ -16,7 +16,7 @@ from vutf_cli.cli.context import AppContext, get_app
 
 if TYPE_CHECKING:
     from vutf_cli.output import Column
-    from vutf_cli.services.db import DowngradePlan, RenderedSql
+    from vutf_cli.services.db import DowngradePlan, RenderedSql, RuntimeRoleSql
 
 app = typer.Typer(
     help="Manage the database schema (migrations, status, connectivity).",
@@ -27,6 +27,7 @@ app = typer.Typer(
 _MIGRATION_FIELDS = ["database", "dialect", "previous", "current", "head", "at_head", "changed"]
 _STATUS_FIELDS = ["database", "dialect", "current", "head", "at_head"]
 _SQL_FIELDS = ["dialect", "revision_range", "sql"]
+_ROLE_SQL_FIELDS = ["dialect", "role", "database_name", "sql"]
 # How a database without any applied revision is named in messages.
 BASE_LABEL = "base"
 
@@ -50,14 +51,18 @@ def _revision_columns() -> list[Column]:
     ]
 
 
-def _emit_sql(app_ctx: AppContext, rendered: RenderedSql) -> None:
+def _emit_sql(
+    app_ctx: AppContext,
+    rendered: RenderedSql | RuntimeRoleSql,
+    fields: list[str] = _SQL_FIELDS,
+) -> None:
     """The SQL as a plain script for -o table, as a record for the machine formats."""
     terminal = app_ctx.terminal
     if terminal.output_format == "table":
         terminal.stdout.write(rendered.sql if rendered.sql.endswith("\n") else rendered.sql + "\n")
         terminal.stdout.flush()
     else:
-        terminal.emit_object(rendered, fields=_SQL_FIELDS)
+        terminal.emit_object(rendered, fields=fields)
 
 
 def _describe_plan(plan: DowngradePlan) -> str:
@@ -256,3 +261,118 @@ def ping(ctx: typer.Context) -> None:
 
     app_ctx = get_app(ctx)
     app_ctx.terminal.emit_object(db_service.ping(app_ctx.runtime(check_schema=False)))
+
+
+# -- the least-privilege runtime role ---------------------------------------------------
+RoleArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ROLE", help="The PostgreSQL role vutf's day-to-day commands connect as."
+    ),
+]
+
+
+@app.command("grant-runtime")
+def grant_runtime(
+    ctx: typer.Context,
+    role: RoleArgument,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create ROLE (NOLOGIN) if it does not exist.")
+    ] = False,
+    no_hard_delete: Annotated[
+        bool,
+        typer.Option(
+            "--no-hard-delete",
+            help="Leave out DELETE on users and api_keys (then `users delete --hard` is refused).",
+        ),
+    ] = False,
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql", help="Print the GRANT script instead of running it (offline: no connection)."
+        ),
+    ] = False,
+) -> None:
+    """Give ROLE exactly what vutf needs at run time (PostgreSQL only).
+
+    \b
+    users, api_keys   SELECT, INSERT, UPDATE, DELETE (soft deletes are UPDATEs;
+                      DELETE is for `users delete --hard`: --no-hard-delete)
+    audit_log         SELECT, INSERT only: never UPDATE, DELETE or TRUNCATE
+    alembic_version   SELECT (the schema check)
+    database, schema  CONNECT, USAGE; never CREATE or any other DDL
+
+    Everything else ROLE held on these tables is revoked first.  ROLE must not
+    be a superuser or own the tables (exit 4), nor keep more through PUBLIC
+    or a membership (exit 4, nothing changed).  Run it as the owner of the
+    tables (the role that ran `vutf db upgrade`); asks first, and without a
+    terminal --yes is required.  vutf never handles role passwords: a role
+    made with --create is NOLOGIN, and the DBA runs ALTER ROLE ... LOGIN
+    PASSWORD (or grants ROLE to a login role).
+
+    \b
+    Examples:
+      vutf --database-url postgresql://owner@db/vutf db grant-runtime vutf_app --yes
+      vutf db grant-runtime vutf_app --create --sql > grant.sql   # review, then psql -f
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    if sql:
+        rendered = db_service.render_runtime_grant_sql(
+            app_ctx.settings, role, create=create, hard_delete=not no_hard_delete
+        )
+        _emit_sql(app_ctx, rendered, _ROLE_SQL_FIELDS)
+        return
+    db_service.require_postgresql(app_ctx.settings, "grant-runtime")
+    app_ctx.confirm(f"Grant vutf's runtime privileges to role {role!r}?")
+    result = db_service.grant_runtime(
+        app_ctx.runtime(check_schema=False), role, create=create, hard_delete=not no_hard_delete
+    )
+    app_ctx.terminal.notice(
+        f"role {result.role!r} {'created and ' if result.created else ''}"
+        f"granted vutf's runtime privileges on {result.database_name}"
+    )
+    if not result.can_login:
+        app_ctx.terminal.notice(
+            f"role {result.role!r} cannot log in; the DBA's step: "
+            "ALTER ROLE <role> LOGIN PASSWORD '...' (or GRANT <role> TO a login role)"
+        )
+    app_ctx.terminal.emit_object(result)
+
+
+@app.command("revoke-runtime")
+def revoke_runtime(
+    ctx: typer.Context,
+    role: RoleArgument,
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql", help="Print the REVOKE script instead of running it (offline: no connection)."
+        ),
+    ] = False,
+) -> None:
+    """Take back from ROLE what grant-runtime gave (PostgreSQL only).
+
+    The role itself is left alone.  The output lists what ROLE still holds on
+    vutf's tables (through PUBLIC or memberships), normally nothing.  Asks
+    first; without a terminal, --yes is required.
+
+    \b
+    Examples:
+      vutf --yes db revoke-runtime vutf_app
+      vutf db revoke-runtime vutf_app --sql
+    """
+    from vutf_cli.services import db as db_service
+
+    app_ctx = get_app(ctx)
+    if sql:
+        _emit_sql(
+            app_ctx, db_service.render_runtime_revoke_sql(app_ctx.settings, role), _ROLE_SQL_FIELDS
+        )
+        return
+    db_service.require_postgresql(app_ctx.settings, "revoke-runtime")
+    app_ctx.confirm(f"Revoke vutf's runtime privileges from role {role!r}?")
+    result = db_service.revoke_runtime(app_ctx.runtime(check_schema=False), role)
+    app_ctx.terminal.notice(f"role {result.role!r}: vutf's runtime privileges revoked")
+    app_ctx.terminal.emit_object(result)
