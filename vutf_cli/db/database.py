@@ -12,9 +12,10 @@ between the data layer and everything above it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import (
@@ -27,7 +28,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm.exc import StaleDataError
 
-from vutf_cli.db.engine import make_engine
+from vutf_cli.db.engine import io_deadline, make_engine
 from vutf_cli.db.resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -42,6 +43,7 @@ from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import (
     Conflict,
     DatabaseUnavailable,
+    Denied,
     IntegrityFailure,
     InternalError,
     InvalidInput,
@@ -57,6 +59,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 APPEND_ONLY_SQLSTATE = "VU001"
+
+# Consecutive failed connection attempts that open the circuit.
+BREAKER_THRESHOLD = 5
 
 # Constraint names (from the naming convention) → what a person should read.
 _CONSTRAINT_MESSAGES = {
@@ -104,6 +109,11 @@ def translate_error(exc: BaseException, masked_url: str = "the database") -> Vut
         )
     if isinstance(exc, DataError):
         return InvalidInput(f"the database refused a value: {reason}")
+    if pgcode == "42501":
+        return Denied(
+            f"the database role may not do this: {reason}",
+            hint="an administrator can run `vutf db grant-runtime ROLE`",
+        )
     if pgcode == "57014":
         return DatabaseUnavailable(
             f"statement timed out: {reason}", hint="raise VUTF_STATEMENT_TIMEOUT (milliseconds)"
@@ -111,6 +121,16 @@ def translate_error(exc: BaseException, masked_url: str = "the database") -> Vut
     if isinstance(exc, OperationalError | DatabaseError | DBAPIError):
         return InternalError(f"database error: {reason}")
     return InternalError(f"database error: {reason}")
+
+
+class _PasswordsOnFirstUse:
+    """Stands in for the database's ``Passwords`` so that reading users never imports argon2."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._database.passwords, name)
 
 
 class Database:
@@ -125,7 +145,13 @@ class Database:
         self.settings = settings
         self._engine = engine
         self._passwords = passwords
-        self.breaker = breaker or CircuitBreaker()
+        # The cool-down is one deadline (1 to 30 s): while the database is
+        # down, a long-running command probes it about as often as a single
+        # command would keep retrying.
+        self.breaker = breaker or CircuitBreaker(
+            failure_threshold=BREAKER_THRESHOLD,
+            reset_timeout=min(max(settings.db_deadline, 1.0), 30.0),
+        )
         self.policy = RetryPolicy(deadline=settings.db_deadline)
         self._schema_checked = False
 
@@ -154,65 +180,120 @@ class Database:
             self._engine.dispose()
 
     def unit_of_work(self, *, read_only: bool = False, request_id: str | None = None) -> UnitOfWork:
+        passwords = self._passwords
+        if passwords is None:
+            # Built (argon2 imported) when a password is first hashed or checked.
+            passwords = cast("Passwords", _PasswordsOnFirstUse(self))
         return UnitOfWork(
             self.engine,
             self.settings,
-            passwords=self.passwords,
+            passwords=passwords,
             read_only=read_only,
             request_id=request_id,
         )
 
     def run(self, fn: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
-        """Run ``fn`` in one transaction, retrying the whole of it on transient errors."""
+        """Run ``fn`` in one transaction, retrying the whole of it on transient errors.
+
+        The circuit breaker is asked once, before the operation: while it is
+        open the call fails at once (DatabaseUnavailable) without touching the
+        server.  Every failed connection attempt is counted on it, so the
+        operation that meets an outage opens the circuit (at the latest when
+        it gives up), but an operation already admitted keeps its retries (one
+        command rides out a short restart).  A half-open trial gets a single
+        attempt.
+        """
         request_id = str(uuid.uuid4())
         state: dict[str, object] = {"unknown_commit": False}
+        breaker = self.breaker
 
         def attempt() -> T:
-            if state["unknown_commit"] and self._request_committed(request_id):
-                # The previous attempt's COMMIT landed; its result is the answer.
-                return state["result"]  # type: ignore[return-value]
-            uow = self.unit_of_work(read_only=read_only, request_id=request_id)
-            with uow:
-                result = fn(uow)
-                state["result"] = result
-                try:
-                    uow.commit()
-                except SQLAlchemyError as exc:
-                    if classify(exc) is ErrorKind.CONNECTION and not read_only:
-                        state["unknown_commit"] = True
-                    raise
+            try:
+                if state["unknown_commit"] and self._request_committed(request_id):
+                    # The previous attempt's COMMIT landed; its result is the answer.
+                    return state["result"]  # type: ignore[return-value]
+                uow = self.unit_of_work(read_only=read_only, request_id=request_id)
+                with uow:
+                    result = fn(uow)
+                    state["result"] = result
+                    try:
+                        uow.commit()
+                    except SQLAlchemyError as exc:
+                        if classify(exc) is ErrorKind.CONNECTION and not read_only:
+                            state["unknown_commit"] = True
+                        raise
+            except BaseException as exc:
+                if classify(exc) is ErrorKind.CONNECTION:
+                    breaker.record_failure()
+                raise
             return result
 
-        # The breaker counts whole operations, not attempts: one command rides
-        # out a short outage with its retries, while a long-running command
-        # that keeps failing stops hammering the server.
         try:
-            self.breaker.before_call()
+            breaker.before_call()
         except CircuitOpenError as exc:
             raise DatabaseUnavailable(
                 f"database unavailable at {self.settings.masked_url}: {exc.message}",
                 hint=exc.hint,
             ) from None
+        trial = breaker.state == "half_open"
+        policy = RetryPolicy(deadline=0.0) if trial else self.policy
+        # Connecting never outlasts the deadline (a trial: one connect timeout).
+        started = time.monotonic()
+        connect_budget = (
+            min(self.settings.connect_timeout, self.settings.db_deadline)
+            if trial
+            else self.policy.deadline
+        )
         try:
-            result = run_with_retry(
-                attempt, policy=self.policy, breaker=None, target=self.settings.masked_url
-            )
-        except DatabaseUnavailable:
-            self.breaker.record_failure()
+            with io_deadline(started + max(connect_budget, 0.0)):
+                result = run_with_retry(
+                    attempt, policy=policy, breaker=None, target=self.settings.masked_url
+                )
+        except DatabaseUnavailable as exc:
+            if state["unknown_commit"]:
+                raise DatabaseUnavailable(
+                    exc.message,
+                    hint="the connection was lost while committing and the database could "
+                    "not be reached again: the change may or may not have been applied; "
+                    "check (e.g. `vutf audit list`) before repeating it",
+                ) from exc
+            cause = exc.__cause__
+            if cause is not None and classify(cause) is ErrorKind.CONNECTION:
+                # The whole deadline went on connection failures: open now,
+                # however few attempts the deadline allowed.
+                breaker.trip()
+            elif isinstance(cause, SQLAlchemyError):
+                breaker.record_success()  # it answered: bad credentials, or busy
+            else:
+                breaker.release()
             raise
         except VutfError:
-            self.breaker.record_success()
+            breaker.record_success()
             raise
         except SQLAlchemyError as exc:
-            self.breaker.record_success()  # the server answered
+            breaker.record_success()  # the server answered
             translated = translate_error(exc, self.settings.masked_url)
             if translated is None:
                 raise
             raise translated from exc
-        except BaseException:
-            self.breaker.release()
+        except UnicodeEncodeError:
+            # Text that is not valid UTF-8 (undecodable argv bytes, as lone
+            # surrogates) cannot be sent to the database.
+            breaker.release()
+            raise InvalidInput(
+                "text that is not valid UTF-8 cannot be stored or looked up"
+            ) from None
+        except ValueError as exc:
+            breaker.release()
+            if "NUL (0x00)" in str(exc):  # psycopg2: PostgreSQL text cannot hold NUL
+                raise InvalidInput(
+                    "text with a NUL character cannot be stored or looked up"
+                ) from None
             raise
-        self.breaker.record_success()
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.record_success()
         return result
 
     def _request_committed(self, request_id: str) -> bool:

@@ -5,12 +5,38 @@ never appear in error messages), a connect timeout, and a statement timeout.
 SQLite files are created 0600 and run in WAL mode; write transactions start
 with ``BEGIN IMMEDIATE`` so concurrent writers queue on the lock (up to the
 deadline) instead of failing half-way with "database is locked".
+
+A stalled PostgreSQL server (or a middlebox that accepts and never answers)
+must not hang a command.  libpq has no read timeout, and neither TCP
+keepalives nor ``tcp_user_timeout`` notice a peer whose kernel still
+acknowledges every packet.  So PostgreSQL engines install a psycopg2 *wait
+callback* (:func:`wait_for_server`): psycopg2 then drives libpq
+non-blockingly and every wait on the socket goes through ``select`` with a
+limit:
+
+* while connecting: ``connect_timeout``, and never past the deadline of the
+  operation in progress (see :func:`io_deadline`), to the millisecond;
+* waiting for a statement's answer: ``statement_timeout`` plus
+  ``connect_timeout``; by then the server would have cancelled the statement
+  itself, so silence means it is unreachable.
+
+A wait that runs out raises ``OperationalError`` ("... timeout expired"),
+which psycopg2 follows by closing the connection: it is retried like any
+other lost connection.  Ctrl-C during a wait also ends it at once.
+psycopg2 has one process-wide wait callback: :func:`bounded_waits` installs
+it only while a unit of work holds a connection, so other code in the same
+process keeps psycopg2's ordinary blocking behaviour.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import select
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +55,10 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 def parse_database_url(raw: str) -> URL:
     try:
+        if "\x00" in raw:
+            raise ArgumentError("NUL character")  # no file or host name holds one
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a bad port or IPv6 host
         raise InvalidInput(
             f"invalid database URL: {mask_url(raw)}",
             hint="use postgresql://user@host:5432/dbname or sqlite:///path/to/file.db",
@@ -73,17 +101,155 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
     return _make_postgres_engine(url, settings, pool_size)
 
 
-def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -> Engine:
-    options = (
-        f"-c statement_timeout={settings.statement_timeout_ms} "
-        f"-c idle_in_transaction_session_timeout={max(settings.statement_timeout_ms, 60_000)} "
-        "-c timezone=UTC"
+# -- bounded waits on a PostgreSQL server ------------------------------------------------
+# psycopg2's connection status while libpq is still connecting (not exported).
+_READY_STATUSES = frozenset({1, 2, 5})  # STATUS_READY, STATUS_BEGIN, STATUS_PREPARED
+_deadlines = threading.local()
+
+
+@contextmanager
+def io_deadline(deadline_at: float | None) -> Iterator[None]:
+    """While active, connecting in this thread gives up at ``deadline_at`` (``time.monotonic``).
+
+    ``Database.run`` wraps each operation in one, so a connection attempt
+    made late in the retry loop gets only what is left of the deadline.
+    """
+    previous = getattr(_deadlines, "at", None)
+    _deadlines.at = deadline_at
+    try:
+        yield
+    finally:
+        _deadlines.at = previous
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else 0.0
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _wait_limit(conn: Any) -> tuple[float | None, bool]:
+    """How long one wait on ``conn`` may last (None: no limit), and whether it is connecting."""
+    params = conn.get_dsn_parameters()
+    connect_timeout = _seconds(params.get("connect_timeout"))
+    if conn.status not in _READY_STATUSES:
+        limit = connect_timeout
+        deadline_at = getattr(_deadlines, "at", None)
+        if deadline_at is not None:
+            remaining = max(deadline_at - time.monotonic(), 0.05)
+            limit = remaining if limit is None else min(limit, remaining)
+        return limit, True
+    # Set by the connection class of vutf's engines (see _connection_class).
+    statement_timeout_ms = getattr(conn, "vutf_statement_timeout_ms", None)
+    if not statement_timeout_ms:
+        return None, False
+    return int(statement_timeout_ms) / 1000 + (connect_timeout or 5.0), False
+
+
+def wait_for_server(conn: Any) -> None:
+    """psycopg2 wait callback: like ``psycopg2.extras.wait_select``, with time limits."""
+    import psycopg2
+    from psycopg2 import extensions
+
+    limit, connecting = _wait_limit(conn)
+    give_up_at = None if limit is None else time.monotonic() + limit
+    while True:
+        state = conn.poll()
+        if state == extensions.POLL_OK:
+            return
+        if state == extensions.POLL_READ:
+            waits: tuple[list[int], list[int]] = ([conn.fileno()], [])
+        elif state == extensions.POLL_WRITE:
+            waits = ([], [conn.fileno()])
+        else:
+            raise psycopg2.OperationalError(f"unexpected state from poll: {state}")
+        timeout = None if give_up_at is None else max(give_up_at - time.monotonic(), 0.0)
+        readable, writable, _ = select.select(*waits, [], timeout)
+        if not readable and not writable:
+            assert limit is not None
+            params = conn.get_dsn_parameters()
+            where = f'server at "{params.get("host")}", port {params.get("port")}'
+            if connecting:
+                raise psycopg2.OperationalError(
+                    f"connection to {where} failed: timeout expired after {limit:.1f} s"
+                )
+            raise psycopg2.OperationalError(
+                f"could not receive data from {where}: timeout expired "
+                f"(no answer in {limit:.1f} s, longer than the statement timeout allows)"
+            )
+
+
+class _WaitCallbackUsers:
+    """Reference count of the code that wants :func:`wait_for_server` installed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+
+_callback_users = _WaitCallbackUsers()
+
+
+@contextmanager
+def bounded_waits() -> Iterator[None]:
+    """While active, psycopg2 waits through :func:`wait_for_server`.
+
+    psycopg2 has one process-wide wait callback, so it is installed only while
+    vutf is using a connection (reference-counted across threads) and left
+    alone if something else (e.g. psycogreen) installed its own.
+    """
+    from psycopg2 import extensions
+
+    with _callback_users.lock:
+        if _callback_users.count == 0 and extensions.get_wait_callback() is None:
+            extensions.set_wait_callback(wait_for_server)
+        _callback_users.count += 1
+    try:
+        yield
+    finally:
+        with _callback_users.lock:
+            _callback_users.count -= 1
+            if _callback_users.count == 0 and extensions.get_wait_callback() is wait_for_server:
+                extensions.set_wait_callback(None)
+
+
+def _connection_class(statement_timeout_ms: int) -> Any:
+    """psycopg2's connection class, carrying the statement timeout for :func:`_wait_limit`."""
+    from psycopg2.extensions import connection
+
+    class VutfConnection(connection):  # type: ignore[misc]  # psycopg2 has no type stubs
+        vutf_statement_timeout_ms = statement_timeout_ms
+
+    return VutfConnection
+
+
+def transaction_settings_sql(settings: Settings) -> str:
+    """What every PostgreSQL transaction of vutf starts with.
+
+    ``SET LOCAL`` rather than the libpq ``options`` startup parameter: behind
+    a pooler in transaction mode (pgbouncer) consecutive transactions may run
+    on different server sessions, and startup parameters never reach them
+    (pgbouncer refuses ``options`` outright).  ``SET`` takes no snapshot, so
+    a ``SET TRANSACTION ISOLATION LEVEL`` may still follow.
+    """
+    statement_ms = int(settings.statement_timeout_ms)
+    idle_ms = max(statement_ms, 60_000)
+    return (
+        f"SET LOCAL statement_timeout = {statement_ms}; "
+        f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}; "
+        "SET LOCAL timezone = 'UTC'"
     )
+
+
+def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -> Engine:
     connect_args: dict[str, Any] = {
         # libpq takes whole seconds; 0 would mean "wait forever".
         # One attempt never outlives the command's deadline.
         "connect_timeout": max(1, math.ceil(min(settings.connect_timeout, settings.db_deadline))),
-        "options": options,
+        "connection_factory": _connection_class(settings.statement_timeout_ms),
+        # A startup parameter pgbouncer passes on (unlike "options").
         "application_name": "vutf",
         # Keepalives notice a peer that vanished without closing the socket.
         "keepalives": 1,
@@ -91,7 +257,7 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
         "keepalives_interval": 2,
         "keepalives_count": 3,
     }
-    return create_engine(
+    engine = create_engine(
         url,
         connect_args=connect_args,
         pool_pre_ping=True,
@@ -101,6 +267,13 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
         pool_recycle=1800,
         hide_parameters=True,
     )
+    begin_transaction = transaction_settings_sql(settings)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin_transaction)
+
+    return engine
 
 
 def _make_sqlite_engine(url: URL, settings: Settings) -> Engine:

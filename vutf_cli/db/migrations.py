@@ -141,6 +141,9 @@ def _alembic_errors() -> Iterator[None]:
             # `alembic check` on a database behind head: the fix is an upgrade.
             raise SchemaOutdated(f"the database schema is not at head: {message}") from None
         raise InvalidInput(f"migration refused: {message}") from None
+    except AssertionError:
+        # Alembic asserts instead of raising on an empty identifier ("", "head:").
+        raise InvalidInput("empty revision identifier", hint="see `vutf db history`") from None
 
 
 def upgrade(settings: Settings, engine: Engine, revision: str = "head") -> None:

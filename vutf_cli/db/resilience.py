@@ -216,6 +216,8 @@ class CircuitOpenError(DatabaseUnavailable):
 class CircuitBreaker:
     """closed → open after N consecutive connection failures → half-open after a cool-down.
 
+    (``trip()`` opens it at once.)
+
     While open, calls fail at once instead of each waiting for its own
     deadline.  Half-open lets exactly one trial call through; its outcome
     closes or re-opens the circuit.
@@ -294,6 +296,18 @@ class CircuitBreaker:
             elif self._state == "closed" and self._failures >= self.failure_threshold:
                 self._state = "open"
                 self._opened_at = self._clock()
+
+    def trip(self) -> None:
+        """Open the circuit now, with a fresh cool-down.
+
+        For an operation that used up its whole deadline on connection
+        failures: as sure a sign of an outage as N failed attempts, whatever
+        the deadline allowed N to reach.
+        """
+        with self._lock:
+            self._state = "open"
+            self._opened_at = self._clock()
+            self._trial_in_flight = False
 
     def release(self) -> None:
         """End a call that said nothing about the database's health.

@@ -9,6 +9,7 @@ retry after an unknown COMMIT outcome finds out whether the write landed.
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from vutf_cli.db.engine import SQLITE_BEGIN_OPTION
+from vutf_cli.db.engine import SQLITE_BEGIN_OPTION, bounded_waits
 
 if TYPE_CHECKING:
     from vutf_cli.db.repositories.api_keys import ApiKeyRepository
@@ -45,13 +46,21 @@ class UnitOfWork:
         self._passwords = passwords
         self._connection: Connection | None = None
         self._session: Session | None = None
+        self._resources = ExitStack()
         self.commit_started = False
         self.committed = False
         self._repos: dict[str, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
-        connection = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            # Every wait on the server is time-limited (see vutf_cli.db.engine).
+            self._resources.enter_context(bounded_waits())
+        try:
+            connection = self.engine.connect()
+        except BaseException:
+            self._resources.close()
+            raise
         if connection.dialect.name == "sqlite" and not self.read_only:
             # Take SQLite's write lock at BEGIN: writers queue (busy_timeout)
             # instead of failing at their first write.
@@ -73,10 +82,13 @@ class UnitOfWork:
                     self._session.rollback()
                 self._session.close()
         finally:
-            if self._connection is not None:
-                self._connection.close()
-            self._session = None
-            self._connection = None
+            try:
+                if self._connection is not None:
+                    self._connection.close()
+            finally:
+                self._session = None
+                self._connection = None
+                self._resources.close()
 
     def commit(self) -> None:
         if self.read_only:

@@ -1,13 +1,16 @@
 """The audit log: append-only, hash-chained, read in seq order (DESIGN.md section 2).
 
 Writing
-    :meth:`AuditLogRepository.append` is the only write.  Writers are
-    serialized so the chain stays linear: on PostgreSQL the transaction first
-    takes a transaction-level advisory lock (:data:`AUDIT_APPEND_LOCK_ID`, held
-    until COMMIT or ROLLBACK) and only then reads the head; on SQLite the unit
-    of work already began with ``BEGIN IMMEDIATE``, so there is one writer at
-    a time.  The head is read with a fresh statement after the lock is taken,
-    which under READ COMMITTED (the default) sees every earlier writer's row.
+    :meth:`AuditLogRepository.append` (one row) and
+    :meth:`~AuditLogRepository.append_many` (many rows in one bulk INSERT,
+    for imports) are the only writes, with the same checks and hashing.
+    Writers are serialized so the chain stays linear: on PostgreSQL the
+    transaction first takes a transaction-level advisory lock
+    (:data:`AUDIT_APPEND_LOCK_ID`, held until COMMIT or ROLLBACK) and only
+    then reads the head; on SQLite the unit of work already began with
+    ``BEGIN IMMEDIATE``, so there is one writer at a time.  The head is read
+    with a fresh statement after the lock is taken, which under READ
+    COMMITTED (the default) sees every earlier writer's row.
 
     What is hashed is exactly what the database gives back later: ``changes``
     and ``metadata`` are stored in the form they come back in from ``jsonb``
@@ -60,9 +63,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, cast
 
-from sqlalchemy import ColumnElement, Row, Select, func, literal, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.types import String
 
@@ -102,6 +116,27 @@ _ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 _HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 _SECRET_KEY_PARTS = ("password", "secret", "token", "key_hash")
 
+# append_many inserts through the table (column names: ``metadata``); append
+# builds an ORM row (attribute names: ``meta``).
+_AUDIT_TABLE: Final = cast(Table, AuditLog.__table__)
+_ATTRIBUTE_NAMES: Final = {"metadata": "meta"}
+_APPEND_ARGUMENTS: Final = frozenset(
+    {
+        "action",
+        "resource_type",
+        "resource_id",
+        "status",
+        "user_id",
+        "changes",
+        "metadata",
+        "error_message",
+        "duration_ms",
+        "ip_address",
+        "user_agent",
+        "actor",
+    }
+)
+
 _MAX_LENGTHS: Final = {
     "action": 100,
     "actor": 255,
@@ -113,7 +148,9 @@ _MAX_LENGTHS: Final = {
 
 
 # -- what is stored and hashed ------------------------------------------------
+@lru_cache(maxsize=4096)
 def _is_secret_key(name: str) -> bool:
+    # Cached: the same few keys come back in every row of a bulk append.
     lowered = name.lower()
     return lowered == "key" or any(part in lowered for part in _SECRET_KEY_PARTS)
 
@@ -196,6 +233,25 @@ def hash_content(row: AuditLog | Row[Any] | Mapping[str, Any]) -> dict[str, Any]
     if isinstance(row, Row):
         return {name: row._mapping[name] for name in HASHED_FIELDS}
     return {name: row[name] for name in HASHED_FIELDS}
+
+
+def _normalized_uuid(value: uuid.UUID | None) -> uuid.UUID | None:
+    """``value`` as a plain UUID (whatever was passed: text, a subclass), or None."""
+    if value is None or type(value) is uuid.UUID:
+        return value
+    return uuid.UUID(str(value))
+
+
+def _without_null_columns(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without the columns that are NULL in every one of them.
+
+    A bulk INSERT then sends fewer values; the columns left out have no
+    default, so they are NULL all the same.
+    """
+    used = [name for name in rows[0] if any(row[name] is not None for row in rows)]
+    if len(used) == len(rows[0]):
+        return list(rows)
+    return [{name: row[name] for name in used} for row in rows]
 
 
 # -- default metadata ---------------------------------------------------------
@@ -308,6 +364,77 @@ class AuditLogRepository:
         actor: str | None = None,
     ) -> AuditLog:
         """Append one row at the head of the chain (flushed, not committed) and return it."""
+        values = self._new_row_values(
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            status=status,
+            user_id=user_id,
+            changes=changes,
+            metadata=metadata,
+            error_message=error_message,
+            duration_ms=duration_ms,
+            ip_address=ip_address,
+            user_agent=user_agent,
+            actor=actor,
+            default_metadata=stored_json(_default_metadata(self._request_id)),
+        )
+        self._lock_head()
+        self._chain([values], self.head())
+        row = AuditLog(
+            **{_ATTRIBUTE_NAMES.get(name, name): value for name, value in values.items()}
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row
+
+    def append_many(self, entries: Sequence[Mapping[str, Any]]) -> range:
+        """Append ``entries`` in order at the head of the chain, in one bulk INSERT.
+
+        Each entry holds the keyword arguments of :meth:`append`; every entry
+        is checked before anything is written.  The rows are exactly what
+        ``append`` would write one by one (same checks, metadata, hashing
+        and chaining), but the lock is taken and the head read once and the
+        rows go in as one executemany, without ORM objects.  Returns the seqs
+        written (flushed, not committed).
+        """
+        # Stored form computed once: every row carries the same defaults.
+        defaults = stored_json(_default_metadata(self._request_id))
+        rows = []
+        for entry in entries:
+            unknown = set(entry) - _APPEND_ARGUMENTS
+            if unknown:
+                raise InvalidInput("unknown audit field(s): " + ", ".join(sorted(unknown)))
+            rows.append(self._new_row_values(**entry, default_metadata=defaults))
+        if not rows:
+            return range(0)
+        self._lock_head()
+        first = self._chain(rows, self.head())
+        self._session.execute(insert(_AUDIT_TABLE), _without_null_columns(rows))
+        return range(first, first + len(rows))
+
+    def _new_row_values(
+        self,
+        *,
+        action: str,
+        resource_type: str,
+        resource_id: str | None = None,
+        status: str = "success",
+        user_id: uuid.UUID | None = None,
+        changes: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        error_message: str | None = None,
+        duration_ms: int | None = None,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+        actor: str | None = None,
+        default_metadata: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The checked columns of a new row, keyed by column name, without seq and hashes.
+
+        ``default_metadata`` is the stored form (:func:`stored_json`) of what
+        every row's metadata starts from; ``metadata`` is merged over it.
+        """
         if not isinstance(action, str) or not _ACTION_PATTERN.fullmatch(action):
             raise InvalidInput(
                 f"invalid audit action {action!r}",
@@ -325,33 +452,39 @@ class AuditLogRepository:
         if error_message is not None and "\x00" in error_message:
             raise InvalidInput("audit error_message cannot hold a NUL character")
 
-        merged_metadata = _default_metadata(self._request_id)
-        merged_metadata.update(scrub_secrets(metadata or {}))
-        row = AuditLog(
-            id=uuid.uuid4(),
-            created_at=utcnow(),
-            actor=_required_text("actor", self._actor if actor is None else actor),
+        # default_metadata is in stored form already; stored_json works key by
+        # key, so this equals stored_json of the merged mapping.
+        merged_metadata = {**default_metadata, **stored_json(scrub_secrets(metadata or {}))}
+        return {
+            "id": uuid.uuid4(),
+            "created_at": utcnow(),
+            "actor": _required_text("actor", self._actor if actor is None else actor),
             # Normalized so the hashed spelling is the one the database returns.
-            user_id=None if user_id is None else uuid.UUID(str(user_id)),
-            action=action,
-            resource_type=_required_text("resource_type", resource_type),
-            resource_id=_checked_text("resource_id", resource_id),
-            status=status,
-            changes=None if changes is None else stored_json(scrub_secrets(changes)),
-            meta=stored_json(merged_metadata),
-            error_message=error_message,
-            duration_ms=duration_ms,
-            ip_address=_checked_text("ip_address", ip_address),
-            user_agent=_checked_text("user_agent", user_agent),
-        )
+            "user_id": _normalized_uuid(user_id),
+            "action": action,
+            "resource_type": _required_text("resource_type", resource_type),
+            "resource_id": _checked_text("resource_id", resource_id),
+            "status": status,
+            "changes": None if changes is None else stored_json(scrub_secrets(changes)),
+            "metadata": merged_metadata,
+            "error_message": error_message,
+            "duration_ms": duration_ms,
+            "ip_address": _checked_text("ip_address", ip_address),
+            "user_agent": _checked_text("user_agent", user_agent),
+        }
 
-        self._lock_head()
-        head = self.head()
-        row.seq, row.prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
-        row.row_hash = compute_row_hash(row.prev_hash, hash_content(row), self._hmac_key)
-        self._session.add(row)
-        self._session.flush()
-        return row
+    def _chain(self, rows: Sequence[dict[str, Any]], head: tuple[int, str] | None) -> int:
+        """Give ``rows`` their seq, prev_hash and row_hash after ``head``; the first seq."""
+        seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+        first = seq
+        for values in rows:
+            values["seq"] = seq
+            values["prev_hash"] = prev_hash
+            prev_hash = values["row_hash"] = compute_row_hash(
+                prev_hash, hash_content(values), self._hmac_key
+            )
+            seq += 1
+        return first
 
     def _lock_head(self) -> None:
         """Serialize writers until this transaction ends (PostgreSQL only).
