@@ -1,0 +1,763 @@
+"""Named hostile inputs (issue item 10), on SQLite and PostgreSQL.
+
+* NUL bytes and invalid UTF-8: in arguments (in-process, and as real argv
+  bytes in a subprocess, where invalid UTF-8 reaches Python as lone
+  surrogates), on stdin, and in import files;
+* 10 MB field values: refused quickly (exit 2) without a memory blow-up;
+* terminal escape sequences (``\\x1b[2J``, OSC 8 links, the 8-bit CSI, BEL,
+  bidi overrides) in usernames, full names, key names and audit actors:
+  tables, JSON and error messages print them inert;
+* CSV cells starting with ``=``, ``+``, ``-``, ``@`` (formula injection) are
+  escaped in every CSV export, and an escaped export imports back unchanged;
+* import files with duplicate rows, wrong columns, a byte order mark, CRLF.
+
+Every refusal is also checked to have written nothing (the rows of the three
+tables, ``failure`` audit rows excepted).  Bugs these tests found and that are
+not fixed yet are marked ``xfail(strict=True)`` with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.cli.conftest import CliResult
+from tests.security import (
+    DOCUMENTED_EXIT_CODES,
+    PASSWORD,
+    execute_sql,
+    record,
+    register_summary,
+    run,
+    run_subprocess,
+    state_fingerprint,
+    terminal_controls,
+)
+
+MODULE = "test_hostile_input"
+T = TypeVar("T")
+TEN_MB = 10 * 1024 * 1024
+ESCAPES = {
+    "clear screen": "\x1b[2J",
+    "OSC 8 link": "\x1b]8;;https://evil.example/\x07click me\x1b]8;;\x07",
+    "8-bit CSI": "\x9b31m",
+    "BEL": "\x07",
+    "bidi override": "\u202egpj.exe",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures(request: pytest.FixtureRequest) -> None:
+    register_summary(request.config)
+    named = (
+        NUL_ARGUMENTS, INVALID_UTF8_ARGV, ON_STDIN, IMPORT_FILES, HUGE_ARGUMENTS, ESCAPES, FORMULAS
+    )  # fmt: skip
+    record(MODULE, named_inputs=sum(len(table) for table in named))
+
+
+@pytest.fixture(autouse=True)
+def _count_case() -> None:
+    record(MODULE, cases=1)
+
+
+def no_crash(result: CliResult | subprocess.CompletedProcess[bytes]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr, after checking there was no traceback and no exit 1."""
+    if isinstance(result, CliResult):
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        code = result.returncode
+        out = result.stdout.decode("utf-8", "backslashreplace")
+        err = result.stderr.decode("utf-8", "backslashreplace")
+    assert "Traceback" not in out + err, (code, out, err)
+    assert code in DOCUMENTED_EXIT_CODES, (code, out, err)
+    return code, out, err
+
+
+def expect_each(cases: Mapping[str, T], check: Callable[[str, T], None]) -> None:
+    """Run ``check`` on every case and report every failing one, not just the first."""
+    failures: list[str] = []
+    for name, case in cases.items():
+        try:
+            check(name, case)
+        except AssertionError as exc:
+            failures.append(f"{name}: {str(exc)[:600]}")
+    assert failures == [], "\n".join(failures)
+
+
+def create_user(url: str, name: str, *extra: str) -> dict[str, object]:
+    result = run(
+        url,
+        "--json",
+        "users",
+        "create",
+        name,
+        "--email",
+        f"{name}@example.com",
+        "--password-stdin",
+        *extra,
+        input=PASSWORD,
+    )
+    assert result.exit_code == 0, result.stderr
+    created: dict[str, object] = result.json()
+    return created
+
+
+@pytest.fixture
+def url(database_url: str) -> str:
+    """A database holding alice (with an API key named ci) and bob."""
+    create_user(database_url, "alice")
+    create_user(database_url, "bob")
+    created = run(database_url, "--json", "keys", "create", "-u", "alice", "-n", "ci")
+    assert created.exit_code == 0, created.stderr
+    return database_url
+
+
+# -- NUL bytes and invalid UTF-8 in arguments ---------------------------------------------------
+NUL_ARGUMENTS = {
+    "username": ["users", "create", "al\x00ice", "--email", "n@example.com", "--generate-password"],
+    "email": ["users", "create", "nul", "--email", "n\x00@example.com", "--generate-password"],
+    "full name": ["users", "update", "alice", "--full-name", "Al\x00ice"],
+    "user reference": ["users", "show", "ali\x00ce"],
+    "search": ["users", "list", "--search", "\x00"],
+    "key name": ["keys", "create", "-u", "alice", "-n", "k\x00"],
+    "key description": ["keys", "create", "-u", "alice", "-n", "k2", "--description", "a\x00"],
+    "key reference": ["keys", "show", "vutf_\x00"],
+    "scope": ["keys", "create", "-u", "alice", "-n", "k3", "--scope", "read\x00"],
+    "audit filter": ["audit", "list", "--actor", "x\x00y"],
+    "audit time": ["audit", "list", "--since", "2030-01-01\x00"],
+    "actor of a change": ["--actor", "ops\x00", "users", "deactivate", "bob"],
+    "import path": ["users", "import", "users\x00.csv"],
+    "output format": ["-o", "json\x00", "users", "list"],
+}
+
+
+def test_nul_bytes_in_arguments_are_refused_and_write_nothing(url: str) -> None:
+    before = state_fingerprint(url)
+
+    def check(case: str, argv: list[str]) -> None:
+        code, _, err = no_crash(run(url, *argv))
+        if case in ("search", "audit filter"):
+            # A filter: nothing holds a NUL (SQLite), or PostgreSQL text cannot hold one.
+            assert code in (0, 2), err
+        else:
+            assert code in (2, 3), err
+            assert err.startswith("error: ")
+        assert "\x00" not in err
+        assert state_fingerprint(url) == before
+
+    expect_each(NUL_ARGUMENTS, check)
+
+
+# Raw bytes as they reach execve: b"\xff\xfe" is no UTF-8 at all, b"\xc3" a cut sequence.
+INVALID_UTF8_ARGV = {
+    "user reference": [b"users", b"show", b"al\xffice"],
+    "new username": [
+        b"users",
+        b"create",
+        b"\xc3",
+        b"--email",
+        b"x@example.com",
+        b"--generate-password",
+    ],
+    "full name": [b"users", b"update", b"alice", b"--full-name", b"Al\xff\xfeice"],
+    "actor of a change": [b"--actor", b"ops\xff", b"users", b"deactivate", b"bob"],
+    "search": [b"users", b"list", b"--search", b"\xe9t\xe9"],
+    "key name": [b"keys", b"create", b"-u", b"alice", b"-n", b"k\xff"],
+}
+
+
+def test_invalid_utf8_in_real_argv_is_refused_and_writes_nothing(url: str) -> None:
+    before = state_fingerprint(url)
+
+    def check(_: str, argv: list[bytes]) -> None:
+        code, out, err = no_crash(run_subprocess(argv, env={"VUTF_DATABASE_URL": url}))
+        assert code in (2, 3), (out, err)
+        assert err.startswith("error: ")
+        assert state_fingerprint(url) == before
+
+    expect_each(INVALID_UTF8_ARGV, check)
+
+
+# -- on stdin -----------------------------------------------------------------------------------
+SET_PASSWORD = ["users", "set-password", "alice", "--password-stdin"]
+# case -> (argv, stdin, the exit codes it may end with)
+ON_STDIN: dict[str, tuple[list[str], bytes, set[int]]] = {
+    "invalid utf-8 password": (SET_PASSWORD, b"\xff\xfe" + b"x" * 20, {2}),
+    "cut utf-8 password": (
+        ["users", "check-password", "alice", "--password-stdin"],
+        b"\xc3" + b"x" * 20,
+        {2, 5},
+    ),
+    "invalid utf-8 key": (["keys", "verify"], b"vutf_\xff\xfe", {2, 5}),
+    "NUL in a key": (["keys", "verify"], b"vutf_" + b"A" * 37 + b"\x00", {5}),
+    "NUL in a password": (SET_PASSWORD, b"pass\x00" * 5, {0, 2}),
+    "invalid utf-8 import": (["users", "import", "-", "--format", "csv"], b"\xff\n", {2}),
+}
+
+
+def test_nul_and_invalid_utf8_on_stdin(url: str) -> None:
+    def check(_: str, case: tuple[list[str], bytes, set[int]]) -> None:
+        argv, stdin, expected = case
+        before = state_fingerprint(url)
+        code, out, err = no_crash(run(url, *argv, input=stdin))
+        assert code in expected, (out, err)
+        if code != 0:
+            assert state_fingerprint(url) == before
+
+    expect_each(ON_STDIN, check)
+
+
+def test_invalid_utf8_password_on_a_real_stdin_is_refused(url: str) -> None:
+    code, _, err = no_crash(
+        run_subprocess(
+            ["users", "set-password", "alice", "--password-stdin"],
+            env={"VUTF_DATABASE_URL": url},
+            input=b"\xff" * 20,
+        )
+    )
+    assert code == 2, err
+
+
+# -- in import files ----------------------------------------------------------------------------
+IMPORT_FILES = {
+    "invalid utf-8 (csv)": ("users.csv", b"username,email\nn\xffx,nx@example.com\n"),
+    "invalid utf-8 (json)": ("users.json", b'[{"username": "n\xff", "email": "n@example.com"}]'),
+    "cut utf-8 at the end": ("users.jsonl", b'{"username": "nux", "email": "n@example.com"}\n\xc3'),
+    "NUL in a username (csv)": ("users.csv", b"username,email\nn\x00x,nx@example.com\n"),
+    "NUL in a full name (csv)": (
+        "users.csv",
+        b"username,email,full_name,password\nnux,nux@example.com,A\x00B," + PASSWORD.encode(),
+    ),
+    "NUL in a full name (json)": (
+        "users.json",
+        json.dumps(
+            [
+                {
+                    "username": "nux",
+                    "email": "nux@example.com",
+                    "full_name": "A\x00B",
+                    "password": PASSWORD,
+                }
+            ]
+        ).encode(),
+    ),
+    "NUL in the header": ("users.csv", b"user\x00name,email\nnux,nux@example.com\n"),
+    "NUL between rows": ("users.csv", b"username,email\n\x00\nnux,nux@example.com\n"),
+    "binary garbage": ("users.csv", bytes(range(256)) * 4),
+}
+
+
+def test_nul_and_invalid_utf8_in_import_files_are_refused(url: str, tmp_path: Path) -> None:
+    before = state_fingerprint(url)
+
+    def check(_: str, case: tuple[str, bytes]) -> None:
+        name, content = case
+        path = tmp_path / name
+        path.write_bytes(content)
+        code, out, err = no_crash(run(url, "users", "import", str(path)))
+        assert code == 2, (out, err)
+        assert "error: " in err
+        assert state_fingerprint(url) == before
+        # The same bytes on stdin.
+        code, out, err = no_crash(
+            run(url, "users", "import", "-", "--format", path.suffix[1:], input=content)
+        )
+        assert code == 2, (out, err)
+        assert state_fingerprint(url) == before
+
+    expect_each(IMPORT_FILES, check)
+
+
+# -- 10 MB values -------------------------------------------------------------------------------
+BIG = "x" * TEN_MB
+NEW_USER = ["users", "create", "huge", "--email", "h@example.com", "--generate-password"]
+# case -> (argv, the exit codes it may end with)
+HUGE_ARGUMENTS: dict[str, tuple[list[str], set[int]]] = {
+    "full name (create)": ([*NEW_USER, "--full-name", BIG], {2}),
+    "full name (update)": (["users", "update", "alice", "--full-name", BIG], {2}),
+    "username": (["users", "create", BIG, "--email", "h@example.com", "--generate-password"], {2}),
+    "email": ([*NEW_USER[:3], "--email", BIG + "@example.com", "--generate-password"], {2}),
+    "key name": (["keys", "create", "-u", "alice", "-n", BIG], {2}),
+    "key description": (["keys", "create", "-u", "alice", "-n", "k", "--description", BIG], {2}),
+    "actor": (["--actor", BIG, "users", "deactivate", "bob"], {2}),
+    "scope": (["keys", "create", "-u", "alice", "-n", "k", "--scope", BIG], {2}),
+    "user reference": (["users", "show", BIG], {2, 3}),
+    "key reference": (["keys", "show", BIG], {2, 3}),
+    "audit entry": (["audit", "show", BIG], {2, 3}),
+    "audit cursor": (["audit", "list", "--cursor", BIG], {2}),
+    # A filter is not stored: finding nothing is a fine answer.
+    "audit filter": (["audit", "list", "--action", BIG], {0, 2}),
+    "user search": (["users", "list", "--search", BIG], {0, 2}),
+}
+ECHOES_IT_ALL = (
+    "BUG the refusal echoes the whole 10 MB value on stderr (keys services truncate a long "
+    "reference to 40 characters; this one does not)"
+)
+HUGE_XFAIL = {
+    "key description": "BUG services/keys.py: an API key description has no length limit (a "
+    "Text column); a 10 MB description is stored, and copied into the audit row's changes",
+    "user reference": ECHOES_IT_ALL + ": services/users.py NotFound(user '...' not found)",
+    "audit entry": ECHOES_IT_ALL + ": services/audit.py show()",
+    "audit cursor": ECHOES_IT_ALL + ": services/audit.py decode_cursor()",
+}
+HUGE_XFAIL_SQLITE = {
+    "user search": "BUG services/users.py list_users(): --search has no length limit; SQLite "
+    "refuses a LIKE pattern over 50,000 bytes ('LIKE or GLOB pattern too complex'), which "
+    "ends as exit 1",
+}
+
+
+def _check_huge(url: str, argv: list[str], expected: set[int]) -> None:
+    before = state_fingerprint(url)
+    started = time.monotonic()
+    code, out, err = no_crash(run(url, *argv))
+    elapsed = time.monotonic() - started
+    assert code in expected, (out[:300], err[:300])
+    assert elapsed < 10, f"took {elapsed:.1f}s"
+    # The message names the problem; it does not echo ten megabytes back.
+    assert len(err) < 10_000, err[:300]
+    assert state_fingerprint(url) == before
+
+
+def test_ten_megabyte_arguments_are_refused_quickly(url: str, backend: str) -> None:
+    cases = {
+        case: value
+        for case, value in HUGE_ARGUMENTS.items()
+        if case not in HUGE_XFAIL and not (backend == "sqlite" and case in HUGE_XFAIL_SQLITE)
+    }
+    expect_each(cases, lambda _, case: _check_huge(url, *case))
+
+
+@pytest.mark.parametrize("case", sorted([*HUGE_XFAIL, *HUGE_XFAIL_SQLITE]))
+def test_ten_megabyte_arguments_known_bugs(
+    request: pytest.FixtureRequest, url: str, backend: str, case: str
+) -> None:
+    reason = HUGE_XFAIL.get(case) or HUGE_XFAIL_SQLITE[case]
+    if case in HUGE_XFAIL or backend == "sqlite":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    _check_huge(url, *HUGE_ARGUMENTS[case])
+
+
+def _peak_memory_of(action: object) -> int:
+    tracemalloc.start()
+    try:
+        action()  # type: ignore[operator]
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
+def test_import_file_with_a_ten_megabyte_cell_is_refused_without_blowing_up(
+    url: str, tmp_path: Path, fmt: str
+) -> None:
+    row = {
+        "username": "huge",
+        "email": "huge@example.com",
+        "full_name": "x" * TEN_MB,
+        "password": PASSWORD,
+    }
+    if fmt == "csv":
+        content = ",".join(row) + "\n" + ",".join(row.values()) + "\n"
+    elif fmt == "json":
+        content = json.dumps([row])
+    else:
+        content = json.dumps(row) + "\n"
+    path = tmp_path / f"huge.{fmt}"
+    path.write_text(content)
+    before = state_fingerprint(url)
+    results: list[CliResult] = []
+    started = time.monotonic()
+    peak = _peak_memory_of(lambda: results.append(run(url, "users", "import", str(path))))
+    elapsed = time.monotonic() - started
+    code, out, err = no_crash(results[0])
+    assert code == 2, (out[:300], err[:300])
+    assert len(err) < 10_000
+    assert elapsed < 30, f"took {elapsed:.1f}s"
+    # A few copies of the 10 MB file are fine; a blow-up is not.
+    assert peak < 200 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    assert state_fingerprint(url) == before
+
+
+def test_ten_megabyte_password_on_stdin_ends_quickly(url: str) -> None:
+    started = time.monotonic()
+    code, out, err = no_crash(
+        run(url, "users", "set-password", "alice", "--password-stdin", input="p" * TEN_MB)
+    )
+    assert code in (0, 2), (out[:300], err[:300])
+    assert time.monotonic() - started < 30
+    assert "p" * 1000 not in out + err
+
+
+# -- terminal escape sequences ------------------------------------------------------------------
+def _plant_escapes(url: str, text: str) -> None:
+    """Escape sequences where vutf's own validation would refuse them (another writer's data)."""
+    execute_sql(url, "UPDATE users SET username = %s WHERE username = 'bob'", ["bob" + text])
+    execute_sql(url, "UPDATE users SET full_name = %s WHERE username = 'alice'", ["A" + text])
+    execute_sql(url, "UPDATE api_keys SET name = %s, description = %s", ["ci" + text, text])
+
+
+def _assert_inert(result: CliResult, label: str) -> None:
+    code, out, err = no_crash(result)
+    assert terminal_controls(out) == [], (label, code, out)
+    assert terminal_controls(err) == [], (label, code, err)
+
+
+def test_terminal_escapes_in_stored_data_are_printed_inert(url: str) -> None:
+    text = "".join(ESCAPES.values())
+    # An actor is free text: vutf itself stores it in the audit log.
+    changed = run(url, "--actor", "ops" + text, "users", "deactivate", "alice")
+    assert changed.exit_code == 0, changed.stderr
+    _assert_inert(changed, "the change itself")
+    prefix = run(url, "--json", "keys", "list").json()[0]["key_prefix"]
+    _plant_escapes(url, text)
+    bob = "bob" + text
+    commands = {
+        "users list": ["users", "list"],
+        "users list --search": ["users", "list", "--search", "bob"],
+        "users show --with-keys": ["users", "show", "alice", "--with-keys"],
+        "users show (escaped name)": ["users", "show", bob],
+        "users export": ["users", "export"],
+        "keys list": ["keys", "list", "--all"],
+        "keys show": ["keys", "show", prefix],
+        "audit list": ["audit", "list"],
+        "audit show": ["audit", "show", "1"],
+        "audit stats": ["audit", "stats", "--by", "actor"],
+        "audit follow": ["audit", "follow", "--since-seq", "1", "--timeout", "0.05"],
+    }
+
+    def check(label: str, argv: list[str]) -> None:
+        for fmt in ("table", "json", "jsonl"):
+            result = run(url, "-o", fmt, *argv)
+            _assert_inert(result, f"{fmt}: {label}")
+            assert result.exit_code == 0, (fmt, result.stderr)
+
+    expect_each(commands, check)
+    listed = run(url, "users", "list").stdout
+    assert "bob\\x1b[2J" in listed, listed  # shown, as visible text
+
+
+def test_terminal_escapes_in_arguments_are_refused_and_echoed_inert(url: str) -> None:
+    text = "".join(ESCAPES.values())
+    before = state_fingerprint(url)
+    commands = {
+        "new username": [
+            "users",
+            "create",
+            "eve" + text,
+            "--email",
+            "eve@example.com",
+            "--generate-password",
+        ],
+        "full name": ["users", "update", "alice", "--full-name", "A" + text],
+        "key name": ["keys", "create", "-u", "alice", "-n", "k" + text],
+        "unknown user": ["users", "show", "nobody" + text],
+        "unknown key": ["keys", "show", "vutf_" + text],
+        "audit filter": ["audit", "list", "--action", text],
+        "sort field": ["users", "list", "--sort", text],
+        "unknown option": ["users", "list", "--" + text],
+    }
+
+    def check(label: str, argv: list[str]) -> None:
+        for fmt in ("table", "json"):
+            result = run(url, "-o", fmt, *argv)
+            _assert_inert(result, f"{fmt}: {label}")
+            assert result.exit_code in (2, 3), result.stderr
+        result = run(url, "-o", text, *argv)  # the output format itself
+        _assert_inert(result, f"-o ESC: {label}")
+        assert result.exit_code == 2, result.stderr
+
+    expect_each(commands, check)
+    assert state_fingerprint(url) == before
+
+
+# -- CSV formula injection ----------------------------------------------------------------------
+FORMULAS = {
+    "equals": '=HYPERLINK("https://evil.example","click")',
+    "plus": "+1+cmd|' /C calc'!A0",
+    "minus": "-2+3",
+    "at": "@SUM(A1:A2)",
+}
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _assert_defused(cell: str, original: str) -> None:
+    assert cell == "'" + original, (cell, original)
+
+
+def test_csv_cells_that_look_like_formulas_are_escaped(url: str, tmp_path: Path) -> None:
+    for label, formula in FORMULAS.items():
+        create_user(url, f"f-{label}", "--full-name", formula)
+    run(url, "--actor", FORMULAS["equals"], "users", "deactivate", "bob")
+    execute_sql(url, "UPDATE api_keys SET name = %s", [FORMULAS["at"]])
+
+    exported = run(url, "-o", "csv", "users", "export", "--include-hashes")
+    listed = run(url, "-o", "csv", "users", "list")
+    for result in (exported, listed):
+        assert result.exit_code == 0, result.stderr
+        names = {row["username"]: row["full_name"] for row in _csv_rows(result.stdout)}
+        for label, formula in FORMULAS.items():
+            _assert_defused(names[f"f-{label}"], formula)
+    keys = _csv_rows(run(url, "-o", "csv", "keys", "list", "--all").stdout)
+    _assert_defused(keys[0]["name"], FORMULAS["at"])
+    audit = _csv_rows(run(url, "audit", "export", "--format", "csv").stdout)
+    actors = [row["actor"] for row in audit if row["action"] == "user.deactivate"]
+    _assert_defused(actors[0], FORMULAS["equals"])
+    audit_list = _csv_rows(run(url, "-o", "csv", "audit", "list").stdout)
+    assert "'" + FORMULAS["equals"] in [row["actor"] for row in audit_list]
+    # No cell at all starts with a trigger.
+    for text in (exported.stdout, listed.stdout):
+        for row in _csv_rows(text):
+            for key, cell in row.items():
+                assert not cell.startswith(("=", "+", "@", "\t", "\r")), (key, cell)
+                assert not cell.startswith("-") or cell.lstrip("-").replace(".", "").isdigit()
+
+    # An escaped export imports back with the original values.
+    path = tmp_path / "users.csv"
+    path.write_text(exported.stdout)
+    for label in FORMULAS:
+        assert run(url, "--yes", "users", "delete", f"f-{label}", "--hard").exit_code == 0
+    imported = run(url, "users", "import", str(path), "--skip-existing")
+    assert imported.exit_code == 0, imported.stderr
+    shown = run(url, "--json", "users", "list", "--search", "f-").json()
+    assert {user["username"]: user["full_name"] for user in shown} == {
+        f"f-{label}": formula for label, formula in FORMULAS.items()
+    }
+
+
+# -- import files: duplicates, wrong columns, BOM, CRLF -----------------------------------------
+def _import(url: str, tmp_path: Path, name: str, content: bytes, *extra: str) -> CliResult:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return run(url, "users", "import", str(path), *extra)
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "lines"),
+    [
+        ("same row twice", b"username,email\ncat,cat@example.com\ncat,cat@example.com\n", ["3"]),
+        (
+            "same name, other case",
+            b"username,email\ncat,c1@example.com\nCAT,c2@example.com\n",
+            ["3"],
+        ),
+        (
+            "same email, other case",
+            b"username,email\ncat,cat@example.com\ndog,CAT@example.com\n",
+            ["3"],
+        ),
+        ("an existing user", b"username,email\nalice,other@example.com\n", ["2"]),
+    ],
+)
+def test_import_with_duplicate_rows_is_refused_with_line_numbers(
+    url: str, tmp_path: Path, case: str, content: bytes, lines: list[str]
+) -> None:
+    before = state_fingerprint(url)
+    result = _import(url, tmp_path, "dupes.csv", content)
+    code, _, err = no_crash(result)
+    assert code in (2, 4), err
+    for line in lines:
+        assert f"line {line}" in err, err
+    assert state_fingerprint(url) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "needle"),
+    [
+        ("unknown column", b"username,email,nickname\ncat,cat@example.com,kitty\n", "nickname"),
+        ("missing email", b"username\ncat\n", "email"),
+        ("no header", b"cat,cat@example.com\n", "username"),
+        ("more cells than columns", b"username,email\ncat,cat@example.com,extra\n", "line 2"),
+        ("duplicate column", b"username,email,email\ncat,a@example.com,b@example.com\n", "email"),
+        ("json object, not array", b'{"users": []}', "line 1"),
+        ("json array of strings", b'["cat"]', "line 1"),
+    ],
+)
+def test_import_with_wrong_columns_is_refused(
+    url: str, tmp_path: Path, case: str, content: bytes, needle: str
+) -> None:
+    suffix = "json" if content.startswith((b"{", b"[")) else "csv"
+    before = state_fingerprint(url)
+    code, _, err = no_crash(_import(url, tmp_path, f"wrong.{suffix}", content))
+    assert code == 2, err
+    assert needle in err, err
+    assert state_fingerprint(url) == before
+
+
+def test_import_with_bom_and_crlf_reads_clean_values(url: str, tmp_path: Path) -> None:
+    content = (
+        "\ufeffusername,email,full_name,password\r\n"
+        f'cat,cat@example.com,"Cat, the First",{PASSWORD}\r\n'
+        f"dog,dog@example.com,Dog,{PASSWORD}\r\n"
+    ).encode()
+    result = _import(url, tmp_path, "bom.csv", content)
+    assert result.exit_code == 0, result.stderr
+    users = {u["username"]: u for u in run(url, "--json", "users", "list").json()}
+    assert users["cat"]["full_name"] == "Cat, the First"
+    assert users["dog"]["full_name"] == "Dog"
+    assert users["dog"]["email"] == "dog@example.com"
+    checked = run(url, "users", "check-password", "dog", "--password-stdin", input=PASSWORD)
+    assert checked.exit_code == 0, "the CR must not end up in the password"
+    # The same in JSON Lines, with a BOM and CRLF.
+    row = {"username": "eel", "email": "eel@example.com", "password": PASSWORD}
+    jsonl = "\ufeff" + json.dumps(row) + "\r\n"
+    result = _import(url, tmp_path, "bom.jsonl", jsonl.encode())
+    assert result.exit_code == 0, result.stderr
+
+
+# -- hostile values for options that bound a command --------------------------------------------
+def test_follow_with_a_nan_interval_is_refused(request: pytest.FixtureRequest, url: str) -> None:
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            reason="BUG services/audit.py follow(): `interval <= 0` lets NaN through, then "
+            "time.sleep(nan) raises ValueError -> exit 1 (`vutf audit follow --interval nan "
+            "--timeout 1`)",
+        )
+    )
+    code, _, err = no_crash(run(url, "audit", "follow", "--interval", "nan", "--timeout", "0.1"))
+    assert code == 2, err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the hang costs its whole limit: one backend
+def test_follow_with_a_nan_timeout_is_refused_not_endless(
+    request: pytest.FixtureRequest, url: str
+) -> None:
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            reason="BUG services/audit.py follow(): `timeout < 0` lets NaN through; the "
+            "deadline comparison is then never true and `vutf audit follow --timeout nan` "
+            "follows forever instead of exit 2",
+        )
+    )
+    try:
+        done = run_subprocess(
+            ["audit", "follow", "--timeout", "nan", "--interval", "0.05"],
+            env={"VUTF_DATABASE_URL": url},
+            timeout=5,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("`audit follow --timeout nan` did not end")
+    code, _, err = no_crash(done)
+    assert code == 2, err
+
+
+def test_audit_show_with_a_huge_number_is_not_found(
+    request: pytest.FixtureRequest, url: str, backend: str
+) -> None:
+    if backend == "sqlite":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="BUG `vutf audit show 99999999999999999999` on SQLite: OverflowError "
+                "(Python int too large to convert to SQLite INTEGER) -> exit 1; a seq "
+                "beyond 2**63-1 should be not found (3) or invalid (2)",
+            )
+        )
+    for text in ("99999999999999999999", str(2**63), "9" * 400):
+        code, _, err = no_crash(run(url, "audit", "show", text))
+        assert code in (2, 3), err
+
+
+@pytest.mark.parametrize("option", ["--actor", "--resource-id", "--user"])
+@pytest.mark.parametrize("value", ["\x00", "\udcff"], ids=["nul", "invalid-utf8"])
+def test_audit_export_with_unstorable_filter_text(
+    request: pytest.FixtureRequest, url: str, backend: str, option: str, value: str
+) -> None:
+    if value == "\udcff" or backend == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="BUG services/audit.py open_export() uses db.unit_of_work() directly and "
+                "only translates SQLAlchemyError: a filter the driver cannot send (NUL on "
+                "PostgreSQL: ValueError; invalid UTF-8 argv: UnicodeEncodeError) ends as exit 1 "
+                "(`vutf audit export --actor $'\\xff'`); Database.run() now maps both to exit 2",
+            )
+        )
+    code, _, err = no_crash(run(url, "audit", "export", option, value))
+    assert code in (0, 2, 3), err
+
+
+# -- hostile database URLs ----------------------------------------------------------------------
+def test_database_urls_with_nul_or_bad_ports_are_invalid_input(tmp_path: Path) -> None:
+    unused = f"sqlite:///{tmp_path / 'unused.db'}"
+    for bad in (
+        "sqlite:///vutf\x00.db",
+        "postgresql://postgres@127.0.0.1:5432/te\x00st",
+        "postgresql://u:pw@[::1/x",
+        "postgresql://u:pw@h:abc/x",
+        "not a url",
+        "mysql://u@h/db",
+    ):
+        code, _, err = no_crash(run(unused, "--database-url", bad, "users", "list"))
+        assert code == 2, (bad, err)
+        assert ":pw@" not in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "home"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG db/engine.py _prepare_sqlite_file(): any command on a non-default SQLite URL "
+    "creates the folder and an empty database file before the schema check refuses it "
+    "(exit 8), so a typo in --database-url leaves files behind",
+)
+def test_a_failed_command_on_a_new_sqlite_url_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "typo" / "x.db"
+    code, _, err = no_crash(run(f"sqlite:///{target}", "users", "list"))
+    assert code == 8, err
+    assert not target.parent.exists()
+
+
+def test_out_of_range_postgres_port_is_invalid_input(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            reason="BUG `--database-url postgresql://u@127.0.0.1:99999/x`: libpq's 'invalid "
+            "port number' is reported as 'database error' with exit 1 (internal error); "
+            "it is invalid input (2)",
+        )
+    )
+    unused = f"sqlite:///{tmp_path / 'unused.db'}"
+    code, _, err = no_crash(
+        run(unused, "--database-url", "postgresql://u@127.0.0.1:99999/x", "users", "list")
+    )
+    assert code == 2, err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "postgresql://postgres@127.0.0.1:5432/vutf_no_such_database",
+        "postgresql://postgres@127.0.0.1:5432/test?sslmode=bogus",
+    ],
+    ids=["missing-database", "bad-sslmode"],
+)
+def test_a_postgres_url_the_server_refuses_is_not_an_internal_error(
+    request: pytest.FixtureRequest, tmp_path: Path, bad: str
+) -> None:
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            reason="BUG a PostgreSQL URL naming a missing database (FATAL 3D000) or a bad "
+            "libpq option ends in 'database error: ...' with exit 1 (internal error); "
+            "expected 7 (unavailable) or 2 (invalid input)",
+        )
+    )
+    unused = f"sqlite:///{tmp_path / 'unused.db'}"
+    code, _, err = no_crash(run(unused, "--database-url", bad, "users", "list"))
+    assert code in (2, 7), err
