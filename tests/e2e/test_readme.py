@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import uuid
 import venv
 from collections.abc import Iterator
@@ -32,9 +31,7 @@ pytestmark = pytest.mark.slow
 def console_commands(markdown: str) -> list[list[str]]:
     """The ``$ `` lines of every ```console block, block by block."""
     blocks = re.findall(r"```console\n(.*?)```", markdown, flags=re.DOTALL)
-    return [
-        [line[2:] for line in block.splitlines() if line.startswith("$ ")] for block in blocks
-    ]
+    return [[line[2:] for line in block.splitlines() if line.startswith("$ ")] for block in blocks]
 
 
 def _run(command: str, *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -125,5 +122,20 @@ def test_console_block_parser() -> None:
     assert console_commands(text) == [["a b", "c"]]
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__]))
+def test_the_config_file_example_loads(tmp_path: Path) -> None:
+    from vutf_cli.settings import load_settings
+
+    block = re.search(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert block is not None, "README lost its config file example"
+    config = tmp_path / "config.toml"
+    config.write_text(block.group(1), encoding="utf-8")
+    config.chmod(0o600)
+    settings = load_settings({}, env={"VUTF_CONFIG": str(config)})
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.config_file == str(config)
+
+
+def test_the_benchmark_command_is_the_runner() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "python -m tests.benchmarks --rows" in text
+    assert (REPO / "tests" / "benchmarks" / "__main__.py").is_file()
