@@ -114,6 +114,8 @@ _SUFFIX_FORMATS: Final = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"
 # Below this many plaintext passwords, starting worker processes costs more
 # than it saves.
 PARALLEL_THRESHOLD: Final = 8
+# Most passwords handed to a hashing worker at once.
+_MAX_CHUNK: Final = 16
 
 
 # -- results and errors ----------------------------------------------------------
@@ -596,7 +598,11 @@ def _hash_in_pool(
     pool_size: int,
     progress: ProgressFactory | None,
 ) -> list[str]:
-    chunk = max(1, len(passwords) // (pool_size * 8))
+    # Chunks, not one task per password, so IPC is paid per chunk; but small
+    # ones, so the progress bar moves steadily and no worker sits idle at the
+    # end while another finishes a long chunk (a hash is 0.1 s or more,
+    # passing a chunk of 16 around costs well under a millisecond).
+    chunk = max(1, min(_MAX_CHUNK, len(passwords) // (pool_size * 4)))
     with ProcessPoolExecutor(
         max_workers=pool_size,
         mp_context=_pool_context(),

@@ -130,8 +130,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         granted = _normalize_permissions(permissions)
         if expires_at is not None and _require_aware(expires_at, "expiry") <= now:
             raise InvalidInput("expiry must be in the future")
-        if description is not None:
-            description = description.strip() or None
+        description = validation.validate_description(description)
         if self.exists(user_id=user.id, name=clean_name):
             raise Conflict(
                 f"user '{user.username}' already has an API key named '{clean_name}'",
