@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -54,14 +53,32 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
 
 def default_actor() -> str:
     """``$USER@host``, the actor recorded in audit rows when none is given."""
-    import getpass
+    # getpass.getuser() reads these variables first; the module (and socket)
+    # are only imported when they are all unset, or on a platform without uname.
+    user = next(
+        (
+            os.environ[name]
+            for name in ("LOGNAME", "USER", "LNAME", "USERNAME")
+            if os.environ.get(name)
+        ),
+        None,
+    )
+    if user is None:
+        import getpass
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+    return f"{user}@{_host_name()}"
+
+
+def _host_name() -> str:
+    if hasattr(os, "uname"):
+        return os.uname().nodename  # what socket.gethostname() returns on POSIX
     import socket
 
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return socket.gethostname()
 
 
 def data_dir() -> Path:
@@ -160,6 +177,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from None
+    import tomllib  # only when there is a config file to read
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

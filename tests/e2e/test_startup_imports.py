@@ -2,7 +2,10 @@
 
 ``--help``, ``--version`` and shell completion must not import SQLAlchemy,
 Alembic, argon2 or psycopg2, nor touch the database; ``vutf db current`` and
-``vutf users list`` must not import Alembic.  Each case runs the installed
+``vutf users list`` must not import Alembic.  The start-up budget adds more:
+``--version`` and completion requests are answered before Typer is imported;
+no cheap path imports pydantic (Typer's value coercion) or Rich; listing
+users does not import argon2 or the user-import machinery.  Each case runs the installed
 console script under ``python -X importtime`` and reads stderr: every module
 imported after start-up is listed there, indented by depth, so a violation is
 reported with the chain of imports that pulled it in.
@@ -24,6 +27,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI_DIR = REPO_ROOT / "vutf_cli" / "cli"
 HEAVY = ("sqlalchemy", "alembic", "argon2", "psycopg2")
+# Not forbidden by the design, but each costs a visible share of a start-up.
+SLOW_TO_IMPORT = ("pydantic", "rich")
+REGENERATE_TREE = "python -m vutf_cli.cli.completion_tree --write"
 TIMEOUT = 120.0
 
 # "import time:       123 |        456 |     package.module"
@@ -170,6 +176,28 @@ def test_version_imports_nothing_heavy(run_vutf: RunVutf, database_file: Path) -
     _assert_database_untouched(database_file)
 
 
+def test_version_does_not_import_typer(run_vutf: RunVutf) -> None:
+    run = run_vutf("--version")
+    assert run.returncode == 0, run.stderr
+    run.assert_not_imported("typer", "click", *SLOW_TO_IMPORT)
+
+
+def test_help_imports_neither_pydantic_nor_rich(run_vutf: RunVutf) -> None:
+    for args in (["--help"], ["users", "--help"], ["users", "list", "--help"]):
+        run = run_vutf(*args)
+        assert run.returncode == 0, run.stderr
+        run.assert_not_imported(*SLOW_TO_IMPORT)
+
+
+def test_a_late_version_flag_still_goes_through_typer(run_vutf: RunVutf) -> None:
+    """Only a lone --version takes the shortcut; Typer handles it anywhere else."""
+    from vutf_cli import __version__
+
+    run = run_vutf("--json", "--version")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"vutf {__version__}\n"
+
+
 @pytest.mark.parametrize(
     "group",
     [
@@ -254,6 +282,24 @@ def test_completion_imports_nothing_heavy(
     _assert_database_untouched(database_file)
 
 
+@pytest.mark.parametrize("request_", COMPLETION_REQUESTS)
+def test_completion_is_answered_without_typer(
+    run_vutf: RunVutf, request_: CompletionRequest
+) -> None:
+    """The static command tree answers these; Typer is not even imported.
+
+    If this fails after a command module changed, the tree is stale:
+    regenerate it (and see tests/cli/test_fast_completion.py).
+    """
+    run = run_vutf(extra_env=request_.env)
+    assert run.returncode == 0, run.stderr
+    assert request_.expected in run.stdout
+    try:
+        run.assert_not_imported("typer", *SLOW_TO_IMPORT)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n(is the tree stale? {REGENERATE_TREE})") from None
+
+
 # -- commands that use the database but not the migrations --------------------
 def test_db_current_does_not_import_alembic(run_vutf: RunVutf, database_file: Path) -> None:
     upgraded = run_vutf("db", "upgrade")
@@ -264,7 +310,7 @@ def test_db_current_does_not_import_alembic(run_vutf: RunVutf, database_file: Pa
     assert run.returncode == 0, run.stderr
     assert '"at_head": true' in run.stdout
     assert run.imported.of_package("sqlalchemy"), "db current should have read the database"
-    run.assert_not_imported("alembic")
+    run.assert_not_imported("alembic", "argon2", *SLOW_TO_IMPORT)
 
 
 @needs_group("users")
@@ -276,6 +322,25 @@ def test_users_list_does_not_import_alembic(run_vutf: RunVutf, database_file: Pa
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
     run.assert_not_imported("alembic")
+
+
+@needs_group("users")
+def test_users_list_imports_only_what_reading_needs(run_vutf: RunVutf) -> None:
+    upgraded = run_vutf("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    run = run_vutf("users", "list", "--json", "--limit", "5", "--sort", "username")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+    run.assert_not_imported(
+        "alembic",
+        "argon2",  # passwords are neither hashed nor checked
+        "multiprocessing",  # the import's hashing pool
+        "vutf_cli.services.user_import",
+        "vutf_cli.cli.keys",  # other command groups are not built
+        "vutf_cli.cli.audit",
+        *SLOW_TO_IMPORT,
+    )
 
 
 # -- the reporter itself -------------------------------------------------------

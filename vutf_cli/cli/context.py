@@ -156,7 +156,10 @@ def read_secret(
     if from_stdin and from_file is not None:
         raise InvalidInput(f"use either {stdin_flag} or {file_flag}, not both")
     if from_stdin:
-        secret = _strip_one_newline(sys.stdin.read())
+        try:
+            secret = _strip_one_newline(sys.stdin.read())
+        except UnicodeDecodeError:
+            raise InvalidInput(f"the {what} on stdin is not valid UTF-8") from None
     elif from_file is not None:
         try:
             raw = from_file.read_bytes()

@@ -671,5 +671,5 @@ def _read_input(file: str) -> bytes:
         return stream.read().encode("utf-8")
     try:
         return Path(file).read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise InvalidInput(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -28,9 +28,10 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
 from enum import Enum
+from json.encoder import encode_basestring
 from typing import Any
 
 __all__ = ["dumps", "format_timestamp", "json_array_item", "to_jsonable"]
@@ -53,6 +54,9 @@ def format_timestamp(value: datetime) -> str:
     A naive datetime is taken to be UTC already (that is how the SQLite
     column type stores it).
     """
+    if value.tzinfo is UTC:
+        # The common case (what the database layer returns), without a copy.
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         utc = value
     else:
@@ -135,6 +139,72 @@ def _escape_unsafe(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+class _NotFlat(Exception):
+    """A value the flat-object writer leaves to json."""
+
+
+def _float_text(value: float) -> str:
+    if value - value != 0:  # NaN or +-inf: json's own spelling, via the general path
+        raise _NotFlat
+    return float.__repr__(value)
+
+
+def _quoted_uuid(value: uuid.UUID) -> str:
+    return f'"{value}"'
+
+
+def _datetime_text(value: datetime) -> str:
+    return encode_basestring(format_timestamp(value))
+
+
+# Exact type -> its text as json.dumps(..., ensure_ascii=False) writes it (after
+# the conversions of to_jsonable).  Subclasses, containers and everything else
+# take the general path.
+_SCALAR_WRITERS: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _value: "null",
+    int: int.__repr__,
+    float: _float_text,
+    datetime: _datetime_text,
+    uuid.UUID: _quoted_uuid,
+}
+
+# '  "key": ' for each (margin, key) seen; listings repeat the same few keys.
+_KEY_PREFIXES: dict[tuple[str, str], str] = {}
+_KEY_PREFIXES_MAX = 4096
+
+
+def _key_prefix(margin: str, key: Any) -> str:
+    prefix = _KEY_PREFIXES.get((margin, key))
+    if prefix is None:
+        if type(key) is not str:
+            raise _NotFlat
+        prefix = f"{margin}  {encode_basestring(key)}: "
+        if len(_KEY_PREFIXES) < _KEY_PREFIXES_MAX:
+            _KEY_PREFIXES[(margin, key)] = prefix
+    return prefix
+
+
+def _flat_object_indented(record: dict[Any, Any], margin: str) -> str | None:
+    """``json.dumps(record, indent=2)`` (each new line after ``margin``) for a flat object.
+
+    A row of a listing is a dict of scalars: written directly, it costs a
+    fraction of json's pure-Python indenting encoder.  None when ``record``
+    holds anything but string keys and the scalars of ``_SCALAR_WRITERS``.
+    """
+    if not record:
+        return "{}"
+    writers = _SCALAR_WRITERS
+    try:
+        lines = [
+            _key_prefix(margin, key) + writers[type(value)](value) for key, value in record.items()
+        ]
+    except (KeyError, _NotFlat):
+        return None
+    return "{\n" + ",\n".join(lines) + f"\n{margin}}}"
+
+
 def dumps(obj: Any, *, indent: int | None = None) -> str:
     """Serialise ``obj`` (anything :func:`to_jsonable` accepts) to JSON text.
 
@@ -143,6 +213,10 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
     as is (``ensure_ascii=False``) except for terminal-unsafe characters, see
     ``_JSON_UNSAFE``.
     """
+    if indent == 2 and type(obj) is dict:
+        flat = _flat_object_indented(obj, "")
+        if flat is not None:
+            return _escape_unsafe(flat)
     separators = (",", ":") if indent is None else (",", ": ")
     try:
         text = json.dumps(
@@ -165,4 +239,8 @@ def json_array_item(obj: Any) -> str:
     exactly ``json.dumps(list, indent=2)``.  Replacing newlines is safe because
     JSON text never has a raw newline inside a string.
     """
+    if type(obj) is dict:
+        flat = _flat_object_indented(obj, "  ")
+        if flat is not None:
+            return _escape_unsafe(flat)
     return dumps(obj, indent=2).replace("\n", "\n  ")

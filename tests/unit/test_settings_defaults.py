@@ -1,0 +1,36 @@
+"""Settings defaults that are computed without their usual modules.
+
+``default_actor`` reads the user name from the variables ``getpass.getuser``
+reads first, and the host name from ``os.uname``, so that reading settings
+imports neither getpass nor socket; the result must not change.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+
+import pytest
+
+from vutf_cli.settings import default_actor
+
+USER_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+
+
+def test_actor_from_the_environment_is_what_getpass_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in USER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USERNAME", "fourth")
+    monkeypatch.setenv("USER", "second")
+    assert default_actor() == f"{getpass.getuser()}@{socket.gethostname()}"
+    assert default_actor().startswith("second@")
+
+
+def test_actor_without_variables_falls_back_to_getpass(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in USER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        expected = f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        expected = f"unknown@{socket.gethostname()}"
+    assert default_actor() == expected
