@@ -199,12 +199,21 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             raise InvalidInput(f"config file {path}: {key} has the wrong type")
         result[key] = value
     url = result.get("database_url")
-    if isinstance(url, str) and url_has_password(url):
+    secrets_held = [
+        what
+        for what, held in (
+            ("a database password", isinstance(url, str) and url_has_password(url)),
+            ("the API key pepper", bool(result.get("key_pepper"))),
+            ("the audit key", bool(result.get("audit_key"))),
+        )
+        if held
+    ]
+    if secrets_held:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise InvalidInput(
-                f"config file {path} holds a database password but is readable by others "
-                f"(mode {stat.S_IMODE(mode):04o})",
+                f"config file {path} holds {' and '.join(secrets_held)} but is readable by "
+                f"others (mode {stat.S_IMODE(mode):04o})",
                 hint=f"chmod 600 {path}",
             )
     return result

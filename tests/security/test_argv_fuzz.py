@@ -708,28 +708,7 @@ class KnownBug:
 
 # When one of these is fixed, its named test XPASSes (strict) and fails: then
 # delete the entry here too.
-KNOWN_BUGS = (
-    KnownBug(
-        "audit follow",
-        "ValueError: Invalid value NaN",
-        "test_hostile_input.py::test_follow_with_a_nan_interval_is_refused",
-    ),
-    KnownBug(
-        "audit show",
-        "int too large to convert to SQLite INTEGER",
-        "test_hostile_input.py::test_audit_show_with_a_huge_number_is_not_found",
-    ),
-    KnownBug(
-        "audit export",
-        "UnicodeEncodeError",
-        "test_hostile_input.py::test_audit_export_with_unstorable_filter_text",
-    ),
-    KnownBug(
-        "audit export",
-        "NUL (0x00)",
-        "test_hostile_input.py::test_audit_export_with_unstorable_filter_text",
-    ),
-)
+KNOWN_BUGS: tuple[KnownBug, ...] = ()
 
 
 def known_bug(invocation: Invocation, stderr: str) -> KnownBug | None:

@@ -298,22 +298,6 @@ HUGE_ARGUMENTS: dict[str, tuple[list[str], set[int]]] = {
     "audit filter": (["audit", "list", "--action", BIG], {0, 2}),
     "user search": (["users", "list", "--search", BIG], {0, 2}),
 }
-ECHOES_IT_ALL = (
-    "BUG the refusal echoes the whole 10 MB value on stderr (keys services truncate a long "
-    "reference to 40 characters; this one does not)"
-)
-HUGE_XFAIL = {
-    "key description": "BUG services/keys.py: an API key description has no length limit (a "
-    "Text column); a 10 MB description is stored, and copied into the audit row's changes",
-    "user reference": ECHOES_IT_ALL + ": services/users.py NotFound(user '...' not found)",
-    "audit entry": ECHOES_IT_ALL + ": services/audit.py show()",
-    "audit cursor": ECHOES_IT_ALL + ": services/audit.py decode_cursor()",
-}
-HUGE_XFAIL_SQLITE = {
-    "user search": "BUG services/users.py list_users(): --search has no length limit; SQLite "
-    "refuses a LIKE pattern over 50,000 bytes ('LIKE or GLOB pattern too complex'), which "
-    "ends as exit 1",
-}
 
 
 def _check_huge(url: str, argv: list[str], expected: set[int]) -> None:
@@ -328,23 +312,8 @@ def _check_huge(url: str, argv: list[str], expected: set[int]) -> None:
     assert state_fingerprint(url) == before
 
 
-def test_ten_megabyte_arguments_are_refused_quickly(url: str, backend: str) -> None:
-    cases = {
-        case: value
-        for case, value in HUGE_ARGUMENTS.items()
-        if case not in HUGE_XFAIL and not (backend == "sqlite" and case in HUGE_XFAIL_SQLITE)
-    }
-    expect_each(cases, lambda _, case: _check_huge(url, *case))
-
-
-@pytest.mark.parametrize("case", sorted([*HUGE_XFAIL, *HUGE_XFAIL_SQLITE]))
-def test_ten_megabyte_arguments_known_bugs(
-    request: pytest.FixtureRequest, url: str, backend: str, case: str
-) -> None:
-    reason = HUGE_XFAIL.get(case) or HUGE_XFAIL_SQLITE[case]
-    if case in HUGE_XFAIL or backend == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-    _check_huge(url, *HUGE_ARGUMENTS[case])
+def test_ten_megabyte_arguments_are_refused_quickly(url: str) -> None:
+    expect_each(HUGE_ARGUMENTS, lambda _, case: _check_huge(url, *case))
 
 
 def _peak_memory_of(action: object) -> int:
@@ -478,6 +447,30 @@ def test_terminal_escapes_in_arguments_are_refused_and_echoed_inert(url: str) ->
 
     expect_each(commands, check)
     assert state_fingerprint(url) == before
+
+
+def test_key_descriptions_are_bounded_and_hold_no_controls(url: str) -> None:
+    before = state_fingerprint(url)
+    refused = {
+        "one character too long": "d" * 1001,
+        "newline": "line one\nline two",
+        "escape": "x" + ESCAPES["clear screen"],
+        "bidi override": ESCAPES["bidi override"],
+    }
+    for label, description in refused.items():
+        result = run(url, "keys", "create", "-u", "alice", "-n", "kd", "--description", description)
+        code, _, err = no_crash(result)
+        assert code == 2, (label, err)
+        assert terminal_controls(err) == [], (label, err)
+        assert len(err) < 1000, (label, err[:300])
+    assert state_fingerprint(url) == before
+    longest = "\u00e9" * 1000
+    created = run(
+        url, "--json", "keys", "create", "-u", "alice", "-n", "kd", "--description", longest
+    )
+    assert created.exit_code == 0, created.stderr
+    shown = run(url, "--json", "keys", "show", created.json()["id"]).json()
+    assert shown["description"] == longest
 
 
 # -- CSV formula injection ----------------------------------------------------------------------
@@ -618,31 +611,28 @@ def test_import_with_bom_and_crlf_reads_clean_values(url: str, tmp_path: Path) -
 
 
 # -- hostile values for options that bound a command --------------------------------------------
-def test_follow_with_a_nan_interval_is_refused(request: pytest.FixtureRequest, url: str) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="BUG services/audit.py follow(): `interval <= 0` lets NaN through, then "
-            "time.sleep(nan) raises ValueError -> exit 1 (`vutf audit follow --interval nan "
-            "--timeout 1`)",
-        )
-    )
-    code, _, err = no_crash(run(url, "audit", "follow", "--interval", "nan", "--timeout", "0.1"))
-    assert code == 2, err
-
-
-@pytest.mark.parametrize("backend", ["sqlite"])  # the hang costs its whole limit: one backend
-def test_follow_with_a_nan_timeout_is_refused_not_endless(
-    request: pytest.FixtureRequest, url: str
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--interval", "nan"),
+        ("--interval", "inf"),
+        ("--interval", "1e308"),
+        ("--interval", "0"),
+        ("--timeout", "inf"),
+        ("--timeout", "-1"),
+    ],
+)
+def test_follow_with_a_non_finite_or_out_of_range_bound_is_refused(
+    url: str, option: str, value: str
 ) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="BUG services/audit.py follow(): `timeout < 0` lets NaN through; the "
-            "deadline comparison is then never true and `vutf audit follow --timeout nan` "
-            "follows forever instead of exit 2",
-        )
-    )
+    other = ["--timeout", "0.1"] if option == "--interval" else ["--interval", "0.05"]
+    code, _, err = no_crash(run(url, "audit", "follow", option, value, *other))
+    assert code == 2, err
+    assert option in err
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # a hang costs its whole limit: one backend
+def test_follow_with_a_nan_timeout_is_refused_not_endless(url: str) -> None:
     try:
         done = run_subprocess(
             ["audit", "follow", "--timeout", "nan", "--interval", "0.05"],
@@ -655,40 +645,47 @@ def test_follow_with_a_nan_timeout_is_refused_not_endless(
     assert code == 2, err
 
 
-def test_audit_show_with_a_huge_number_is_not_found(
-    request: pytest.FixtureRequest, url: str, backend: str
-) -> None:
-    if backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG `vutf audit show 99999999999999999999` on SQLite: OverflowError "
-                "(Python int too large to convert to SQLite INTEGER) -> exit 1; a seq "
-                "beyond 2**63-1 should be not found (3) or invalid (2)",
-            )
-        )
-    for text in ("99999999999999999999", str(2**63), "9" * 400):
+def test_audit_show_of_no_possible_seq_is_invalid_input(url: str) -> None:
+    cases = ("99999999999999999999", str(2**63), "9" * 400, "0" * 5000, "0", "\u00b2", "\u0663")
+    for text in cases:
         code, _, err = no_crash(run(url, "audit", "show", text))
-        assert code in (2, 3), err
+        assert code == 2, (text, err)
+    code, _, err = no_crash(run(url, "audit", "show", str(2**63 - 1)))
+    assert code == 3, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "list", "--limit", str(2**70)],
+        ["audit", "follow", "--since-seq", str(2**63), "--timeout", "0.05"],
+        ["audit", "verify", "--since-seq", str(2**63)],
+        ["audit", "verify", "--anchor", f"{2**63}:{'a' * 64}"],
+    ],
+    ids=["list-limit", "follow-since-seq", "verify-since-seq", "verify-anchor"],
+)
+def test_audit_numbers_beyond_64_bits_are_invalid_input(url: str, argv: list[str]) -> None:
+    code, _, err = no_crash(run(url, *argv))
+    assert code == 2, err
 
 
 @pytest.mark.parametrize("option", ["--actor", "--resource-id", "--user"])
 @pytest.mark.parametrize("value", ["\x00", "\udcff"], ids=["nul", "invalid-utf8"])
-def test_audit_export_with_unstorable_filter_text(
-    request: pytest.FixtureRequest, url: str, backend: str, option: str, value: str
-) -> None:
-    if value == "\udcff" or backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG services/audit.py open_export() uses db.unit_of_work() directly and "
-                "only translates SQLAlchemyError: a filter the driver cannot send (NUL on "
-                "PostgreSQL: ValueError; invalid UTF-8 argv: UnicodeEncodeError) ends as exit 1 "
-                "(`vutf audit export --actor $'\\xff'`); Database.run() now maps both to exit 2",
-            )
-        )
-    code, _, err = no_crash(run(url, "audit", "export", option, value))
-    assert code in (0, 2, 3), err
+def test_audit_export_with_unstorable_filter_text(url: str, option: str, value: str) -> None:
+    # Refused up front (build_query), whatever path the command then takes.
+    before = state_fingerprint(url)
+    for command in (["export"], ["list"], ["follow", "--timeout", "0.05"]):
+        code, _, err = no_crash(run(url, "audit", *command, option, value))
+        assert code == 2, (command, err)
+        assert "\x00" not in err
+    assert state_fingerprint(url) == before
+
+
+@pytest.mark.parametrize("option", ["--actor", "--resource-id", "--user", "--resource-type"])
+def test_audit_filter_longer_than_its_column_is_refused_briefly(url: str, option: str) -> None:
+    code, _, err = no_crash(run(url, "audit", "export", option, "x" * 100_000))
+    assert code == 2, err
+    assert len(err) < 1000, err[:300]
 
 
 # -- hostile database URLs ----------------------------------------------------------------------
@@ -708,56 +705,57 @@ def test_database_urls_with_nul_or_bad_ports_are_invalid_input(tmp_path: Path) -
     assert list(tmp_path.iterdir()) == [tmp_path / "home"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG db/engine.py _prepare_sqlite_file(): any command on a non-default SQLite URL "
-    "creates the folder and an empty database file before the schema check refuses it "
-    "(exit 8), so a typo in --database-url leaves files behind",
-)
 def test_a_failed_command_on_a_new_sqlite_url_leaves_no_file(tmp_path: Path) -> None:
     target = tmp_path / "typo" / "x.db"
-    code, _, err = no_crash(run(f"sqlite:///{target}", "users", "list"))
+    url = f"sqlite:///{target}"
+    code, _, err = no_crash(run(url, "users", "list"))
     assert code == 8, err
+    assert "no database at" in err
+    assert "vutf db upgrade" in err
     assert not target.parent.exists()
-
-
-def test_out_of_range_postgres_port_is_invalid_input(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="BUG `--database-url postgresql://u@127.0.0.1:99999/x`: libpq's 'invalid "
-            "port number' is reported as 'database error' with exit 1 (internal error); "
-            "it is invalid input (2)",
-        )
-    )
-    unused = f"sqlite:///{tmp_path / 'unused.db'}"
-    code, _, err = no_crash(
-        run(unused, "--database-url", "postgresql://u@127.0.0.1:99999/x", "users", "list")
-    )
-    assert code == 2, err
+    # Looking at it (current, status) creates nothing either; db upgrade does.
+    for look in (["db", "current"], ["db", "status"]):
+        code, _, err = no_crash(run(url, *look))
+        assert code == 0, err
+    assert not target.parent.exists()
+    code, _, err = no_crash(run(url, "db", "upgrade"))
+    assert code == 0, err
+    assert target.exists()
+    code, _, err = no_crash(run(url, "users", "list"))
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(
     "bad",
     [
-        "postgresql://postgres@127.0.0.1:5432/vutf_no_such_database",
-        "postgresql://postgres@127.0.0.1:5432/test?sslmode=bogus",
+        "postgresql://u@127.0.0.1:99999/x",
+        "postgresql://u@127.0.0.1:0/x",
+        "postgresql://u@127.0.0.1:5432/x?sslmode=bogus",
+        "postgresql://u@127.0.0.1:5432/x?bogus_option=1",
+        "postgresql://u@127.0.0.1:5432/x?target_session_attrs=zz",
+    ],
+)
+def test_bad_postgres_url_options_are_invalid_input(tmp_path: Path, bad: str) -> None:
+    unused = f"sqlite:///{tmp_path / 'unused.db'}"
+    code, _, err = no_crash(run(unused, "--database-url", bad, "users", "list"))
+    assert code == 2, err
+    assert err.startswith("error: invalid database URL"), err
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/vutf_no_such_database", 7),
+        ("postgresql://postgres@127.0.0.1:5432/test?sslmode=bogus", 2),
     ],
     ids=["missing-database", "bad-sslmode"],
 )
 def test_a_postgres_url_the_server_refuses_is_not_an_internal_error(
-    request: pytest.FixtureRequest, tmp_path: Path, bad: str
+    tmp_path: Path, bad: str, expected: int
 ) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="BUG a PostgreSQL URL naming a missing database (FATAL 3D000) or a bad "
-            "libpq option ends in 'database error: ...' with exit 1 (internal error); "
-            "expected 7 (unavailable) or 2 (invalid input)",
-        )
-    )
     unused = f"sqlite:///{tmp_path / 'unused.db'}"
     code, _, err = no_crash(run(unused, "--database-url", bad, "users", "list"))
-    assert code in (2, 7), err
+    assert code == expected, err
+    if expected == 7:
+        assert "does not exist" in err
+        assert "hint: " in err

@@ -128,7 +128,7 @@ def run_guarded(parse_and_run: Callable[[list[str]], Any], argv: list[str]) -> i
     except Abort:
         return _report(InterruptedError_(), argv)
     except click.exceptions.ClickException as exc:
-        return _report(InvalidInput(exc.format_message()), argv)
+        return _report(InvalidInput(_safe_usage_message(exc.format_message())), argv)
     except VutfError as exc:
         return _report(exc, argv)
     except KeyboardInterrupt:
@@ -149,6 +149,20 @@ def run_guarded(parse_and_run: Callable[[list[str]], Any], argv: list[str]) -> i
         app_ctx = app_ctx or LAST_CONTEXT.pop("app", None)
         if app_ctx is not None:
             app_ctx.close()
+
+
+_KEY_SHAPED = r"vutf_[0-9A-Za-z]{38}"
+_MAX_USAGE_MESSAGE = 300
+
+
+def _safe_usage_message(message: str) -> str:
+    """Click quotes the offending argument; it may be a pasted API key or 10 MB of junk."""
+    import re
+
+    message = re.sub(_KEY_SHAPED, "vutf_<key hidden>", message)
+    if len(message) > _MAX_USAGE_MESSAGE:
+        message = message[:_MAX_USAGE_MESSAGE] + "…"
+    return message
 
 
 def _silence_stdout() -> None:

@@ -171,7 +171,7 @@ def read_secret(
             raise InvalidInput(f"{what} file {from_file} is not valid UTF-8") from None
     elif stdin_is_tty():
         value = typer.prompt(
-            what.capitalize(), hide_input=True, confirmation_prompt=confirm, err=True
+            what[:1].upper() + what[1:], hide_input=True, confirmation_prompt=confirm, err=True
         )
         secret = str(value)
     else:

@@ -12,6 +12,8 @@ between the data layer and everything above it.
 
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm.exc import StaleDataError
 
-from vutf_cli.db.engine import io_deadline, make_engine
+from vutf_cli.db.engine import io_deadline, make_engine, parse_database_url, sqlite_path
 from vutf_cli.db.resilience import (
     CircuitBreaker,
     CircuitOpenError,
@@ -62,6 +64,20 @@ APPEND_ONLY_SQLSTATE = "VU001"
 
 # Consecutive failed connection attempts that open the circuit.
 BREAKER_THRESHOLD = 5
+
+# libpq refuses a connection option before reaching any server, and says so
+# without a SQLSTATE: 'invalid sslmode value: "x"', 'invalid port number: "x"',
+# 'invalid connection option "x"', 'invalid integer value "x" for connection
+# option "y"', '... in connection info string', 'invalid URI query parameter'
+# (psycopg2's own parsing of the DSN prefixes them with 'invalid dsn: ').
+_BAD_CONNECTION_OPTION = re.compile(
+    r"^(?:invalid dsn: )?invalid [\w ]*(?:value|number|option)\b"
+    r"|in connection info string|uri query parameter"
+)
+# 3D000 (invalid_catalog_name): at connect time libpq gives no SQLSTATE, only
+# 'FATAL:  database "x" does not exist' (possibly after 'connection to server
+# at ... failed:').
+_MISSING_DATABASE = re.compile(r'(?:^|fatal: +)database ".*" does not exist')
 
 # Constraint names (from the naming convention) → what a person should read.
 _CONSTRAINT_MESSAGES = {
@@ -100,12 +116,17 @@ def translate_error(exc: BaseException, masked_url: str = "the database") -> Vut
         if "api_keys.user_id, api_keys.name" in lowered:
             return Conflict(_CONSTRAINT_MESSAGES["uq_api_keys_user_id_name_live"])
         return Conflict(f"refused by a database constraint: {reason}")
-    if "does not exist" in reason and reason.lstrip().lower().startswith(
-        ("connection to server", "fatal:  database", 'database "')
-    ):
+    lowered = reason.lower()
+    if pgcode in (None, "3D000") and _MISSING_DATABASE.search(lowered):
         return DatabaseUnavailable(
             f"cannot use the database at {masked_url}: {reason}",
-            hint="create the database, then run `vutf db upgrade`",
+            hint="check the database name; or create the database, then run `vutf db upgrade`",
+        )
+    from_libpq = hasattr(getattr(exc, "orig", None), "pgcode")  # psycopg2 errors carry one
+    if from_libpq and pgcode is None and _BAD_CONNECTION_OPTION.search(lowered):
+        return InvalidInput(
+            f"invalid database URL {masked_url}: {reason}",
+            hint="check the port and the ?options of the URL (see libpq's connection parameters)",
         )
     if isinstance(exc, DataError):
         return InvalidInput(f"the database refused a value: {reason}")
@@ -141,9 +162,16 @@ class Database:
         engine: Engine | None = None,
         passwords: Passwords | None = None,
         breaker: CircuitBreaker | None = None,
+        create_missing: bool | None = None,
     ) -> None:
+        """``create_missing``: whether a missing SQLite file may be created (default:
+        only for the embedded default database; see :meth:`allow_creating`)."""
         self.settings = settings
         self._engine = engine
+        self._owns_engine = engine is None
+        self.create_missing = (
+            settings.is_default_database if create_missing is None else create_missing
+        )
         self._passwords = passwords
         # The cool-down is one deadline (1 to 30 s): while the database is
         # down, a long-running command probes it about as often as a single
@@ -158,8 +186,26 @@ class Database:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings)
+            self._engine = make_engine(self.settings, create_missing=self.create_missing)
         return self._engine
+
+    def allow_creating(self) -> None:
+        """Let this Database create its SQLite file if missing (``vutf db upgrade``)."""
+        if self.create_missing:
+            return
+        self.create_missing = True
+        if self._owns_engine and self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @property
+    def missing_file(self) -> bool:
+        """True for a SQLite file that does not exist and that this Database will not create."""
+        if self.create_missing:
+            return False
+        url = parse_database_url(self.settings.database_url)
+        path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+        return path is not None and not os.path.exists(path)
 
     @property
     def dialect(self) -> str:

@@ -4,7 +4,10 @@ Every engine has ``hide_parameters=True`` (bound values, which may be secrets,
 never appear in error messages), a connect timeout, and a statement timeout.
 SQLite files are created 0600 and run in WAL mode; write transactions start
 with ``BEGIN IMMEDIATE`` so concurrent writers queue on the lock (up to the
-deadline) instead of failing half-way with "database is locked".
+deadline) instead of failing half-way with "database is locked".  Only a
+caller that means to create the file asks for it (``create_missing``): the
+default embedded database and ``vutf db upgrade``.  Otherwise a missing file
+is refused when connecting (exit 8), so a typo in a URL leaves no file behind.
 
 A stalled PostgreSQL server (or a middlebox that accepts and never answers)
 must not hang a command.  libpq has no read timeout, and neither TCP
@@ -44,13 +47,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from vutf_cli.errors import InvalidInput
+from vutf_cli.errors import InvalidInput, SchemaOutdated
 from vutf_cli.settings import Settings, mask_url
 
 # Execution option read by the SQLite "begin" hook: how to open the transaction.
 SQLITE_BEGIN_OPTION = "vutf_sqlite_begin"
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+# libpq's sslmode values: anything else fails when connecting.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_URL_HINT = "use postgresql://user@host:5432/dbname or sqlite:///path/to/file.db"
 
 
 def parse_database_url(raw: str) -> URL:
@@ -59,10 +65,7 @@ def parse_database_url(raw: str) -> URL:
             raise ArgumentError("NUL character")  # no file or host name holds one
         url = make_url(raw)
     except (ArgumentError, ValueError):  # ValueError: a bad port or IPv6 host
-        raise InvalidInput(
-            f"invalid database URL: {mask_url(raw)}",
-            hint="use postgresql://user@host:5432/dbname or sqlite:///path/to/file.db",
-        ) from None
+        raise InvalidInput(f"invalid database URL: {mask_url(raw)}", hint=_URL_HINT) from None
     if url.get_backend_name() not in SUPPORTED_BACKENDS:
         raise InvalidInput(
             f"unsupported database {url.get_backend_name()!r} in {mask_url(raw)}",
@@ -72,7 +75,26 @@ def parse_database_url(raw: str) -> URL:
         if url.drivername != "postgresql":
             raise InvalidInput(f"unsupported driver {url.drivername!r}; vutf uses psycopg2")
         url = url.set(drivername="postgresql+psycopg2")
+    if url.get_backend_name() == "postgresql":
+        _check_postgres_options(url, raw)
     return url
+
+
+def _check_postgres_options(url: URL, raw: str) -> None:
+    """Refuse what libpq would only refuse when connecting (reported as a server error)."""
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise InvalidInput(
+            f"invalid database URL: {mask_url(raw)}: port {url.port} is not between 1 and 65535",
+            hint=_URL_HINT,
+        )
+    sslmode = url.query.get("sslmode")
+    modes = [sslmode] if isinstance(sslmode, str) else list(sslmode or ())
+    for mode in modes:
+        if mode not in SSL_MODES:
+            raise InvalidInput(
+                f"invalid database URL: {mask_url(raw)}: unknown sslmode {mode[:40]!r}",
+                hint="sslmode is one of: " + ", ".join(SSL_MODES),
+            )
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -94,10 +116,26 @@ def _prepare_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
-def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+def missing_database_error(settings: Settings) -> SchemaOutdated:
+    """The error (exit 8) for a SQLite file that does not exist and is not to be created."""
+    return SchemaOutdated(
+        f"no database at {settings.masked_url}: the file does not exist",
+        hint="check the path; `vutf db upgrade` creates the database there",
+    )
+
+
+def make_engine(
+    settings: Settings, *, pool_size: int | None = None, create_missing: bool = True
+) -> Engine:
+    """The engine for ``settings.database_url``.
+
+    ``create_missing`` (SQLite): create the file (0600, and its folder 0700)
+    if it does not exist yet.  When False, nothing is created: connecting to
+    a missing file raises :func:`missing_database_error` (exit 8).
+    """
     url = parse_database_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        return _make_sqlite_engine(url, settings)
+        return _make_sqlite_engine(url, settings, create_missing=create_missing)
     return _make_postgres_engine(url, settings, pool_size)
 
 
@@ -276,9 +314,9 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
     return engine
 
 
-def _make_sqlite_engine(url: URL, settings: Settings) -> Engine:
+def _make_sqlite_engine(url: URL, settings: Settings, *, create_missing: bool) -> Engine:
     path = sqlite_path(url)
-    if path is not None:
+    if path is not None and create_missing:
         _prepare_sqlite_file(path)
     busy_ms = int(settings.db_deadline * 1000)
     engine = create_engine(
@@ -288,6 +326,15 @@ def _make_sqlite_engine(url: URL, settings: Settings) -> Engine:
         connect_args={"timeout": settings.db_deadline, "isolation_level": None},
         hide_parameters=True,
     )
+
+    if path is not None and not create_missing:
+
+        @event.listens_for(engine, "do_connect")
+        def _refuse_missing_file(*_: Any) -> None:
+            # Checked at every connection (not once): sqlite3.connect would
+            # create the file, and the folder may appear or vanish meanwhile.
+            if not os.path.exists(path):  # False on any OSError too
+                raise missing_database_error(settings)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

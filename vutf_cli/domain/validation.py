@@ -19,6 +19,7 @@ from vutf_cli.errors import InvalidInput
 
 __all__ = [
     "ALL_SCOPES",
+    "DESCRIPTION_MAX",
     "MAX_DURATION",
     "SCOPE_ACTIONS",
     "SCOPE_RESOURCES",
@@ -27,6 +28,8 @@ __all__ = [
     "parse_duration",
     "parse_time_spec",
     "scope_grants",
+    "shorten_for_message",
+    "validate_description",
     "validate_full_name",
     "validate_username",
 ]
@@ -39,6 +42,18 @@ def _show(value: str) -> str:
     if len(value) > _SHOWN_CHARS:
         return repr(value[:_SHOWN_CHARS]) + f" (truncated, {len(value)} characters)"
     return repr(value)
+
+
+def shorten_for_message(value: str, limit: int = 40) -> str:
+    """``repr`` of at most ``limit`` characters of ``value``, for echoing user input.
+
+    ``repr`` escapes controls, NUL, bidi overrides and lone surrogates (so the
+    message stays inert and encodable); the cut keeps a 10 MB argument from
+    being printed back whole.  A cut value ends in ``…`` and says how long it was.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"… ({len(value)} characters)"
 
 
 # --- users -----------------------------------------------------------------
@@ -121,6 +136,33 @@ def validate_full_name(value: str | None) -> str | None:
                 f"(here U+{ord(ch):04X}) are not allowed"
             )
     return value
+
+
+DESCRIPTION_MAX: Final = 1000
+
+
+def validate_description(value: str | None) -> str | None:
+    """An API key description stripped (None for None or blanks), at most 1,000 characters.
+
+    Same character rule as full names: no controls (newlines included), lone
+    surrogates, line/paragraph separators or bidi overrides.
+    """
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if not cleaned:
+        return None
+    if len(cleaned) > DESCRIPTION_MAX:
+        raise InvalidInput(
+            f"description too long: at most {DESCRIPTION_MAX} characters (got {len(cleaned)})"
+        )
+    for ch in cleaned:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch in _BIDI_CONTROLS:
+            raise InvalidInput(
+                f"invalid description {shorten_for_message(cleaned)}: control characters "
+                f"(here U+{ord(ch):04X}) are not allowed"
+            )
+    return cleaned
 
 
 # --- scopes ----------------------------------------------------------------

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import time
 import uuid
@@ -73,13 +74,15 @@ from vutf_cli.db.repositories.audit import STATS_DIMENSIONS, glob_to_like
 from vutf_cli.db.resilience import ErrorKind, classify, describe
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
-from vutf_cli.domain.validation import parse_time_spec
+from vutf_cli.domain.validation import parse_time_spec, shorten_for_message
 from vutf_cli.domain.views import AuditEntry
 from vutf_cli.errors import DatabaseUnavailable, IntegrityFailure, InvalidInput, NotFound, VutfError
 from vutf_cli.security.audit_chain import GENESIS_HASH
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "MAX_LIST_LIMIT",
+    "MAX_SEQ",
     "STATS_DIMENSIONS",
     "AuditHead",
     "AuditPage",
@@ -99,6 +102,7 @@ __all__ = [
     "open_export",
     "page_statement",
     "parse_anchor",
+    "parse_seq_or_id",
     "resolve_filters",
     "show",
     "stats",
@@ -109,6 +113,16 @@ __all__ = [
 AUDIT: Final = cast(Table, AuditLog.__table__)
 
 DEFAULT_LIMIT: Final = 50
+# One page is held in memory; more than this is what `vutf audit export` is for.
+MAX_LIST_LIMIT: Final = 100_000
+# seq is a signed 64-bit integer on both dialects: a larger number is no seq
+# (and SQLite's driver cannot even send it).
+MAX_SEQ: Final = 2**63 - 1
+# Follow: polling faster than this only loads the database; a pause longer
+# than an hour, or a timeout beyond a year, is a typo.
+MIN_FOLLOW_INTERVAL: Final = 0.01
+MAX_FOLLOW_INTERVAL: Final = 3600.0
+MAX_FOLLOW_TIMEOUT: Final = 366 * 86400.0
 EXPORT_BATCH: Final = 1000
 # How many new rows one follow poll fetches before looking again at once.
 FOLLOW_BATCH: Final = 500
@@ -118,6 +132,15 @@ MAX_OUTAGE_BACKOFF: Final = 30.0
 _ACTION_FILTER = re.compile(r"[a-z0-9_.*?]+")
 _ANCHOR = re.compile(r"(\d+):([0-9a-fA-F]{64})")
 _CURSOR_PREFIX: Final = "vutf-audit-1"
+# Longest text filter each column can match (its String length).
+_FILTER_MAX_LENGTHS: Final = {
+    "--actor": 255,
+    "--user": 255,  # a username (100), an email (254) or an id (36)
+    "--action": 100,
+    "--resource-type": 50,
+    "--resource-id": 255,
+}
+_SEQ_DIGITS = re.compile(r"[0-9]+")
 
 
 # -- filters ---------------------------------------------------------------------
@@ -162,6 +185,40 @@ def _non_empty(option: str, value: str | None) -> str | None:
     return stripped
 
 
+def _filter_text(option: str, value: str | None) -> str | None:
+    """A text filter, stripped, that every backend can send and a column can hold.
+
+    Refused (exit 2) here rather than by the driver half-way through a
+    command: longer than the column (nothing could match), a NUL (PostgreSQL
+    text cannot hold one), or lone surrogates (undecodable argv bytes, which
+    are no UTF-8).
+    """
+    text_ = _non_empty(option, value)
+    if text_ is None:
+        return None
+    longest = _FILTER_MAX_LENGTHS[option]
+    if len(text_) > longest:
+        raise InvalidInput(
+            f"{option} is too long: at most {longest} characters (got {len(text_)})",
+            hint="no audit entry can hold a longer value",
+        )
+    if "\x00" in text_:
+        raise InvalidInput(f"{option} must not contain a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in text_):
+        raise InvalidInput(
+            f"{option} {shorten_for_message(text_)} is not valid UTF-8 text",
+            hint="check the terminal's or the script's character encoding",
+        )
+    return text_
+
+
+def _check_seq(option: str, seq: int) -> int:
+    """``seq`` if it can be an audit sequence number (1 to 2**63-1), else InvalidInput."""
+    if not 1 <= seq <= MAX_SEQ:
+        raise InvalidInput(f"{option} must be between 1 and {MAX_SEQ} (got {seq})")
+    return seq
+
+
 def parse_status(value: str | None) -> str | None:
     """``success``, ``failure`` or ``error`` (case-insensitive), else InvalidInput."""
     status = _non_empty("--status", value)
@@ -170,13 +227,14 @@ def parse_status(value: str | None) -> str | None:
     status = status.lower()
     if status not in AUDIT_STATUSES:
         raise InvalidInput(
-            f"invalid status {value!r}", hint="use one of: " + ", ".join(AUDIT_STATUSES)
+            f"invalid status {shorten_for_message(value or '')}",
+            hint="use one of: " + ", ".join(AUDIT_STATUSES),
         )
     return status
 
 
 def _parse_action(value: str | None) -> str | None:
-    action = _non_empty("--action", value)
+    action = _filter_text("--action", value)
     if action is None:
         return None
     # Actions are stored lower-case (user.create); a filter only ever uses
@@ -185,7 +243,7 @@ def _parse_action(value: str | None) -> str | None:
     action = action.lower()
     if not _ACTION_FILTER.fullmatch(action):
         raise InvalidInput(
-            f"invalid action filter {value!r}",
+            f"invalid action filter {shorten_for_message(action)}",
             hint="give an action such as user.create, or a glob such as user.* or *.create",
         )
     return action
@@ -220,11 +278,11 @@ def build_query(
     """
     now = now or utcnow()
     query = AuditQuery(
-        actor=_non_empty("--actor", actor),
-        user=_non_empty("--user", user),
+        actor=_filter_text("--actor", actor),
+        user=_filter_text("--user", user),
         action=_parse_action(action),
-        resource_type=_non_empty("--resource-type", resource_type),
-        resource_id=_non_empty("--resource-id", resource_id),
+        resource_type=_filter_text("--resource-type", resource_type),
+        resource_id=_filter_text("--resource-id", resource_id),
         status=parse_status(status),
         since=_parse_time("--since", since, now),
         until=_parse_time("--until", until, now),
@@ -257,7 +315,7 @@ def resolve_filters(uow: UnitOfWork, query: AuditQuery) -> ResolvedFilters:
             user_id = _as_uuid(query.user)
             if user_id is None:
                 raise NotFound(
-                    f"user {query.user!r} not found",
+                    f"user {shorten_for_message(query.user)} not found",
                     hint="give a username, an email or a user id",
                 )
     return ResolvedFilters(
@@ -408,17 +466,24 @@ def encode_cursor(seq: int, *, descending: bool) -> str:
 def decode_cursor(cursor: str, *, descending: bool) -> int:
     """The seq a cursor continues after; InvalidInput if it is not one of ours."""
     invalid = InvalidInput(
-        f"invalid cursor {cursor!r}",
+        f"invalid cursor {shorten_for_message(cursor)}",
         hint="pass the value printed after 'next cursor:' by the previous page",
     )
     text_ = cursor.strip()
+    if len(text_) > 64:  # ours are about 40 characters
+        raise invalid
     try:
         raw = base64.urlsafe_b64decode(text_ + "=" * (-len(text_) % 4)).decode("ascii")
     except (binascii.Error, ValueError):
         raise invalid from None
     prefix, _, rest = raw.partition(":")
     direction, _, seq_text = rest.partition(":")
-    if prefix != _CURSOR_PREFIX or direction not in ("a", "d") or not seq_text.isdigit():
+    if (
+        prefix != _CURSOR_PREFIX
+        or direction not in ("a", "d")
+        or not _SEQ_DIGITS.fullmatch(seq_text)
+        or not 0 <= int(seq_text) <= MAX_SEQ
+    ):
         raise invalid
     if (direction == "d") != descending:
         order = "newest first" if direction == "d" else "oldest first (--reverse)"
@@ -449,8 +514,13 @@ def list_entries(
     ``after_seq`` is where the previous page ended (:func:`decode_cursor` of
     its ``next_cursor``).
     """
-    if limit < 1:
-        raise InvalidInput("--limit must be at least 1")
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidInput(
+            f"--limit must be between 1 and {MAX_LIST_LIMIT} (got {limit})",
+            hint="`vutf audit export` streams any number of entries",
+        )
+    if after_seq is not None and not 0 <= after_seq <= MAX_SEQ:
+        raise InvalidInput("invalid cursor: its seq is out of range")
 
     def work(uow: UnitOfWork) -> AuditPage:
         filters = resolve_filters(uow, query)
@@ -463,13 +533,39 @@ def list_entries(
     return db.run(work, read_only=True)
 
 
+def parse_seq_or_id(text_: str) -> str:
+    """``text_`` as a seq (ASCII digits, 1 to 2**63-1) or an entry id (a UUID), canonical.
+
+    InvalidInput (exit 2) for anything else, echoed shortened.
+    """
+    key = text_.strip()
+    if _SEQ_DIGITS.fullmatch(key):
+        # Measured as text first: int() refuses over 4,300 digits, and a
+        # 10 MB string of digits is not worth converting anyway.
+        digits = key.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_SEQ)) or not 1 <= int(digits) <= MAX_SEQ:
+            raise InvalidInput(
+                f"audit sequence number out of range: {shorten_for_message(key)}",
+                hint=f"a seq is between 1 and {MAX_SEQ}",
+            )
+        return digits
+    parsed = _as_uuid(key) if len(key) <= 64 else None
+    if parsed is None:
+        raise InvalidInput(
+            f"{shorten_for_message(key)} is neither an audit sequence number nor an entry id",
+            hint="give the seq shown by `vutf audit list`, or the entry's UUID",
+        )
+    return str(parsed)
+
+
 def show(db: Database, seq_or_id: str) -> AuditEntry:
     """The entry with that seq or id (NotFound, exit 3, if there is none)."""
+    key = parse_seq_or_id(seq_or_id)
 
     def work(uow: UnitOfWork) -> AuditEntry:
-        row = uow.audit.get(seq_or_id)
+        row = uow.audit.get(key)
         if row is None:
-            raise NotFound(f"audit entry {seq_or_id.strip()!r} not found")
+            raise NotFound(f"audit entry {key!r} not found")
         return uow.audit.to_entry(row)
 
     return db.run(work, read_only=True)
@@ -499,10 +595,10 @@ def parse_anchor(text_: str) -> tuple[int, str] | None:
 
     ``0:<genesis hash>`` (the head of an empty log) anchors nothing and gives None.
     """
-    match = _ANCHOR.fullmatch(text_.strip())
-    if match is None:
+    match = _ANCHOR.fullmatch(text_.strip()) if len(text_) < 200 else None
+    if match is None or int(match.group(1)) > MAX_SEQ:
         raise InvalidInput(
-            f"invalid anchor {text_!r}",
+            f"invalid anchor {shorten_for_message(text_)}",
             hint="use SEQ:HASH as printed by `vutf audit head` (HASH is 64 hex digits)",
         )
     seq, row_hash = int(match.group(1)), match.group(2).lower()
@@ -539,8 +635,10 @@ def verify(
 
     ``anchor`` comes from :func:`parse_anchor`.
     """
-    if since_seq is not None and since_seq < 1:
-        raise InvalidInput("--since-seq must be at least 1")
+    if since_seq is not None:
+        _check_seq("--since-seq", since_seq)
+    if anchor is not None:
+        _check_seq("the anchor's seq", anchor[0])
     parsed_anchor = anchor
 
     def work(uow: UnitOfWork) -> VerifyResult:
@@ -590,7 +688,7 @@ def stats_dimension(by: str) -> str:
     dimension = by.strip().lower().replace("-", "_")
     if dimension not in STATS_DIMENSIONS:
         raise InvalidInput(
-            f"cannot group by {by!r}",
+            f"cannot group by {shorten_for_message(by)}",
             hint="use one of: " + ", ".join(d.replace("_", "-") for d in STATS_DIMENSIONS),
         )
     return dimension
@@ -707,14 +805,20 @@ def follow(
     seen" never misses a row.  Ends after ``max_events`` entries or
     ``timeout`` seconds, if given.
     """
-    if interval <= 0:
-        raise InvalidInput("--interval must be positive")
+    # Written so that NaN fails every check (it compares false with everything).
+    if not MIN_FOLLOW_INTERVAL <= interval <= MAX_FOLLOW_INTERVAL:
+        raise InvalidInput(
+            f"--interval must be between {MIN_FOLLOW_INTERVAL} and "
+            f"{MAX_FOLLOW_INTERVAL:.0f} seconds (got {interval})"
+        )
     if max_events is not None and max_events < 1:
         raise InvalidInput("--max-events must be at least 1")
-    if timeout is not None and timeout < 0:
-        raise InvalidInput("--timeout must not be negative")
-    if since_seq is not None and since_seq < 1:
-        raise InvalidInput("--since-seq must be at least 1")
+    if timeout is not None and not (math.isfinite(timeout) and 0 <= timeout <= MAX_FOLLOW_TIMEOUT):
+        raise InvalidInput(
+            f"--timeout must be between 0 and {MAX_FOLLOW_TIMEOUT:.0f} seconds (got {timeout})"
+        )
+    if since_seq is not None:
+        _check_seq("--since-seq", since_seq)
     deadline = None if timeout is None else clock() + timeout
 
     def start(uow: UnitOfWork) -> tuple[ResolvedFilters, int]:

@@ -216,8 +216,24 @@ def _probe(uow: UnitOfWork) -> _Probe:
     )
 
 
+def _missing_probe() -> _Probe:
+    """What a SQLite file that does not exist (and is not created by looking) holds: nothing."""
+    import sqlite3
+
+    return _Probe(
+        server_version=sqlite3.sqlite_version,
+        revision=None,
+        row_counts=dict.fromkeys(APP_TABLES),
+    )
+
+
 def _current_revision(rt: Runtime) -> str | None:
     return rt.db.run(lambda uow: uow.schema_revision(), read_only=True)
+
+
+def _inspected_revision(rt: Runtime) -> str | None:
+    """The revision for a read-only look: None for a missing SQLite file, left uncreated."""
+    return None if rt.db.missing_file else _current_revision(rt)
 
 
 def _head() -> str:
@@ -325,12 +341,15 @@ def _rolled_back(doing: str) -> Callable[[str], VutfError]:
 
 # -- commands ---------------------------------------------------------------------------
 def current(rt: Runtime) -> RevisionStatus:
-    return _revision_status(rt, _current_revision(rt))
+    return _revision_status(rt, _inspected_revision(rt))
 
 
 def upgrade(rt: Runtime, revision: str = "head") -> MigrationResult:
     from vutf_cli.db import migrations
 
+    # The one command (with the default database's first use) that creates a
+    # missing SQLite file.
+    rt.db.allow_creating()
     # Reach the server first (with the retry policy) so an outage is exit 7.
     previous = _current_revision(rt)
     _run_alembic(
@@ -458,7 +477,7 @@ def _not_at_head(status: RevisionStatus, known_newest_first: list[str]) -> Schem
 
 
 def status(rt: Runtime) -> DatabaseStatus:
-    probe = rt.db.run(_probe, read_only=True)
+    probe = _missing_probe() if rt.db.missing_file else rt.db.run(_probe, read_only=True)
     revision = _revision_status(rt, probe.revision)
     pool_class, pool_size, max_overflow, pool_timeout = _pool_settings(rt)
     settings = rt.settings

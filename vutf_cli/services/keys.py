@@ -327,6 +327,7 @@ def create_key(
 ) -> IssuedKey:
     """Issue a key named ``name`` for ``user`` (username, email or id)."""
     permissions = parse_scopes(scopes, default=DEFAULT_SCOPES)
+    description = validation.validate_description(description)
     # Checked now so bad input fails before the database; re-checked in the transaction.
     _requested_expiry(
         expires_in=expires_in, expires_at=expires_at, no_expiry=no_expiry, now=utcnow()
@@ -454,7 +455,10 @@ def list_keys(
     long ago.  Filters combine with AND.
     """
     if state not in LIST_STATES:
-        raise InvalidInput(f"unknown key state {state!r}; use one of {', '.join(LIST_STATES)}")
+        raise InvalidInput(
+            f"unknown key state {validation.shorten_for_message(state)}; "
+            f"use one of {', '.join(LIST_STATES)}"
+        )
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT} (got {limit})")
     expiring = _parse_optional_duration(expiring_within)

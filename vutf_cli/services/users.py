@@ -127,6 +127,8 @@ _PASSWORD_ALPHABET: Final = string.ascii_letters + string.digits
 USER_FIELDS: Final = tuple(f.name for f in fields(UserView))
 _RESOURCE: Final = "user"
 
+MAX_SEARCH_LENGTH = 254  # the longest searchable column (email)
+
 
 # -- results ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,9 @@ def list_users(
     if superuser is not None:
         filters["is_superuser"] = superuser
     text = (search or "").strip()
+    if len(text) > MAX_SEARCH_LENGTH:
+        # Longer than any searchable column; also keeps LIKE patterns sane.
+        raise InvalidInput(f"--search text too long (at most {MAX_SEARCH_LENGTH} characters)")
 
     def read(uow: UnitOfWork) -> UserPage:
         page = uow.users.keyset(

@@ -135,7 +135,8 @@ class UserRepository(BaseRepository[User]):
     def require(self, ident: str, *, include_deleted: bool = False) -> User:
         user = self.get_by_identifier(ident, include_deleted=include_deleted)
         if user is None:
-            raise NotFound(f"user {ident!r} not found")
+            shown = ident if len(ident) <= 60 else ident[:60] + "…"
+            raise NotFound(f"user {shown!r} not found")
         return user
 
     def search_condition(self, text: str) -> ColumnElement[bool]:
