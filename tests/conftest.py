@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -156,16 +157,12 @@ def empty_database_url(
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def database_url(
-    backend: str,
-    tmp_path: Path,
-    sqlite_template: Path,
-    postgres_template: str | None,
+@contextmanager
+def _fresh_database(
+    backend: str, path: Path, sqlite_template: Path, postgres_template: str | None
 ) -> Iterator[str]:
-    """A URL to a fresh database already migrated to head."""
+    """A new database migrated to head (a copy of the template), dropped afterwards."""
     if backend == "sqlite":
-        path = tmp_path / "vutf-test.db"
         shutil.copyfile(sqlite_template, path)
         path.chmod(0o600)
         yield f"sqlite:///{path}"
@@ -177,6 +174,32 @@ def database_url(
         yield _with_database(postgres_admin_url(), name)
     finally:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(
+    backend: str,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: str | None,
+) -> Iterator[str]:
+    """A URL to a fresh database already migrated to head."""
+    path = tmp_path / "vutf-test.db"
+    with _fresh_database(backend, path, sqlite_template, postgres_template) as url:
+        yield url
+
+
+@pytest.fixture
+def other_database_url(
+    backend: str,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: str | None,
+) -> Iterator[str]:
+    """A second fresh migrated database of the same backend (for copy/round-trip tests)."""
+    path = tmp_path / "vutf-other.db"
+    with _fresh_database(backend, path, sqlite_template, postgres_template) as url:
+        yield url
 
 
 @pytest.fixture

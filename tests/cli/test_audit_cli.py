@@ -10,7 +10,6 @@ append-only triggers off, changes rows with raw SQL and restores them.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -21,8 +20,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +29,7 @@ import pytest
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from tests.audit_tampering import tampering
 from tests.cli.conftest import RunCli
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import AuditLog
@@ -111,37 +110,6 @@ def append(db: Database, *specs: dict[str, Any]) -> None:
             uow.audit.append(**{"action": "user.create", "resource_type": "user", **spec})
 
     db.run(work)
-
-
-def _load_initial_migration() -> Any:
-    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0001_initial.py"
-    spec = importlib.util.spec_from_file_location("vutf_audit_cli_0001_initial", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SQLITE_TRIGGER_NAMES = ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace")
-
-
-@contextmanager
-def tampering(db: Database) -> Iterator[Connection]:
-    """A transaction in which the append-only triggers are off (restored before COMMIT)."""
-    with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
-        else:
-            for name in SQLITE_TRIGGER_NAMES:
-                conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        yield conn
-        if db.dialect == "postgresql":
-            for name in ("audit_log_append_only", "audit_log_no_truncate"):
-                conn.exec_driver_sql(f"ALTER TABLE audit_log ENABLE ALWAYS TRIGGER {name}")
-        else:
-            for statement in _load_initial_migration().SQLITE_TRIGGERS:
-                conn.exec_driver_sql(statement)
 
 
 def _varied(db: Database) -> None:

@@ -14,9 +14,6 @@ import dataclasses
 import io
 import json
 import re
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +21,6 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cli.conftest import CliResult, RunCli, invoke
-from tests.conftest import (
-    TEST_DB_PREFIX,
-    _admin_execute,
-    _skip_without_postgres,
-    _with_database,
-    postgres_admin_url,
-)
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import AuditLog
 from vutf_cli.db.uow import UnitOfWork
@@ -42,26 +32,6 @@ USER_FIELDS = [f.name for f in dataclasses.fields(UserView)]
 
 
 # -- helpers -------------------------------------------------------------------------
-@pytest.fixture
-def other_database_url(
-    backend: str, tmp_path: Path, sqlite_template: Path, postgres_template: str | None
-) -> Iterator[str]:
-    """A second fresh migrated database of the same backend."""
-    if backend == "sqlite":
-        path = tmp_path / "other.db"
-        shutil.copyfile(sqlite_template, path)
-        path.chmod(0o600)
-        yield f"sqlite:///{path}"
-        return
-    template = _skip_without_postgres(postgres_template)
-    name = f"{TEST_DB_PREFIX}{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield _with_database(postgres_admin_url(), name)
-    finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def ok(result: CliResult) -> CliResult:
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr

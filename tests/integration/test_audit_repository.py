@@ -9,7 +9,6 @@ triggers back, so they are never off for anyone else.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import re
@@ -17,11 +16,9 @@ import socket
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -29,6 +26,7 @@ from sqlalchemy import Table, TextClause, delete, insert, inspect, select, text,
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError
 
+from tests.audit_tampering import tampering
 from vutf_cli import __version__
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import AuditLog
@@ -84,41 +82,6 @@ def _raw_rows(db: Database) -> list[dict[str, Any]]:
 
 def _verify(db: Database, **kwargs: Any) -> Any:
     return db.run(lambda uow: uow.audit.verify_chain(**kwargs), read_only=True)
-
-
-def _load_initial_migration() -> Any:
-    path = Path(__file__).resolve().parents[2] / "alembic" / "versions" / "0001_initial.py"
-    spec = importlib.util.spec_from_file_location("vutf_test_0001_initial", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SQLITE_TRIGGER_NAMES = ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace")
-
-
-@contextmanager
-def tampering(db: Database) -> Iterator[Connection]:
-    """A transaction in which the append-only triggers are off (restored before COMMIT)."""
-    with db.engine.begin() as conn:
-        if db.dialect == "postgresql":
-            conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER USER")
-        else:
-            for name in SQLITE_TRIGGER_NAMES:
-                conn.exec_driver_sql(f"DROP TRIGGER {name}")
-        yield conn
-        if db.dialect == "postgresql":
-            conn.exec_driver_sql(
-                "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only"
-            )
-            conn.exec_driver_sql(
-                "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate"
-            )
-        else:
-            for statement in _load_initial_migration().SQLITE_TRIGGERS:
-                conn.exec_driver_sql(statement)
 
 
 def _row_at(conn: Connection, seq: int) -> dict[str, Any]:
