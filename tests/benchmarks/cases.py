@@ -475,6 +475,8 @@ class Planner:
     def memory(self, backend: str, rows: int) -> None:
         """Peak RSS at ``rows`` vs the same command at the reference size (no runs of its own)."""
         settings = self.settings
+        if not settings.wants("memory.export", "memory.verify"):
+            return  # the reference size was not seeded
         reference_rows = settings.memory_reference
         export, verify = self._export_commands[(backend, rows)]
         reference_export, reference_verify = self._export_commands[(backend, reference_rows)]

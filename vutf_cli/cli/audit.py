@@ -409,7 +409,6 @@ def export(
       vutf audit export --action 'api_key.*' | jq -c 'select(.status != "success")'
     """
     from vutf_cli.output import Terminal
-    from vutf_cli.services import audit as audit_service
 
     app_ctx = get_app(ctx)
     fmt = _export_format(export_format, app_ctx.settings.output)
@@ -425,7 +424,7 @@ def export(
         until=until,
     )
     terminal = app_ctx.terminal
-    db = app_ctx.runtime().db
+    app_ctx.runtime()  # the schema is checked before any --output-file is created
     with contextlib.ExitStack() as stack:
         if output_file is None:
             # Bound to the real stdout now: while a progress bar is drawn, Rich
@@ -439,19 +438,41 @@ def export(
         else:
             handle = stack.enter_context(_private_file(output_file, force=force))
             target = Terminal(output_format=fmt, quiet=terminal.quiet, stdout=handle)
-        stream = stack.enter_context(audit_service.open_export(db, query))
-        advance = stack.enter_context(terminal.progress(stream.head_seq, "exporting audit log"))
-
-        def tracked() -> Iterator[AuditEntry]:
-            reached = 0
-            for entry in stream.entries:
-                advance(entry.seq - reached)
-                reached = entry.seq
-                yield entry
-
-        count = target.emit_rows(tracked(), columns=_entry_columns())
+        count = _export_to(target, stack, app_ctx, query)
     where = "" if output_file is None else f" to {output_file}"
     terminal.notice(f"exported {count} audit {'entry' if count == 1 else 'entries'}{where}")
+
+
+def _export_to(
+    target: Terminal,
+    stack: contextlib.ExitStack[bool | None],
+    app_ctx: AppContext,
+    query: AuditQuery,
+) -> int:
+    """Write the export to ``target``; return the number of entries."""
+    from vutf_cli.services import audit as audit_service
+
+    db = app_ctx.runtime(check_schema=False).db  # checked by the command already
+    if target.output_format == "jsonl":
+        # The lines are rendered by the database: most of a large export's cost.
+        export = stack.enter_context(audit_service.open_json_lines_export(db, query))
+        advance = stack.enter_context(app_ctx.terminal.progress(export.head_seq, _EXPORTING))
+        with target.json_lines_writer(columns=_entry_columns()) as emit:
+            return export.write(emit, advance)
+    stream = stack.enter_context(audit_service.open_export(db, query))
+    advance = stack.enter_context(app_ctx.terminal.progress(stream.head_seq, _EXPORTING))
+
+    def tracked() -> Iterator[AuditEntry]:
+        reached = 0
+        for entry in stream.entries:
+            advance(entry.seq - reached)
+            reached = entry.seq
+            yield entry
+
+    return target.emit_rows(tracked(), columns=_entry_columns())
+
+
+_EXPORTING = "exporting audit log"
 
 
 # -- verify, head, stats ---------------------------------------------------------------------

@@ -168,7 +168,7 @@ def _seconds(value: str | None) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def _wait_limit(conn: Any) -> tuple[float | None, bool]:
+def wait_limit(conn: Any) -> tuple[float | None, bool]:
     """How long one wait on ``conn`` may last (None: no limit), and whether it is connecting."""
     params = conn.get_dsn_parameters()
     connect_timeout = _seconds(params.get("connect_timeout"))
@@ -191,7 +191,7 @@ def wait_for_server(conn: Any) -> None:
     import psycopg2
     from psycopg2 import extensions
 
-    limit, connecting = _wait_limit(conn)
+    limit, connecting = wait_limit(conn)
     give_up_at = None if limit is None else time.monotonic() + limit
     while True:
         state = conn.poll()
@@ -254,7 +254,7 @@ def bounded_waits() -> Iterator[None]:
 
 
 def _connection_class(statement_timeout_ms: int) -> Any:
-    """psycopg2's connection class, carrying the statement timeout for :func:`_wait_limit`."""
+    """psycopg2's connection class, carrying the statement timeout for :func:`wait_limit`."""
     from psycopg2.extensions import connection
 
     class VutfConnection(connection):  # type: ignore[misc]  # psycopg2 has no type stubs

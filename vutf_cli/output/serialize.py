@@ -34,7 +34,7 @@ from enum import Enum
 from json.encoder import encode_basestring
 from typing import Any
 
-__all__ = ["dumps", "format_timestamp", "json_array_item", "to_jsonable"]
+__all__ = ["dumps", "format_timestamp", "json_array_item", "terminal_safe_json", "to_jsonable"]
 
 # Exact types that JSON represents natively; checked with ``type(x) in ...``
 # first because that is the common case and the cheapest test.
@@ -137,6 +137,16 @@ def _escape_unsafe(text: str) -> str:
     if _JSON_UNSAFE.search(text) is None:
         return text
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def terminal_safe_json(text: str) -> str:
+    """JSON ``text`` made by someone else (the database) with the escaping :func:`dumps` adds.
+
+    Checked in C first: ASCII text without DEL, the common case, is returned as is.
+    """
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _escape_unsafe(text)
 
 
 class _NotFlat(Exception):

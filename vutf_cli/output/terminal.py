@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from vutf_cli.errors import InvalidInput, VutfError
 from vutf_cli.output.sanitize import csv_safe, inert
-from vutf_cli.output.serialize import dumps, json_array_item, to_jsonable
+from vutf_cli.output.serialize import dumps, json_array_item, terminal_safe_json, to_jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -298,6 +298,40 @@ class Terminal:
             count += 1
         out.write("[]\n" if count == 0 else "\n]\n")
         return count
+
+    @contextmanager
+    def json_lines_writer(self, *, columns: Sequence[Column]) -> Iterator[Callable[[Any], None]]:
+        """Yield ``emit(part)`` writing JSON lines made partly elsewhere (``-o jsonl``).
+
+        A ``bytes`` part is JSON text rendered by someone else (UTF-8, whole
+        lines, each with its newline), written as it is bar the escaping
+        :func:`dumps` adds; any other part is a row (an object or a mapping),
+        written as :meth:`emit_rows` writes it.  Everything goes straight to
+        the binary stream under stdout when there is one.
+        """
+        keys = [column.key for column in columns]
+        self.stdout.flush()
+        binary = getattr(self.stdout, "buffer", None)
+        write_bytes: Callable[[bytes], Any] = (
+            binary.write
+            if binary is not None
+            else lambda data: self.stdout.write(data.decode("utf-8"))
+        )
+
+        def emit(part: Any) -> None:
+            if type(part) is bytes:
+                if part.isascii() and b"\x7f" not in part:
+                    write_bytes(part)
+                else:
+                    write_bytes(terminal_safe_json(part.decode("utf-8")).encode("utf-8"))
+            else:
+                record = next(_records((part,), keys))
+                write_bytes(dumps(record).encode("utf-8") + b"\n")
+
+        yield emit
+        if binary is not None:
+            binary.flush()
+        self.stdout.flush()
 
     def _emit_jsonl(self, records: Iterator[dict[str, Any]]) -> int:
         out = self.stdout

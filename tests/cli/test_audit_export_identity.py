@@ -1,0 +1,241 @@
+"""`vutf audit export` (lines rendered by the database) is byte for byte `audit list -o jsonl`.
+
+The export's JSON lines are made by SQL (``vutf_cli.db.audit_json``); the
+list is rendered by Python from AuditEntry views.  Every value that could
+make the two spell something differently is exercised here, on both
+backends: escapes, terminal-unsafe characters, non-ASCII text, separators
+inside strings, arrays of non-strings, decimals (which ``jsonb`` prints its
+own way), big integers, empty containers, NULLs; rows edited by hand around
+the triggers; tiny batches, so that rows left to Python fall on batch edges.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from tests.audit_tampering import tampering
+from tests.cli.conftest import RunCli
+from vutf_cli.db.database import Database
+from vutf_cli.db.uow import UnitOfWork
+from vutf_cli.services import audit as audit_service
+
+HOSTILE_TEXT = [
+    "plain",
+    "zoë 🔑 ü",
+    'say "hi": ok',
+    "back\\slash \\u00e9 \\/ \\n",
+    "Doe, John",
+    'a, "b"',
+    "tab\tnew\nline\rcarriage",
+    "\x01\x02\x1f control",
+    "del \x7f c1 \x85 \x9f",
+    "bidi \u202e reversed \u2066 isolate \u2069",
+    "separators \u2028 \u2029",
+    "astral 𝄞 and nul-free",
+    "[1, 2]: {a, b}",
+    "",
+]
+
+CHANGES: list[dict[str, Any] | None] = [
+    None,
+    {},
+    {"email": "a@example.com", "is_active": True, "full_name": None},
+    {"roles": {"old": [], "new": ["admin", "ops"]}},
+    {"numbers": [1, 2, 3], "mixed": [True, None, "a, b", {"k": [1, 2]}], "nested": [[1], [2, 3]]},
+    {"float": 0.5, "small": 1e-07, "large": 1e22, "neg": -2.5, "whole": 2.0},
+    {"big": 12345678901234567890123, "negative": -3, "zero": 0},
+    {"objects": [{"a": 1}, {"b": {"c": None}}], "empty": {}, "empty_list": []},
+    {text_: text_ for text_ in HOSTILE_TEXT if text_},
+    {"list_of_text": HOSTILE_TEXT},
+]
+
+
+def _entries() -> Iterator[dict[str, Any]]:
+    for number, value in enumerate(HOSTILE_TEXT):
+        yield {
+            "actor": value or "someone",
+            "resource_id": value or None,
+            "error_message": value or None,
+            "user_agent": value[:255] or None,
+            "status": "failure" if number % 3 else "success",
+        }
+    for number, changes in enumerate(CHANGES):
+        yield {
+            "actor": "changes",
+            "user_id": uuid.UUID(int=number + 1),
+            "changes": changes,
+            "duration_ms": number * 1000,
+            "ip_address": "2001:db8::1" if number % 2 else "10.0.0.1",
+        }
+    yield {"actor": "meta", "metadata": {"ticket": "OPS-7", "ratio": 0.25, "attempt": 3}}
+    yield {"actor": "meta", "metadata": {"note": 'quote " and, comma', "tags": ["a", "b"]}}
+
+
+def _append_all(db: Database) -> int:
+    entries = list(_entries())
+
+    def work(uow: UnitOfWork) -> None:
+        for entry in entries:
+            uow.audit.append(action="user.update", resource_type="user", **entry)
+
+    db.run(work)
+    return len(entries)
+
+
+def _list_jsonl(run_cli: RunCli, *filters: str) -> str:
+    listed = run_cli("audit", "list", "--reverse", "--limit", "100000", "-o", "jsonl", *filters)
+    assert listed.exit_code == 0, listed.stderr
+    return listed.stdout
+
+
+def _export(run_cli: RunCli, *filters: str) -> str:
+    exported = run_cli("audit", "export", *filters)
+    assert exported.exit_code == 0, exported.stderr
+    return exported.stdout
+
+
+def _assert_same_lines(exported: str, listed: str) -> None:
+    # Line by line first, for a readable failure; then the whole text.
+    for number, (got, want) in enumerate(
+        zip(exported.split("\n"), listed.split("\n"), strict=True), start=1
+    ):
+        assert got == want, f"line {number} differs"
+    assert exported == listed
+
+
+def test_every_value_is_spelled_as_list_spells_it(run_cli: RunCli, db: Database) -> None:
+    total = _append_all(db)
+    listed = _list_jsonl(run_cli)
+    assert len(listed.splitlines()) == total
+    # The hostile characters really are in the output, escaped the vutf way.
+    assert "\\u202e" in listed
+    assert "\\u2028" in listed
+    assert "\\u007f" in listed
+    assert "\\u0001" in listed
+    assert "zoë 🔑" in listed
+    _assert_same_lines(_export(run_cli), listed)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7])
+def test_batch_edges(
+    run_cli: RunCli, db: Database, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append_all(db)
+    monkeypatch.setattr(audit_service, "POSTGRES_COPY_BATCH", batch)
+    monkeypatch.setattr(audit_service, "SQLITE_LINES_BATCH", batch)
+    _assert_same_lines(_export(run_cli), _list_jsonl(run_cli))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ("--actor", "changes"),
+        ("--action", "user.*"),
+        ("--status", "failure"),
+        ("--user", str(uuid.UUID(int=5))),
+        ("--since", "2000-01-01", "--until", "2999-01-01"),
+        ("--actor", "nobody"),
+    ],
+)
+def test_filtered_export_is_the_filtered_list(
+    run_cli: RunCli, db: Database, filters: tuple[str, ...]
+) -> None:
+    _append_all(db)
+    _assert_same_lines(_export(run_cli, *filters), _list_jsonl(run_cli, *filters))
+
+
+def _insert_raw(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Rows written around vutf (and its triggers), the way a hand edit would."""
+    with tampering(db) as conn:
+        seq = conn.execute(text("SELECT COALESCE(MAX(seq), 0) FROM audit_log")).scalar_one()
+        for row in rows:
+            seq += 1
+            values = {
+                "id": str(uuid.uuid4()),
+                "seq": seq,
+                "created_at": datetime(2025, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+                "actor": "hand",
+                "user_id": None,
+                "action": "user.update",
+                "resource_type": "user",
+                "resource_id": None,
+                "status": "success",
+                "changes": None,
+                "metadata": None,
+                "error_message": None,
+                "duration_ms": None,
+                "ip_address": None,
+                "user_agent": None,
+                "prev_hash": "0" * 64,
+                "row_hash": "f" * 64,
+                **row,
+            }
+            columns = ", ".join(values)
+            if db.dialect == "postgresql":
+                placeholders = ", ".join(
+                    f"CAST(:{name} AS jsonb)" if name in ("changes", "metadata") else f":{name}"
+                    for name in values
+                )
+            else:
+                placeholders = ", ".join(f":{name}" for name in values)
+                if isinstance(values["created_at"], datetime):
+                    values["created_at"] = values["created_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute(text(f"INSERT INTO audit_log ({columns}) VALUES ({placeholders})"), values)
+
+
+def test_rows_edited_by_hand(run_cli: RunCli, db: Database) -> None:
+    _append_all(db)
+    spaced = '{"b" : 1, "a": [1,  2], "c": "x, y"}'
+    rows: list[dict[str, Any]] = [
+        {"changes": spaced},
+        {"metadata": '{"name": "caf\\u00e9", "slash": "a\\/b"}'},
+        {"changes": '{"big": 100000000000000000000, "list": [1,2]}'},
+    ]
+    if db.dialect == "postgresql":
+        # jsonb keeps a decimal's digits as given; Python prints its float.
+        rows.append({"changes": '{"price": 1.50, "tiny": 0.0000001, "exp": 1E5, "z": -0}'})
+    else:
+        rows += [
+            {"id": str(uuid.uuid4()).upper()},
+            {"user_id": "{" + str(uuid.uuid4()) + "}"},
+            {"created_at": "2025-05-06 07:08:09"},
+        ]
+    _insert_raw(db, rows)
+    _assert_same_lines(_export(run_cli), _list_jsonl(run_cli))
+
+
+def test_export_to_a_file_is_the_same_text(run_cli: RunCli, db: Database, tmp_path: Any) -> None:
+    _append_all(db)
+    target = tmp_path / "audit.jsonl"
+    exported = run_cli("audit", "export", "--output-file", str(target))
+    assert exported.exit_code == 0, exported.stderr
+    assert exported.stdout == ""
+    assert target.read_text(encoding="utf-8") == _list_jsonl(run_cli)
+    for line in target.read_text(encoding="utf-8").splitlines():
+        json.loads(line)
+
+
+def test_hand_edited_numbers(run_cli: RunCli, db: Database) -> None:
+    """The one known difference: a number a hand edit spelled non-canonically in SQLite.
+
+    vutf stores numbers as Python spells them, so this only happens to a
+    SQLite file edited around vutf (which `vutf audit verify` reports).
+    Detecting it would cost a JSON walk of every row; the value is the same
+    JSON number either way.  PostgreSQL's jsonb marks such rows for Python.
+    """
+    _insert_raw(db, [{"changes": '{"price": 1.50, "exp": 1E5}'}])
+    exported, listed = _export(run_cli), _list_jsonl(run_cli)
+    if db.dialect == "postgresql":
+        assert '"price":1.5' in listed  # jsonb keeps "1.50"; the row was left to Python
+        assert exported == listed
+    else:
+        assert '"price":1.5,"exp":100000.0' in listed
+        assert '"price":1.50,"exp":1E5' in exported
+        assert json.loads(exported) == json.loads(listed)

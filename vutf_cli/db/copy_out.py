@@ -1,0 +1,164 @@
+"""Stream a SELECT's rows from PostgreSQL with ``COPY (...) TO STDOUT``.
+
+Why COPY: the server sends rows as fast as it makes them while this process
+works on the ones already received, so a long export costs about the slower
+of the two instead of their sum.  A cursor fetch alternates between them.
+
+Three things the ordinary query path gives for free must be done by hand:
+
+* parameters: COPY takes no bind parameters, so the statement is compiled
+  by SQLAlchemy (bind processors applied) and its values are inlined by
+  psycopg2's own quoting (``cursor.mogrify``);
+* the wait callback: psycopg2 refuses COPY while a wait callback is set
+  (vutf sets one to bound every wait on the server, see ``db.engine``), so it
+  is lifted for the COPY and put back afterwards;
+* the time limit that callback enforced: a watchdog thread shuts the socket
+  down when no row has arrived for as long as the callback would have waited
+  (statement timeout plus connect timeout), which ends the blocked read with
+  an error instead of hanging on a stalled server.
+
+Rows are written in CSV format with quote and delimiter characters that
+never appear unescaped in JSON text (``\\x01``, ``\\x02``), so a one-column
+text row arrives exactly as the server rendered it, newline-terminated.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from sqlalchemy import Connection, Select
+from sqlalchemy.exc import OperationalError
+
+from vutf_cli.db.engine import wait_limit
+
+__all__ = ["copy_rows"]
+
+_COPY_OPTIONS: Final = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
+# How often the watchdog looks for progress.
+_WATCH_INTERVAL: Final = 0.25
+
+
+def inline_statement(connection: Connection, statement: Select[Any]) -> str:
+    """``statement`` as SQL text with its parameters inlined (for COPY, which takes none)."""
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect)
+    params = compiled.construct_params()
+    for name, bind in compiled.binds.items():
+        processor = bind.type.bind_processor(dialect)
+        if processor is not None and name in params:
+            params[name] = processor(params[name])
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        inlined: bytes = cursor.mogrify(compiled.string, params)
+    finally:
+        cursor.close()
+    return inlined.decode("utf-8")
+
+
+class _Progress:
+    """What the watchdog watches: rows received so far."""
+
+    __slots__ = ("rows", "stalled")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.stalled = False
+
+
+class _Writer:
+    """The file psycopg2 writes each COPY row to (one ``write`` per row)."""
+
+    __slots__ = ("last", "progress", "sink")
+
+    def __init__(self, sink: Callable[[bytes], None], progress: _Progress) -> None:
+        self.sink = sink
+        self.progress = progress
+        self.last: bytes | None = None
+
+    def write(self, row: bytes) -> None:
+        self.progress.rows += 1
+        self.last = row
+        self.sink(row)
+
+
+@contextmanager
+def _without_wait_callback() -> Iterator[None]:
+    from psycopg2 import extensions
+
+    callback = extensions.get_wait_callback()
+    extensions.set_wait_callback(None)
+    try:
+        yield
+    finally:
+        extensions.set_wait_callback(callback)
+
+
+@contextmanager
+def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[None]:
+    if limit is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        seen, since = progress.rows, time.monotonic()
+        while not done.wait(_WATCH_INTERVAL):
+            if progress.rows != seen:
+                seen, since = progress.rows, time.monotonic()
+            elif time.monotonic() - since > limit:
+                progress.stalled = True
+                # shutdown() (not close) on a duplicate of the socket: the
+                # blocked read in libpq returns, and libpq still owns its fd.
+                with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    watcher = threading.Thread(target=watch, name="vutf-copy-watchdog", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def copy_rows(
+    connection: Connection, statement: Select[Any], sink: Callable[[bytes], None]
+) -> tuple[int, bytes | None]:
+    """Send each row of a one-column ``statement`` to ``sink``; return the count and the last row.
+
+    Runs inside the connection's current transaction (so it reads its
+    snapshot).  Driver errors are raised as SQLAlchemy ``OperationalError``
+    or ``DBAPIError``, like the ordinary query path's.
+    """
+    import psycopg2
+
+    raw: Any = connection.connection.dbapi_connection
+    copy = f"COPY ({inline_statement(connection, statement)}) TO STDOUT WITH ({_COPY_OPTIONS})"
+    progress = _Progress()
+    writer = _Writer(sink, progress)
+    limit, _connecting = wait_limit(raw)
+    cursor = raw.cursor()
+    try:
+        with _without_wait_callback(), _watchdog(raw, progress, limit):
+            cursor.copy_expert(copy, writer)
+    except psycopg2.Error as exc:
+        if progress.stalled:
+            params = raw.get_dsn_parameters()
+            where = f'server at "{params.get("host")}", port {params.get("port")}'
+            stalled = psycopg2.OperationalError(
+                f"could not receive data from {where}: timeout expired "
+                f"(no answer in {limit:.1f} s, longer than the statement timeout allows)"
+            )
+            raise OperationalError("COPY", None, stalled, connection_invalidated=True) from exc
+        raise OperationalError("COPY", None, exc) from exc
+    finally:
+        cursor.close()
+    return progress.rows, writer.last
