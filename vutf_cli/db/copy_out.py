@@ -15,8 +15,13 @@ Three things the ordinary query path gives for free must be done by hand:
 * the time limit that callback enforced: a watchdog thread shuts the socket
   down when no row has arrived for as long as the callback would have waited
   (statement timeout plus connect timeout), which ends the blocked read with
-  an error instead of hanging on a stalled server.
+  an error instead of hanging on a stalled server; it does the same on
+  Ctrl-C, which libpq's blocking wait would otherwise ignore (it resumes a
+  wait a signal interrupts).  A COPY that ends abnormally leaves the
+  connection unusable, so it is invalidated.
 
+The sink runs while the COPY is open and should be quick (callers buffer
+and write afterwards: a slow reader must not keep a statement open).
 Rows are written in CSV format with quote and delimiter characters that
 never appear unescaped in JSON text (``\\x01``, ``\\x02``), so a one-column
 text row arrives exactly as the server rendered it, newline-terminated.
@@ -24,7 +29,10 @@ text row arrives exactly as the server rendered it, newline-terminated.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
+import signal
 import socket
 import threading
 import time
@@ -63,13 +71,14 @@ def inline_statement(connection: Connection, statement: Select[Any]) -> str:
 
 
 class _Progress:
-    """What the watchdog watches: rows received so far."""
+    """What the watchdog watches (rows received so far) and what it did."""
 
-    __slots__ = ("rows", "stalled")
+    __slots__ = ("interrupted", "rows", "stalled")
 
     def __init__(self) -> None:
         self.rows = 0
         self.stalled = False
+        self.interrupted = False
 
 
 class _Writer:
@@ -101,32 +110,74 @@ def _without_wait_callback() -> Iterator[None]:
 
 
 @contextmanager
-def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[None]:
-    if limit is None:
-        yield
+def _signals_to(fd: int) -> Iterator[bool]:
+    """Have signals also written to ``fd`` (only possible in the main thread); yield whether."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
         return
+    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    try:
+        yield True
+    finally:
+        signal.set_wakeup_fd(previous)
+
+
+def _shut(raw: Any) -> None:
+    # shutdown() (not close) on a duplicate of the socket: the blocked read in
+    # libpq returns with an error, and libpq still owns (and closes) its fd.
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(raw.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[None]:
+    """End the COPY when the server is silent for ``limit`` seconds, or on Ctrl-C.
+
+    libpq, without the wait callback, resumes a wait that a signal
+    interrupted, so Ctrl-C would wait for the server; the signal is also
+    written to a pipe this thread watches, and it ends the wait instead.
+    """
     done = threading.Event()
+    signals, wakeup = os.pipe()
+    os.set_blocking(wakeup, False)
 
     def watch() -> None:
         seen, since = progress.rows, time.monotonic()
-        while not done.wait(_WATCH_INTERVAL):
+        while not done.is_set():
+            readable, _, _ = select.select([signals], [], [], _WATCH_INTERVAL)
+            if readable and signal.SIGINT in os.read(signals, 64):
+                progress.interrupted = True
+                _shut(raw)
+                return
             if progress.rows != seen:
                 seen, since = progress.rows, time.monotonic()
-            elif time.monotonic() - since > limit:
+            elif limit is not None and time.monotonic() - since > limit:
                 progress.stalled = True
-                # shutdown() (not close) on a duplicate of the socket: the
-                # blocked read in libpq returns, and libpq still owns its fd.
-                with socket.socket(fileno=os.dup(raw.fileno())) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
+                _shut(raw)
                 return
 
     watcher = threading.Thread(target=watch, name="vutf-copy-watchdog", daemon=True)
-    watcher.start()
     try:
-        yield
+        with _signals_to(wakeup):
+            watcher.start()
+            try:
+                yield
+            finally:
+                done.set()
+                watcher.join()
     finally:
-        done.set()
-        watcher.join()
+        os.close(signals)
+        os.close(wakeup)
+
+
+def _utf8(raw: Any, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """``sink`` fed UTF-8 whatever the connection's client_encoding (COPY sends that)."""
+    from psycopg2.extensions import encodings
+
+    codec = encodings.get(raw.encoding, raw.encoding)
+    if codec.replace("-", "").replace("_", "").lower() == "utf8":
+        return sink
+    return lambda row: sink(row.decode(codec).encode("utf-8"))
 
 
 def copy_rows(
@@ -135,30 +186,37 @@ def copy_rows(
     """Send each row of a one-column ``statement`` to ``sink``; return the count and the last row.
 
     Runs inside the connection's current transaction (so it reads its
-    snapshot).  Driver errors are raised as SQLAlchemy ``OperationalError``
-    or ``DBAPIError``, like the ordinary query path's.
+    snapshot); ``sink`` runs while the COPY is open, so it must not use the
+    connection.  A driver error is raised as SQLAlchemy's ``OperationalError``;
+    Ctrl-C as KeyboardInterrupt.  When the COPY does not end normally the
+    connection is invalidated (closed): the COPY cannot be resumed, and the
+    transaction's rollback must not be sent into it.
     """
     import psycopg2
 
     raw: Any = connection.connection.dbapi_connection
     copy = f"COPY ({inline_statement(connection, statement)}) TO STDOUT WITH ({_COPY_OPTIONS})"
     progress = _Progress()
-    writer = _Writer(sink, progress)
+    writer = _Writer(_utf8(raw, sink), progress)
     limit, _connecting = wait_limit(raw)
+    params = raw.get_dsn_parameters()  # before: a connection that fails is closed
     cursor = raw.cursor()
     try:
         with _without_wait_callback(), _watchdog(raw, progress, limit):
             cursor.copy_expert(copy, writer)
-    except psycopg2.Error as exc:
+        cursor.close()
+    except BaseException as exc:
+        connection.invalidate(exc if isinstance(exc, Exception) else None)
+        if progress.interrupted:
+            raise KeyboardInterrupt from None
         if progress.stalled:
-            params = raw.get_dsn_parameters()
             where = f'server at "{params.get("host")}", port {params.get("port")}'
             stalled = psycopg2.OperationalError(
                 f"could not receive data from {where}: timeout expired "
                 f"(no answer in {limit:.1f} s, longer than the statement timeout allows)"
             )
             raise OperationalError("COPY", None, stalled, connection_invalidated=True) from exc
-        raise OperationalError("COPY", None, exc) from exc
-    finally:
-        cursor.close()
+        if isinstance(exc, psycopg2.Error):
+            raise OperationalError("COPY", None, exc, connection_invalidated=True) from exc
+        raise
     return progress.rows, writer.last

@@ -818,10 +818,9 @@ class JsonLinesExport:
         return _fetch_json_lines(self, emit, advance)
 
 
-# Rows per statement of a JSON-lines export.  PostgreSQL: each COPY stays
-# well inside the statement timeout.  SQLite: the text of a batch is held in
-# memory (about 0.6 KiB a row).
-POSTGRES_COPY_BATCH: Final = 100_000
+# Rows per statement of a JSON-lines export; the text of a batch is held in
+# memory (under 1 KiB a row) until it is written.
+POSTGRES_COPY_BATCH: Final = 10_000
 SQLITE_LINES_BATCH: Final = 5000
 
 
@@ -853,7 +852,13 @@ def _copy_json_lines(
         statement = postgres_lines_statement(
             conditions, after_seq=after_seq, limit=export.batch_size
         )
-        rows, last = copy_rows(connection, statement, lambda line: emit(finish_postgres_line(line)))
+        # The rows are finished while the server sends the next ones, but
+        # written only once the COPY is over: a slow reader (| less) must not
+        # hold a statement open (statement timeout), nor look like a stalled
+        # server to copy_rows.
+        finished: list[JsonLinePart] = []
+        rows, last = copy_rows(connection, statement, _finishing_into(finished))
+        _emit_joined(finished, emit)
         count += rows
         if last is None or rows < export.batch_size:
             advance(export.head_seq - after_seq)
@@ -861,6 +866,28 @@ def _copy_json_lines(
         reached = seq_of_line(last)
         advance(reached - after_seq)
         after_seq = reached
+
+
+def _finishing_into(finished: list[JsonLinePart]) -> Callable[[bytes], None]:
+    def finish(line: bytes) -> None:
+        finished.append(finish_postgres_line(line))
+
+    return finish
+
+
+def _emit_joined(parts: list[JsonLinePart], emit: Callable[[JsonLinePart], None]) -> None:
+    """Emit ``parts`` in order, each run of finished text as one bytes."""
+    run: list[bytes] = []
+    for part in parts:
+        if type(part) is bytes:
+            run.append(part)
+            continue
+        if run:
+            emit(b"".join(run))
+            run = []
+        emit(part)
+    if run:
+        emit(b"".join(run))
 
 
 def _fetch_json_lines(
