@@ -71,14 +71,14 @@ def _pg_without_decimals(column: str) -> str:
     value = f"rendered.{column}"
     return (
         f"CASE WHEN {value} IS NULL THEN true "
-        f"WHEN jsonb_path_exists({value}, '$.** ? (@.type() == \"number\")') "
+        f"WHEN jsonb_path_exists({value}, 'strict $.** ? (@.type() == \"number\")') "
         f"THEN {value}::text !~ '[0-9][.][0-9]' ELSE true END"
     )
 
 
 _PG_LINE: Final = (
     f"CASE WHEN {_pg_without_decimals('changes')} AND {_pg_without_decimals('metadata')} "
-    "THEN '' ELSE '#' END || row_to_json(rendered)::text"
+    "THEN row_to_json(rendered)::text ELSE '#' || row_to_json(rendered)::text END"
 )
 
 

@@ -164,6 +164,8 @@ def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[No
                 yield
             finally:
                 done.set()
+                with contextlib.suppress(OSError):
+                    os.write(wakeup, b"\0")  # wake the watcher now, not at its next poll
                 watcher.join()
     finally:
         os.close(signals)
