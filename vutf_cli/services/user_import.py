@@ -39,10 +39,10 @@ where the object starts); line 1 of a CSV file is its header.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import multiprocessing
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -103,7 +103,6 @@ EXPORT_ONLY_COLUMNS: Final = (
     "deleted_by",
 )
 _KNOWN_COLUMNS: Final = frozenset(IMPORT_COLUMNS) | frozenset(EXPORT_ONLY_COLUMNS)
-_BOOLEAN_COLUMNS: Final = ("is_superuser", "is_active", "is_verified")
 _BOOLEAN_DEFAULTS: Final = {"is_superuser": False, "is_active": True, "is_verified": False}
 _TRUE_WORDS: Final = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE_WORDS: Final = frozenset({"false", "f", "no", "n", "0"})
@@ -333,6 +332,9 @@ def _check_columns(names: set[str]) -> None:
         )
 
 
+_starts_with_apostrophe: Final = operator.methodcaller("startswith", "'")
+
+
 def _unescape_formula(cell: str) -> str:
     if len(cell) > 1 and cell[0] == "'" and cell[1:].startswith(_FORMULA_TRIGGERS):
         return cell[1:]
@@ -363,21 +365,23 @@ def _csv_records(text: str) -> Iterator[RawRecord]:
             return
         except csv.Error as exc:
             raise InvalidInput(f"line {start}: not valid CSV: {exc}") from None
-        if not any(cell.strip() for cell in cells):
+        if not "".join(cells).strip():
             continue
         if len(cells) != len(columns):
             # Reported as a problem of this row, not the whole file.
             yield RawRecord(line=start, values={}, from_csv=True, cell_count=len(cells))
             continue
-        values = {
-            name: cell if name == "password" else _unescape_formula(cell)
-            for name, cell in zip(columns, cells, strict=True)
-        }
+        values = dict(zip(columns, cells, strict=True))
+        if any(map(_starts_with_apostrophe, cells)):  # rare: only then look cell by cell
+            values = {
+                name: cell if name == "password" else _unescape_formula(cell)
+                for name, cell in values.items()
+            }
         yield RawRecord(line=start, values=values, from_csv=True)
 
 
 # -- validation -----------------------------------------------------------------
-def _text(values: Mapping[str, Any], name: str, *, csv_row: bool) -> str | None:
+def _text(values: Mapping[str, Any], name: str, csv_row: bool) -> str | None:
     """A text column: None when absent, null, or (in CSV) empty."""
     value = values.get(name)
     if value is None or (csv_row and value == ""):
@@ -387,7 +391,7 @@ def _text(values: Mapping[str, Any], name: str, *, csv_row: bool) -> str | None:
     return value
 
 
-def _boolean(values: Mapping[str, Any], name: str, *, csv_row: bool) -> bool:
+def _boolean(values: Mapping[str, Any], name: str, csv_row: bool) -> bool:
     value = values.get(name)
     if value is None or (csv_row and value.strip() == ""):
         return _BOOLEAN_DEFAULTS.get(name, False)
@@ -403,66 +407,66 @@ def _boolean(values: Mapping[str, Any], name: str, *, csv_row: bool) -> bool:
     raise InvalidInput(f"{name} must be true or false, not {_json_type(value)}")
 
 
+def _checked(problems: list[str], check: Callable[..., Any], *args: Any) -> Any:
+    """``check(*args)``, or None with its message added to ``problems`` if it refuses."""
+    try:
+        return check(*args)
+    except VutfError as exc:
+        problems.append(exc.message)
+        return None
+
+
+def _full_name(values: Mapping[str, Any], csv_row: bool) -> str | None:
+    return validate_full_name(_text(values, "full_name", csv_row))
+
+
 def _validate_one(
     record: RawRecord,
     check_strength: Callable[[str], None],
     is_argon2id_hash: Callable[[str], bool],
 ) -> tuple[ImportRow | None, list[RowProblem]]:
-    values = record.values
-    problems: list[RowProblem] = []
     if record.cell_count is not None:
         message = f"the row has {record.cell_count} cells, the header has another number"
         return None, [RowProblem(record.line, message)]
+    values = record.values
     csv_row = record.from_csv
-
-    def attempt(fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except VutfError as exc:
-            problems.append(RowProblem(record.line, exc.message))
-            return None
-
-    username = attempt(lambda: _required(values, "username", csv_row, validate_username))
-    email = attempt(lambda: _required(values, "email", csv_row, normalize_email))
-    full_name = attempt(lambda: validate_full_name(_text(values, "full_name", csv_row=csv_row)))
-    flags = {
-        name: attempt(functools.partial(_boolean, values, name, csv_row=csv_row))
-        for name in _BOOLEAN_COLUMNS
-    }
-    if attempt(lambda: _boolean(values, "is_deleted", csv_row=csv_row)):
-        problems.append(
-            RowProblem(record.line, "the user is deleted; deleted users are not imported")
-        )
+    # Messages, made RowProblems at the end: most rows have none.
+    problems: list[str] = []
+    username = _checked(problems, _required, values, "username", csv_row, validate_username)
+    email = _checked(problems, _required, values, "email", csv_row, normalize_email)
+    full_name = _checked(problems, _full_name, values, csv_row)
+    is_superuser = _checked(problems, _boolean, values, "is_superuser", csv_row)
+    is_active = _checked(problems, _boolean, values, "is_active", csv_row)
+    is_verified = _checked(problems, _boolean, values, "is_verified", csv_row)
+    if _checked(problems, _boolean, values, "is_deleted", csv_row):
+        problems.append("the user is deleted; deleted users are not imported")
     known_problems = len(problems)
-    password = attempt(lambda: _text(values, "password", csv_row=csv_row))
-    password_hash = attempt(lambda: _text(values, "password_hash", csv_row=csv_row))
+    password = _checked(problems, _text, values, "password", csv_row)
+    password_hash = _checked(problems, _text, values, "password_hash", csv_row)
     if len(problems) > known_problems:
         pass  # a password column of the wrong type, already reported
     elif password is not None and password_hash is not None:
-        problems.append(RowProblem(record.line, "give either password or password_hash, not both"))
+        problems.append("give either password or password_hash, not both")
     elif password is None and password_hash is None:
-        problems.append(RowProblem(record.line, "a password or a password_hash is required"))
+        problems.append("a password or a password_hash is required")
     elif password is not None:
-        attempt(lambda: check_strength(password))
+        _checked(problems, check_strength, password)
     elif not is_argon2id_hash(password_hash):
         problems.append(
-            RowProblem(
-                record.line,
-                "password_hash is not an argon2id PHC string "
-                "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters",
-            )
+            "password_hash is not an argon2id PHC string "
+            "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters"
         )
     if problems:
-        return None, problems
+        return None, [RowProblem(record.line, message) for message in problems]
     return (
         ImportRow(
             line=record.line,
             username=username,
             email=email,
             full_name=full_name,
-            is_superuser=bool(flags["is_superuser"]),
-            is_active=bool(flags["is_active"]),
-            is_verified=bool(flags["is_verified"]),
+            is_superuser=bool(is_superuser),
+            is_active=bool(is_active),
+            is_verified=bool(is_verified),
             password=password,
             password_hash=password_hash,
         ),
@@ -473,7 +477,7 @@ def _validate_one(
 def _required(
     values: Mapping[str, Any], name: str, csv_row: bool, validate: Callable[[str], str]
 ) -> str:
-    value = _text(values, name, csv_row=csv_row)
+    value = _text(values, name, csv_row)
     if value is None:
         raise InvalidInput(f"{name} is required")
     return validate(value)
