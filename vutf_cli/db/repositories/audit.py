@@ -4,6 +4,9 @@ Writing
     :meth:`AuditLogRepository.append` (one row) and
     :meth:`~AuditLogRepository.append_many` (many rows in one bulk INSERT,
     for imports) are the only writes, with the same checks and hashing.
+    On PostgreSQL append_many sends the rows as one JSON parameter made of
+    the very canonical JSON each row was hashed from, which the server
+    unpacks into the columns.
     Writers are serialized so the chain stays linear: on PostgreSQL the
     transaction first takes a transaction-level advisory lock
     (:data:`AUDIT_APPEND_LOCK_ID`, held until COMMIT or ROLLBACK) and only
@@ -52,6 +55,7 @@ Verifying
 
 from __future__ import annotations
 
+import functools
 import getpass
 import math
 import os
@@ -67,9 +71,12 @@ from typing import Any, Final, NoReturn, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Row,
     Select,
     Table,
+    bindparam,
+    column,
     func,
     insert,
     literal,
@@ -77,18 +84,20 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
-from sqlalchemy.types import String
+from sqlalchemy.types import String, Text
 
 from vutf_cli import __version__
 from vutf_cli.db.models import AUDIT_STATUSES, AuditLog
-from vutf_cli.db.types import utcnow
+from vutf_cli.db.types import JSONType, utcnow
 from vutf_cli.domain.views import AuditEntry, ChainReport
 from vutf_cli.errors import IntegrityFailure, InvalidInput
 from vutf_cli.security.audit_chain import (
     GENESIS_HASH,
     HASHED_FIELDS,
-    compute_row_hash,
+    canonical_text_of_json_row,
+    hash_canonical,
     jsonable,
 )
 from vutf_cli.settings import mask_url
@@ -155,6 +164,18 @@ def _is_secret_key(name: str) -> bool:
     return lowered == "key" or any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+@lru_cache(maxsize=4096)
+def _is_kept_key(name: str) -> bool:
+    """Whether scrub_secrets keeps the key ``name``; a kept key must be storable text.
+
+    Cached like _is_secret_key.  A refused key raises InvalidInput (never cached).
+    """
+    if _is_secret_key(name):
+        return False
+    _stored_text(name)
+    return True
+
+
 def scrub_secrets(value: Any) -> Any:
     """``value`` without any mapping entry whose key names a secret, at any depth.
 
@@ -189,6 +210,8 @@ def _stored_number(value: float) -> float | int:
 def _stored_text(value: str) -> str:
     if "\x00" in value:
         raise InvalidInput("audit data cannot hold a NUL character")
+    if value.isascii():  # no surrogates, nothing to encode
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -220,6 +243,49 @@ def _stored_form(value: Any) -> Any:
     return [_stored_form(item) for item in value]
 
 
+def stored_without_secrets(value: Any) -> Any:
+    """``stored_json(scrub_secrets(value))``, in one walk instead of three.
+
+    The result is the same whenever those succeed.  When the walk meets
+    anything refused, the three walks run again, so the error raised is
+    theirs (each of them reports the first problem it meets, in its turn).
+    """
+    try:
+        return _scrubbed_stored_form(value)
+    except (InvalidInput, TypeError, RecursionError):
+        pass
+    return stored_json(scrub_secrets(value))
+
+
+def _scrubbed_stored_form(value: Any) -> Any:
+    kind = type(value)
+    # Exact types first (the common case), as the three walks pass them on.
+    if kind is str:
+        return _stored_text(value)
+    if kind is bool or kind is int or value is None:
+        return value
+    # Containers as scrub_secrets rebuilds them, with jsonable's rule on keys.
+    if isinstance(value, Mapping):
+        stored: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("not a string key")  # jsonable refuses it
+            if _is_kept_key(key):
+                # The commonest values inline (as the top of this function).
+                item_kind = type(item)
+                if item_kind is str:
+                    stored[key] = _stored_text(item)
+                elif item_kind is bool or item_kind is int or item is None:
+                    stored[key] = item
+                else:
+                    stored[key] = _scrubbed_stored_form(item)
+        return stored
+    if isinstance(value, list | tuple):
+        return [_scrubbed_stored_form(item) for item in value]
+    # Anything else scrub_secrets leaves as it is.
+    return _stored_form(jsonable(value))
+
+
 def hash_content(row: AuditLog | Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
     """The hashed fields of an audit row, keyed by column name (``metadata``, not ``meta``).
 
@@ -240,6 +306,57 @@ def _normalized_uuid(value: uuid.UUID | None) -> uuid.UUID | None:
     if value is None or type(value) is uuid.UUID:
         return value
     return uuid.UUID(str(value))
+
+
+@functools.cache
+def _json_insert_statement() -> Insert:
+    """``INSERT INTO audit_log ... SELECT`` the elements of the JSON array ``:rows``.
+
+    Each element is a row's canonical JSON object (see ``_chain``) with its
+    ``prev_hash`` and ``row_hash`` added.  PostgreSQL only; built once.
+    """
+    from sqlalchemy.dialects.postgresql import JSONB  # not for every SQLite command
+
+    rows = func.jsonb_array_elements(sql_cast(bindparam("rows", type_=Text), JSONB))
+    element = rows.table_valued(column("value", JSONB)).alias("entry").c.value
+    json_null = sql_cast(literal_column("'null'"), JSONB)
+
+    def field(name: str) -> ColumnElement[Any]:
+        target = _AUDIT_TABLE.c[name]
+        if isinstance(target.type, JSONType):
+            # A JSON null stands for SQL NULL, as the JSONB bind of append stores it.
+            return func.nullif(element[name], json_null)
+        text = element[name].astext
+        # Text is assigned to varchar(n) as is, which refuses an over-long
+        # value (a CAST would silently cut it); other types need the CAST.
+        return text if isinstance(target.type, String) else sql_cast(text, target.type)
+
+    names = [*HASHED_FIELDS, "prev_hash", "row_hash"]
+    return insert(_AUDIT_TABLE).from_select(
+        names, select(*(field(name) for name in names)), include_defaults=False
+    )
+
+
+_ERROR_MESSAGE_TYPES: Final = frozenset({str, type(None)})
+_MAX_DURATION_MS: Final = 2**31 - 1  # the integer column's
+
+
+def _sent_as_json_alike(values: Mapping[str, Any]) -> bool:
+    """Whether the JSON insert stores, or refuses, exactly as a bound insert of ``values``.
+
+    The checks of ``_new_row_values`` leave three columns loose: an
+    error_message need only support ``in``, a status compare equal to one,
+    a duration be any non-negative int.  Anything but the plain value goes
+    through the bound insert, which stores it or refuses it as it always
+    did (the JSON text would store its JSON spelling, or refuse an
+    over-large duration with another message).
+    """
+    duration = values["duration_ms"]
+    return (
+        type(values["status"]) is str
+        and type(values["error_message"]) in _ERROR_MESSAGE_TYPES
+        and (duration is None or (type(duration) is int and duration <= _MAX_DURATION_MS))
+    )
 
 
 def _without_null_columns(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -395,7 +512,7 @@ class AuditLogRepository:
         is checked before anything is written.  The rows are exactly what
         ``append`` would write one by one (same checks, metadata, hashing
         and chaining), but the lock is taken and the head read once and the
-        rows go in as one executemany, without ORM objects.  Returns the seqs
+        rows go in as one statement, without ORM objects.  Returns the seqs
         written (flushed, not committed).
         """
         # Stored form computed once: every row carries the same defaults.
@@ -409,9 +526,29 @@ class AuditLogRepository:
         if not rows:
             return range(0)
         self._lock_head()
-        first = self._chain(rows, self.head())
-        self._session.execute(insert(_AUDIT_TABLE), _without_null_columns(rows))
+        canonical_texts = self._chain(rows, self.head())
+        if self.dialect == "postgresql" and all(map(_sent_as_json_alike, rows)):
+            self._insert_from_json(rows, canonical_texts)
+        else:
+            self._session.execute(insert(_AUDIT_TABLE), _without_null_columns(rows))
+        first = int(rows[0]["seq"])
         return range(first, first + len(rows))
+
+    def _insert_from_json(self, rows: Sequence[dict[str, Any]], canonical_texts: list[str]) -> None:
+        """PostgreSQL: every row as ONE JSON parameter, unpacked by the server.
+
+        Each row is sent as the canonical JSON it was hashed from, with its
+        two hashes added: no second encoding, and what is stored is by
+        construction what was hashed.  A multi-row INSERT would adapt the 17
+        values of every row one by one in Python, several times slower.
+        """
+        elements = []
+        for canonical, values in zip(canonical_texts, rows, strict=True):
+            # The canonical text is a non-empty JSON object ("{...}"), and
+            # prev_hash/row_hash (hex digits) are not among its keys.
+            hashes = f'"prev_hash":"{values["prev_hash"]}","row_hash":"{values["row_hash"]}"'
+            elements.append(f"{canonical[:-1]},{hashes}}}")
+        self._session.execute(_json_insert_statement(), {"rows": f"[{','.join(elements)}]"})
 
     def _new_row_values(
         self,
@@ -454,7 +591,11 @@ class AuditLogRepository:
 
         # default_metadata is in stored form already; stored_json works key by
         # key, so this equals stored_json of the merged mapping.
-        merged_metadata = {**default_metadata, **stored_json(scrub_secrets(metadata or {}))}
+        merged_metadata = (
+            {**default_metadata, **stored_without_secrets(metadata)}
+            if metadata
+            else dict(default_metadata)
+        )
         return {
             "id": uuid.uuid4(),
             "created_at": utcnow(),
@@ -465,7 +606,7 @@ class AuditLogRepository:
             "resource_type": _required_text("resource_type", resource_type),
             "resource_id": _checked_text("resource_id", resource_id),
             "status": status,
-            "changes": None if changes is None else stored_json(scrub_secrets(changes)),
+            "changes": None if changes is None else stored_without_secrets(changes),
             "metadata": merged_metadata,
             "error_message": error_message,
             "duration_ms": duration_ms,
@@ -473,18 +614,27 @@ class AuditLogRepository:
             "user_agent": _checked_text("user_agent", user_agent),
         }
 
-    def _chain(self, rows: Sequence[dict[str, Any]], head: tuple[int, str] | None) -> int:
-        """Give ``rows`` their seq, prev_hash and row_hash after ``head``; the first seq."""
+    def _chain(self, rows: Sequence[dict[str, Any]], head: tuple[int, str] | None) -> list[str]:
+        """Give ``rows`` their seq, prev_hash and row_hash after ``head``.
+
+        Returns the canonical JSON text each row was hashed from.  Its
+        ``changes`` and ``metadata`` are in stored form (plain JSON values),
+        so the hashed text is :func:`canonical_json`'s without walking them
+        again.
+        """
         seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
-        first = seq
+        key = self._hmac_key
+        texts = []
         for values in rows:
             values["seq"] = seq
             values["prev_hash"] = prev_hash
-            prev_hash = values["row_hash"] = compute_row_hash(
-                prev_hash, hash_content(values), self._hmac_key
+            canonical = canonical_text_of_json_row(values)
+            prev_hash = values["row_hash"] = hash_canonical(
+                prev_hash, canonical.encode("utf-8"), key
             )
+            texts.append(canonical)
             seq += 1
-        return first
+        return texts
 
     def _lock_head(self) -> None:
         """Serialize writers until this transaction ends (PostgreSQL only).
@@ -783,7 +933,10 @@ class AuditLogRepository:
                         f"row {seq} links to row {later}, which comes after it: "
                         "rows were moved out of order",
                     )
-            recomputed = compute_row_hash(row.prev_hash, hash_content(row), self._hmac_key)
+            # changes/metadata come back from the driver's JSON parser: JSON
+            # values, which canonical_text_of_json_row hashes as canonical_json would.
+            canonical = canonical_text_of_json_row(hash_content(row))
+            recomputed = hash_canonical(row.prev_hash, canonical.encode("utf-8"), self._hmac_key)
             if recomputed != row.row_hash:
                 return problem(
                     "edited",
