@@ -20,8 +20,9 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 __all__ = [
@@ -30,10 +31,12 @@ __all__ = [
     "JSON_VALUE_FIELDS",
     "canonical_json",
     "canonical_text_of_json_row",
+    "canonical_text_of_plain_row",
     "compute_row_hash",
     "format_timestamp",
     "hash_canonical",
     "jsonable",
+    "row_hasher",
 ]
 
 GENESIS_HASH: Final = "0" * 64
@@ -67,6 +70,87 @@ _CANONICAL_ENCODER: Final = json.JSONEncoder(
     # NaN/Infinity are not JSON; jsonb would refuse them anyway.
     allow_nan=False,
 )
+
+
+def _reused_json_encoder() -> Callable[[Any], str]:
+    """``_CANONICAL_ENCODER.encode`` for JSON values, without its per-call setup.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call (about a
+    microsecond); this builds the same one, with the same arguments, once.
+    Cycle detection is off: a JSON value parsed from text has no cycles.
+    """
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is None:  # an interpreter without the C accelerator
+        return _CANONICAL_ENCODER.encode
+    encoder = _CANONICAL_ENCODER
+    c_encoder = make_c_encoder(
+        None,
+        encoder.default,
+        encode_basestring,  # what ensure_ascii=False selects
+        encoder.indent,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encoder(value, 0))
+
+    return encode
+
+
+_encode_json_value: Final = _reused_json_encoder()
+# The scanner json.loads runs (a default decoder's; an instance attribute,
+# hence vars(): typeshed does not declare it).
+_scan_json_value: Final[Callable[[str, int], tuple[Any, int]]] = vars(json.JSONDecoder())[
+    "scan_once"
+]
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads(text)`` (what psycopg2 and the JSON column type call), minus its overhead.
+
+    ``json.loads`` skips whitespace around the value and then scans it with
+    this same scanner; a text that has no such whitespace (jsonb's output
+    never has) scans to its end and gives the same value.  Any other text
+    takes ``json.loads`` itself, errors included.
+    """
+    if type(text) is str:
+        try:
+            value, end = _scan_json_value(text, 0)
+        except StopIteration:
+            pass
+        else:
+            if end == len(text):
+                return value
+    return json.loads(text)
+
+
+# The canonical document of a row as one %-template: its keys in the order
+# sort_keys gives (canonical_text_of_plain_row fills them in this order),
+# each as the encoder spells a plain ASCII key.
+_PLAIN_ROW_ORDER: Final = (
+    "action",
+    "actor",
+    "changes",
+    "created_at",
+    "duration_ms",
+    "error_message",
+    "id",
+    "ip_address",
+    "metadata",
+    "resource_id",
+    "resource_type",
+    "seq",
+    "status",
+    "user_agent",
+    "user_id",
+)
+if tuple(sorted(HASHED_FIELDS)) != _PLAIN_ROW_ORDER:  # pragma: no cover - a guard for editors
+    raise RuntimeError("_PLAIN_ROW_ORDER must list HASHED_FIELDS sorted")
+_PLAIN_ROW_TEMPLATE: Final = "{" + ",".join(f'"{name}":%s' for name in _PLAIN_ROW_ORDER) + "}"
 
 
 def format_timestamp(value: datetime) -> str:
@@ -154,6 +238,115 @@ def canonical_text_of_json_row(content: Mapping[str, Any]) -> str:
     for name in JSON_VALUE_FIELDS:
         document[name] = content.get(name)
     return _dumps(document)
+
+
+def _reencoded(text: str) -> str:
+    return _encode_json_value(_parse_json(text))
+
+
+def _verbatim(text: str) -> str:
+    if type(text) is not str:
+        raise TypeError("stored JSON must be text")
+    return text
+
+
+def canonical_text_of_plain_row(
+    values: Sequence[Any],
+    id_text: str,
+    created_at_text: str,
+    user_id_text: str | None,
+    *,
+    json_as_stored: bool = False,
+) -> str | None:
+    """:func:`canonical_json` as text for a row read as plain driver values, or None.
+
+    ``values`` holds the row's columns in :data:`HASHED_FIELDS` order (more
+    may follow), with ``changes`` and ``metadata`` as JSON text (or None).
+    The UUIDs and the timestamp are given separately, already spelled as
+    :func:`jsonable` spells them (the caller converts or checks them).
+    Every other scalar must be a plain ``str`` or ``int`` (or None), which
+    ``jsonable`` keeps as it is.
+
+    The text equals what :func:`canonical_json` writes for the same row:
+    the JSON text is parsed by ``json.loads``, as the drivers do, and
+    re-encoded by the canonical encoder; the top-level keys are written in
+    the sorted order that ``sort_keys`` gives.  Returns None for anything
+    else (another type, a value the encoder refuses): such a row must take
+    the exact path, which gives its result or raises its error.
+
+    ``json_as_stored``: ``changes``/``metadata`` are put in as they are
+    instead of parsed and re-encoded.  Only for checking a hash: vutf stores
+    them in the canonical spelling (SQLite keeps that text), so the text
+    hashes as written; a stored text spelled any other way gives a different
+    digest, and a caller must then take the exact path before it calls the
+    row edited (a match, barring a SHA-256 collision, means the text is the
+    canonical text that was hashed, which re-encodes to itself).
+    """
+    encode_json = _verbatim if json_as_stored else _reencoded
+    try:
+        (
+            _id,
+            seq,
+            _created_at,
+            actor,
+            _user_id,
+            action,
+            resource_type,
+            resource_id,
+            status,
+            changes,
+            metadata,
+            error_message,
+            duration_ms,
+            ip_address,
+            user_agent,
+        ) = values[:15]
+        # int.__repr__ would spell a bool as a number, where the encoder writes true.
+        if type(seq) is not int or not (duration_ms is None or type(duration_ms) is int):
+            return None
+        # encode_basestring refuses anything but str (TypeError: the exact
+        # path), and writes a str as the encoder writes it.
+        return _PLAIN_ROW_TEMPLATE % (
+            "null" if action is None else encode_basestring(action),
+            "null" if actor is None else encode_basestring(actor),
+            "null" if changes is None else encode_json(changes),
+            encode_basestring(created_at_text),
+            "null" if duration_ms is None else int.__repr__(duration_ms),
+            "null" if error_message is None else encode_basestring(error_message),
+            encode_basestring(id_text),
+            "null" if ip_address is None else encode_basestring(ip_address),
+            "null" if metadata is None else encode_json(metadata),
+            "null" if resource_id is None else encode_basestring(resource_id),
+            "null" if resource_type is None else encode_basestring(resource_type),
+            int.__repr__(seq),
+            "null" if status is None else encode_basestring(status),
+            "null" if user_agent is None else encode_basestring(user_agent),
+            "null" if user_id_text is None else encode_basestring(user_id_text),
+        )
+    except Exception:  # refused here means: take the exact path
+        return None
+
+
+def row_hasher(key: str | None = None) -> Callable[[str, str], str]:
+    """``hash_canonical(prev_hash, canonical.encode(), key)`` as one call on two str.
+
+    Same digest, with the key encoded once and HMAC computed by the one-shot
+    ``hmac.digest`` (no HMAC object per row).
+    """
+    if key:
+        key_bytes = key.encode("utf-8")
+        digest = hmac.digest
+
+        def keyed(prev_hash: str, canonical: str) -> str:
+            return digest(key_bytes, (prev_hash + canonical).encode("utf-8"), "sha256").hex()
+
+        return keyed
+    sha256 = hashlib.sha256
+
+    def plain(prev_hash: str, canonical: str) -> str:
+        return sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+    return plain
 
 
 def hash_canonical(prev_hash: str, canonical: bytes, key: str | None = None) -> str:

@@ -51,6 +51,13 @@ Verifying
        wholesale).  Without an anchor, removing the LAST rows, or rewriting
        every hash, cannot be detected: a chain is only as strong as a head
        hash kept somewhere else.
+
+    Rows are read straight from the driver, with their canonical JSON
+    rendered from the plain values (on PostgreSQL partly by the server), the
+    way :func:`~vutf_cli.security.audit_chain.canonical_json` writes it.  A
+    row that cannot be rendered exactly, or whose hash does not match, is
+    read again as a Core row and checked the exact way, so every problem
+    reported is the exact way's.
 """
 
 from __future__ import annotations
@@ -97,8 +104,10 @@ from vutf_cli.security.audit_chain import (
     GENESIS_HASH,
     HASHED_FIELDS,
     canonical_text_of_json_row,
+    canonical_text_of_plain_row,
     hash_canonical,
     jsonable,
+    row_hasher,
 )
 from vutf_cli.settings import mask_url
 
@@ -356,6 +365,95 @@ def _sent_as_json_alike(values: Mapping[str, Any]) -> bool:
         type(values["status"]) is str
         and type(values["error_message"]) in _ERROR_MESSAGE_TYPES
         and (duration is None or (type(duration) is int and duration <= _MAX_DURATION_MS))
+    )
+
+
+# -- verification: rows as plain driver values ---------------------------------------
+_PLAIN_PREV_HASH: Final = len(HASHED_FIELDS)
+_PLAIN_ROW_HASH: Final = _PLAIN_PREV_HASH + 1
+# The spelling str(uuid.UUID(text)) gives: a text already in it is its own canonical form.
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# format_timestamp's spelling, rendered by PostgreSQL for the years Python's
+# datetime holds (outside them, NULL: the Core way, which fails as it did).
+_POSTGRESQL_CANONICAL_CREATED_AT: Final = (
+    "CASE WHEN audit_log.created_at >= '0001-01-01 00:00:00+00' "
+    "AND audit_log.created_at < '10000-01-01 00:00:00+00' "
+    "THEN to_char(audit_log.created_at AT TIME ZONE 'UTC', "
+    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') END'
+)
+
+
+@functools.cache
+def _plain_chain_select(dialect: str) -> Select[Any]:
+    """The hashed columns, then prev_hash and row_hash, of the rows with seq > :after.
+
+    The statement of ``_table_batch`` (same WHERE, ORDER BY and LIMIT), read
+    straight from the driver.  On PostgreSQL the UUIDs, the timestamp and the
+    JSON come as text in the spelling hashing needs (uuid's and jsonb's
+    output functions, the timestamp by ``to_char``), so Python converts
+    nothing but the JSON, which it parses as psycopg2 would.
+    """
+    table = _AUDIT_TABLE
+    columns: list[ColumnElement[Any]] = [
+        table.c[name] for name in (*HASHED_FIELDS, "prev_hash", "row_hash")
+    ]
+    if dialect == "postgresql":
+        for name in ("id", "user_id", "changes", "metadata"):
+            columns[HASHED_FIELDS.index(name)] = sql_cast(table.c[name], Text)
+        columns[HASHED_FIELDS.index("created_at")] = literal_column(
+            _POSTGRESQL_CANONICAL_CREATED_AT
+        )
+    return (
+        select(*columns)
+        .where(table.c.seq > bindparam("after"))
+        .order_by(table.c.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+def _plain_canonical_postgresql(values: Sequence[Any]) -> str | None:
+    """The canonical text of a row of ``_plain_chain_select`` on PostgreSQL, or None."""
+    created_at = values[2]
+    if created_at is None:
+        return None
+    return canonical_text_of_plain_row(values, values[0], created_at, values[4])
+
+
+def _plain_canonical_sqlite(values: Sequence[Any]) -> str | None:
+    """The canonical text of a row of ``_plain_chain_select`` on SQLite, or None.
+
+    SQLite gives the stored values as they are, so each is checked: a UUID
+    must already be in its canonical spelling (what GUID's str(UUID(text))
+    gives back), and the timestamp is read as the
+    Core way reads it (``datetime.fromisoformat``, SQLAlchemy's SQLite
+    DATETIME reader) and spelled as format_timestamp spells a naive (UTC)
+    one.  Anything else is left to the Core way.
+    """
+    id_text, created_at, user_id = values[0], values[2], values[4]
+    if (
+        type(id_text) is not str
+        or _CANONICAL_UUID.fullmatch(id_text) is None
+        or type(created_at) is not str
+    ):
+        return None
+    if user_id is not None and (
+        type(user_id) is not str or _CANONICAL_UUID.fullmatch(user_id) is None
+    ):
+        return None
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        return None
+    # SQLite keeps the canonical text vutf stored: hashed as it is (a row
+    # spelled otherwise does not match and is checked the Core way).
+    return canonical_text_of_plain_row(
+        values,
+        id_text,
+        moment.isoformat(timespec="microseconds") + "Z",
+        user_id,
+        json_as_stored=True,
     )
 
 
@@ -841,18 +939,80 @@ class AuditLogRepository:
         return sorted(counts, key=lambda item: (-item[1], item[0]))
 
     # -- verification --------------------------------------------------------------
-    def _stream_table_rows(self, start_seq: int, batch_size: int) -> Iterator[Row[Any]]:
-        """Core rows (no identity map) with seq >= start_seq, ascending, in keyset batches."""
-        table = AuditLog.__table__
-        after = start_seq - 1
+    def _table_batch(self, after: Any, limit: int) -> Sequence[Row[Any]]:
+        """Core rows (no identity map) with seq > after, ascending, at most ``limit``."""
+        table = _AUDIT_TABLE
+        return self._session.execute(
+            select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit)
+        ).all()
+
+    def _plain_batch(self, after: Any, limit: int) -> list[tuple[Any, ...]] | None:
+        """The rows of :meth:`_table_batch` as the driver's tuples (``_plain_chain_select``).
+
+        None when SQLite's driver refuses a value (a file edited by hand, e.g.
+        text that is not UTF-8): that batch goes the Core way, which reports
+        it as it always did.
+        """
+        connection = self._session.connection()
+        statement = _plain_chain_select(self.dialect)
+        parameters = {"after": after, "limit": limit}
+        if self.dialect != "sqlite":
+            # A failed statement would abort the PostgreSQL transaction: no retry there.
+            with connection.execute(statement, parameters) as result:
+                # Straight from the DBAPI cursor: Row objects and the column
+                # types' result processors cost more than the hashing.
+                return list(result.cursor.fetchall())
+        try:
+            with connection.execute(statement, parameters) as result:
+                return list(result.cursor.fetchall())
+        except Exception:  # whatever it was, the Core way reports it
+            return None
+
+    def _chain_rows(
+        self, start_seq: int, batch_size: int
+    ) -> Iterator[tuple[Any, Any, Any, Row[Any] | None]]:
+        """``(seq, prev_hash, row_hash, row)`` with seq >= start_seq, ascending, in batches.
+
+        ``row`` is None when the row's hash was recomputed from its plain
+        values and matches (nearly always), else the Core row, to be hashed
+        the exact way (:func:`hash_content`).  From a row that the plain way
+        cannot render, or whose plain hash does not match (so an "edited"
+        report always comes from the exact way), the rest of its batch is
+        read again as Core rows: the same statement, so the same rows in the
+        same order (the log only grows, at its end, and LIMIT keeps the new
+        rows out).
+        """
+        render = (
+            _plain_canonical_postgresql if self.dialect == "postgresql" else _plain_canonical_sqlite
+        )
+        hash_text = row_hasher(self._hmac_key)
+        after: Any = start_seq - 1
         while True:
-            batch = self._session.execute(
-                select(table).where(table.c.seq > after).order_by(table.c.seq).limit(batch_size)
-            ).all()
-            yield from batch
-            if len(batch) < batch_size:
+            plain = self._plain_batch(after, batch_size)
+            if plain is None:
+                rows = self._table_batch(after, batch_size)
+                for row in rows:
+                    yield row.seq, row.prev_hash, row.row_hash, row
+                if len(rows) < batch_size:
+                    return
+                after = rows[-1].seq
+                continue
+            for index, values in enumerate(plain):
+                canonical = render(values)
+                prev_hash = values[_PLAIN_PREV_HASH]
+                row_hash = values[_PLAIN_ROW_HASH]
+                if (
+                    canonical is None
+                    or type(prev_hash) is not str  # hash_text needs str
+                    or hash_text(prev_hash, canonical) != row_hash
+                ):
+                    for row in self._table_batch(after, len(plain))[index:]:
+                        yield row.seq, row.prev_hash, row.row_hash, row
+                    break
+                yield values[1], prev_hash, row_hash, None
+            if len(plain) < batch_size:
                 return
-            after = batch[-1].seq
+            after = plain[-1][1]
 
     def _later_row_with_hash(self, row_hash: str, seq: int) -> int | None:
         later = self._session.execute(
@@ -921,11 +1081,12 @@ class AuditLogRepository:
                     )
 
         anchor_seen = False
-        for row in self._stream_table_rows(start_seq, batch_size):
-            seq = int(row.seq)
-            linked = row.prev_hash == expected_prev
+        key = self._hmac_key
+        for seq_value, prev_hash, row_hash, core_row in self._chain_rows(start_seq, batch_size):
+            seq = int(seq_value)
+            linked = prev_hash == expected_prev
             if not linked:
-                later = self._later_row_with_hash(row.prev_hash, seq)
+                later = self._later_row_with_hash(prev_hash, seq)
                 if later is not None:
                     return problem(
                         "reordered",
@@ -933,11 +1094,14 @@ class AuditLogRepository:
                         f"row {seq} links to row {later}, which comes after it: "
                         "rows were moved out of order",
                     )
-            # changes/metadata come back from the driver's JSON parser: JSON
-            # values, which canonical_text_of_json_row hashes as canonical_json would.
-            canonical = canonical_text_of_json_row(hash_content(row))
-            recomputed = hash_canonical(row.prev_hash, canonical.encode("utf-8"), self._hmac_key)
-            if recomputed != row.row_hash:
+            if core_row is None:
+                recomputed = row_hash  # recomputed from the plain values, and it matched
+            else:
+                # changes/metadata come back from the driver's JSON parser: JSON
+                # values, which canonical_text_of_json_row hashes as canonical_json would.
+                canonical = canonical_text_of_json_row(hash_content(core_row))
+                recomputed = hash_canonical(prev_hash, canonical.encode("utf-8"), key)
+            if recomputed != row_hash:
                 return problem(
                     "edited",
                     seq,
@@ -966,7 +1130,7 @@ class AuditLogRepository:
                 return problem("inserted", seq, detail)
             if anchor is not None and seq == anchor[0]:
                 anchor_seen = True
-                if row.row_hash != anchor[1]:
+                if row_hash != anchor[1]:
                     return problem(
                         "anchor",
                         seq,
@@ -975,7 +1139,7 @@ class AuditLogRepository:
             checked += 1
             first_seq = seq if first_seq is None else first_seq
             last_seq = seq
-            last_hash = str(row.row_hash)
+            last_hash = str(row_hash)
             expected_seq = seq + 1
             expected_prev = last_hash
 
