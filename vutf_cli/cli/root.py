@@ -6,9 +6,11 @@ command groups (``db``, ``users``, ``keys``, ``audit``) are imported and built
 on first use, so ``vutf users list`` pays for the ``users`` group alone;
 ``vutf --help`` and a mistyped group name (for "Did you mean ...?") still see
 all of them.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Typer reads the root
+callback's annotations at every start-up, and string annotations would be
+compiled and evaluated there, twice each.
+"""
 
 import copy
 import functools

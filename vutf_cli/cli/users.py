@@ -19,9 +19,12 @@ written down in the docstrings of :mod:`vutf_cli.services.users` and
   needs ``--yes`` otherwise.
 * ``export`` writes json when the output format is ``table`` (a table is no
   export format); ``-o jsonl`` / ``-o csv`` choose the others.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Typer reads the annotations
+of the command being run, and string annotations would be compiled and
+evaluated there, twice each (names imported only for type checking are
+quoted instead).
+"""
 
 import sys
 from pathlib import Path
@@ -33,7 +36,7 @@ from vutf_cli.cli.context import AppContext, get_app, read_secret
 from vutf_cli.errors import InvalidInput, VutfError
 
 if TYPE_CHECKING:
-    from vutf_cli.domain.views import UserView
+    from vutf_cli.domain.user_view import UserView
     from vutf_cli.output import Column, Terminal
     from vutf_cli.services.user_import import RowProblem
 
@@ -89,12 +92,13 @@ ExpectedVersion = Annotated[
 def _user_fields() -> list[str]:
     from dataclasses import fields
 
-    from vutf_cli.domain.views import UserView
+    # Not domain.views: that module creates every view class, `users list` needs one.
+    from vutf_cli.domain.user_view import UserView
 
     return [f.name for f in fields(UserView)]
 
 
-def _user_columns(*, with_hash: bool = False) -> list[Column]:
+def _user_columns(*, with_hash: bool = False) -> "list[Column]":
     from vutf_cli.output import Column
 
     columns = [
@@ -106,7 +110,7 @@ def _user_columns(*, with_hash: bool = False) -> list[Column]:
     return columns
 
 
-def _key_columns() -> list[Column]:
+def _key_columns() -> "list[Column]":
     from dataclasses import fields
 
     from vutf_cli.domain.views import ApiKeyView
@@ -115,11 +119,11 @@ def _key_columns() -> list[Column]:
     return [Column(f.name, in_table=f.name in _KEY_TABLE_COLUMNS) for f in fields(ApiKeyView)]
 
 
-def _record(user: UserView, **extra: Any) -> dict[str, Any]:
+def _record(user: "UserView", **extra: Any) -> dict[str, Any]:
     return {**{name: getattr(user, name) for name in _user_fields()}, **extra}
 
 
-def _emit_user(app_ctx: AppContext, user: UserView) -> None:
+def _emit_user(app_ctx: AppContext, user: "UserView") -> None:
     app_ctx.terminal.emit_object(user, fields=_user_fields())
 
 
@@ -127,7 +131,9 @@ def _password(*, stdin: bool, file: Path | None, confirm: bool, what: str = "pas
     return read_secret(what=what, from_stdin=stdin, from_file=file, confirm=confirm)
 
 
-def _report_problems(terminal: Terminal, problems: tuple[RowProblem, ...], *, prefix: str) -> None:
+def _report_problems(
+    terminal: "Terminal", problems: "tuple[RowProblem, ...]", *, prefix: str
+) -> None:
     """One line per problem on stderr (JSON lines for -o json/jsonl), shown even with --quiet."""
     from vutf_cli.output.sanitize import inert
     from vutf_cli.output.serialize import dumps
@@ -436,7 +442,7 @@ def check_password(
 
 
 def _report_change(
-    app_ctx: AppContext, user: UserView, changed: bool, done: str, state: str
+    app_ctx: AppContext, user: "UserView", changed: bool, done: str, state: str
 ) -> None:
     if changed:
         app_ctx.terminal.success(f"{done} user '{user.username}'")

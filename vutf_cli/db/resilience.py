@@ -15,24 +15,31 @@ The module knows SQLAlchemy's exception wrappers but is driver-agnostic: the
 SQLSTATE is read with ``getattr`` (``pgcode`` for psycopg2, ``sqlstate`` for
 psycopg 3) and libpq's connect-time messages are matched as text, because
 psycopg2 leaves ``pgcode`` empty for every error raised while connecting.
+
+tenacity is imported only once a retry is needed: the first attempt runs
+without it (most operations succeed at once, and importing it costs a command
+a few milliseconds).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from vutf_cli.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 __all__ = [
     "CircuitBreaker",
@@ -129,11 +136,18 @@ def _sqlstate(err: BaseException) -> str | None:
     return None
 
 
+def _is_sqlite_error(err: BaseException) -> bool:
+    # Only a SQLite connection raises sqlite3 errors, and it has imported
+    # sqlite3; a PostgreSQL command need not import it (a couple of ms).
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(err, sqlite3.Error)
+
+
 def _is_database_error(exc: BaseException, err: BaseException) -> bool:
     # psycopg2 errors always carry a (possibly None) ``pgcode`` attribute.
     return (
         isinstance(exc, sa_exc.DBAPIError)
-        or isinstance(err, sqlite3.Error)
+        or _is_sqlite_error(err)
         or hasattr(err, "pgcode")
         or hasattr(err, "sqlstate")
     )
@@ -169,7 +183,7 @@ def classify(exc: BaseException) -> ErrorKind:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return ErrorKind.CONNECTION
 
-    if isinstance(err, sqlite3.Error):
+    if _is_sqlite_error(err):
         name = getattr(err, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return ErrorKind.CONTENTION
@@ -329,21 +343,71 @@ class RetryPolicy:
     jitter: float = 0.1
 
 
-# tenacity 9.2 renamed ``initial`` to ``multiplier`` (``initial`` now warns);
-# older releases only know ``initial``.
-_JITTER_HAS_MULTIPLIER = (
-    "multiplier" in inspect.signature(wait_exponential_jitter.__init__).parameters
-)
+@cache
+def _jitter_has_multiplier() -> bool:
+    """tenacity 9.2 renamed ``initial`` to ``multiplier`` (``initial`` now warns);
+    older releases only know ``initial``."""
+    from tenacity import wait_exponential_jitter
+
+    return "multiplier" in inspect.signature(wait_exponential_jitter.__init__).parameters
 
 
 def _backoff(policy: RetryPolicy) -> wait_exponential_jitter:
-    if _JITTER_HAS_MULTIPLIER:
+    from tenacity import wait_exponential_jitter
+
+    if _jitter_has_multiplier():
         return wait_exponential_jitter(
             multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
         )
     return wait_exponential_jitter(
         initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
     )
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return classify(exc) in _RETRYABLE
+
+
+def _retrying(
+    policy: RetryPolicy,
+    deadline_at: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> Retrying:
+    from tenacity import Retrying, retry_if_exception
+
+    def stop(retry_state: RetryCallState) -> bool:
+        # tenacity computes the wait before asking whether to stop, so this
+        # gives up instead of sleeping past the deadline.  The caller's clock
+        # is used (tenacity's own timing is always time.monotonic).
+        return clock() + retry_state.upcoming_sleep >= deadline_at
+
+    return Retrying(
+        sleep=sleep,
+        stop=stop,
+        wait=_backoff(policy),
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,  # the last real exception, not tenacity's RetryError
+    )
+
+
+def _replaying(failure: BaseException, attempt: Callable[[], T]) -> Callable[[], T]:
+    """``attempt``, whose first call re-raises ``failure`` instead of running.
+
+    The first attempt runs before tenacity is involved; replaying its failure
+    makes it tenacity's attempt 1, so the backoff and the stop decision are
+    those of a loop that had run every attempt itself.
+    """
+    replayed = False
+
+    def call() -> T:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            raise failure
+        return attempt()
+
+    return call
 
 
 def _record_outcome(breaker: CircuitBreaker, exc: BaseException) -> None:
@@ -415,21 +479,16 @@ def run_with_retry(
             breaker.record_success()
         return result
 
-    def stop(retry_state: RetryCallState) -> bool:
-        # tenacity computes the wait before asking whether to stop, so this
-        # gives up instead of sleeping past the deadline.  The caller's clock
-        # is used (tenacity's own timing is always time.monotonic).
-        return clock() + retry_state.upcoming_sleep >= deadline_at
-
-    retrying = Retrying(
-        sleep=sleep,
-        stop=stop,
-        wait=_backoff(policy),
-        retry=retry_if_exception(lambda exc: classify(exc) in _RETRYABLE),
-        reraise=True,  # the last real exception, not tenacity's RetryError
-    )
     try:
-        return retrying(attempt)
+        try:
+            return attempt()
+        except Exception as exc:
+            if not _is_retryable(exc):
+                raise
+            first_failure = exc
+        # Outside the except block, so later errors do not chain to this one.
+        retrying = _retrying(policy, deadline_at, sleep, clock)
+        return retrying(_replaying(first_failure, attempt))
     except CircuitOpenError:
         raise
     except Exception as exc:

@@ -1,10 +1,14 @@
 """Frozen views that leave a unit of work: what services return and output renders.
 
 Field names are the schema's column names (the JSON output contract).  Views
-are built from ORM rows inside the transaction (``from_row``) so no ORM
-object ever escapes ``with uow:``.  Secrets are never part of a view, except
-the plaintext key of ``services.keys.IssuedKey`` (shown once) and ``password_hash`` in
-``services.users.UserExport`` (exported only with ``--include-hashes``).
+are built from ORM objects or result rows inside the transaction
+(``from_row``) so no ORM object ever escapes ``with uow:``.  Secrets are never
+part of a view, except the plaintext key of ``services.keys.IssuedKey`` (shown
+once) and ``password_hash`` in ``services.users.UserExport`` (exported only
+with ``--include-hashes``).
+
+:class:`UserView` lives in :mod:`vutf_cli.domain.user_view` (re-exported
+here) so that listing users does not create the classes of the other views.
 """
 
 from __future__ import annotations
@@ -14,71 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from vutf_cli.domain.user_view import UserView
 
-class _UserRow(Protocol):
-    id: uuid.UUID
-    username: str
-    email: str
-    full_name: str | None
-    is_active: bool
-    is_superuser: bool
-    is_verified: bool
-    verified_at: datetime | None
-    last_login_at: datetime | None
-    last_login_ip: str | None
-    created_at: datetime
-    created_by: str | None
-    updated_at: datetime
-    updated_by: str | None
-    version: int
-    is_deleted: bool
-    deleted_at: datetime | None
-    deleted_by: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserView:
-    id: uuid.UUID
-    username: str
-    email: str
-    full_name: str | None
-    is_active: bool
-    is_superuser: bool
-    is_verified: bool
-    verified_at: datetime | None
-    last_login_at: datetime | None
-    last_login_ip: str | None
-    created_at: datetime
-    created_by: str | None
-    updated_at: datetime
-    updated_by: str | None
-    version: int
-    is_deleted: bool
-    deleted_at: datetime | None
-    deleted_by: str | None
-
-    @classmethod
-    def from_row(cls, row: _UserRow) -> UserView:
-        return cls(
-            id=row.id,
-            username=row.username,
-            email=row.email,
-            full_name=row.full_name,
-            is_active=row.is_active,
-            is_superuser=row.is_superuser,
-            is_verified=row.is_verified,
-            verified_at=row.verified_at,
-            last_login_at=row.last_login_at,
-            last_login_ip=row.last_login_ip,
-            created_at=row.created_at,
-            created_by=row.created_by,
-            updated_at=row.updated_at,
-            updated_by=row.updated_by,
-            version=row.version,
-            is_deleted=row.is_deleted,
-            deleted_at=row.deleted_at,
-            deleted_by=row.deleted_by,
-        )
+__all__ = ["ApiKeyView", "AuditEntry", "ChainReport", "UserView", "api_key_state"]
 
 
 class _ApiKeyRow(Protocol):

@@ -63,23 +63,32 @@ Decisions where the issue left room (the command help refers here):
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import string
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from vutf_cli.db.models import User
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
+from vutf_cli.domain.user_view import UserView
 from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
-from vutf_cli.domain.views import ApiKeyView, UserView
 from vutf_cli.errors import Conflict, InvalidInput, StaleVersion
 from vutf_cli.services.audit_trail import mutate, record_failure
 from vutf_cli.services.runtime import Runtime
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from vutf_cli.domain.user_results import (
+        CreatedUser,
+        DeletedUser,
+        UserChange,
+        UserDetail,
+        UserExport,
+    )
+
     # Imported where used: reading users (`vutf users list`) never loads the
     # import machinery (multiprocessing, file formats, password hashing).
     from vutf_cli.services.user_import import ImportRow, ProgressFactory, RowProblem
@@ -132,50 +141,9 @@ MAX_SEARCH_LENGTH = 254  # the longest searchable column (email)
 
 # -- results ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class UserExport(UserView):
-    """A user as exported: every column of :class:`UserView`, plus the hash when asked."""
-
-    password_hash: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedUser:
-    user: UserView
-    created: bool
-    # Only for --generate-password, and only when the user was created.
-    password: str | None = field(default=None, repr=False)
-    # With --if-not-exists: fields of the existing user that differ from the request.
-    differences: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class UserChange:
-    """A user after a change; ``changed`` is False when it was already so."""
-
-    user: UserView
-    changed: bool
-    fields: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class UserPage:
     items: tuple[UserView, ...]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserDetail:
-    user: UserView
-    # None unless the keys were asked for; deleted keys are left out.
-    api_keys: tuple[ApiKeyView, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeletedUser:
-    user: UserView
-    hard: bool
-    # Soft delete: keys revoked now.  Hard delete: keys removed with the row.
-    api_keys: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +158,22 @@ class ImportReport:
     problems: tuple[RowProblem, ...] = ()
 
 
+def __getattr__(name: str) -> Any:
+    # The results are created on first use (see vutf_cli.domain.user_results),
+    # and stay importable from here.
+    if name in ("CreatedUser", "DeletedUser", "UserChange", "UserDetail", "UserExport"):
+        from vutf_cli.domain import user_results
+
+        return getattr(user_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # -- helpers ---------------------------------------------------------------------
 def generate_password(min_length: int) -> str:
     """A random password of letters and digits from ``secrets``: 24 characters, or more
     when the configured minimum asks for more."""
+    import secrets  # here: listing users never needs it (nor hmac and OpenSSL)
+
     length = max(GENERATED_PASSWORD_LENGTH, min_length)
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
 
@@ -269,6 +249,8 @@ def create_user(
     if_not_exists: bool = False,
 ) -> CreatedUser:
     """Register a user with ``password``, or a generated one (returned once) with ``generate``."""
+    from vutf_cli.domain.user_results import CreatedUser
+
     if (password is None) != generate:
         raise InvalidInput("give a password or ask for a generated one (exactly one of them)")
     username = validate_username(username)
@@ -350,7 +332,8 @@ def list_users(
         raise InvalidInput(f"--search text too long (at most {MAX_SEARCH_LENGTH} characters)")
 
     def read(uow: UnitOfWork) -> UserPage:
-        page = uow.users.keyset(
+        # Rows, not ORM objects: only their values are copied into views.
+        page = uow.users.keyset_rows(
             filters=filters,
             order_by=order_by,
             descending=descending,
@@ -366,6 +349,8 @@ def list_users(
 
 def show_user(rt: Runtime, ident: str, *, with_keys: bool = False) -> UserDetail:
     """One user by username, email or id, deleted ones included; optionally with their keys."""
+    from vutf_cli.domain.user_results import UserDetail
+    from vutf_cli.domain.views import ApiKeyView
 
     def read(uow: UnitOfWork) -> UserDetail:
         user = uow.users.require(ident, include_deleted=True)
@@ -403,6 +388,8 @@ def update_user(
     expected_version: int | None = None,
 ) -> UserChange:
     """Change the email, full name (``""`` clears it) or superuser flag of a live user."""
+    from vutf_cli.domain.user_results import UserChange
+
     if email is None and full_name is None and is_superuser is None:
         raise InvalidInput(
             "nothing to update", hint="give --email, --full-name or --superuser/--no-superuser"
@@ -457,6 +444,8 @@ def set_password(
 def _set_flag(
     rt: Runtime, ident: str, action: str, apply: Callable[[UnitOfWork, User], bool]
 ) -> UserChange:
+    from vutf_cli.domain.user_results import UserChange
+
     def change(uow: UnitOfWork) -> UserChange:
         user = uow.users.require(ident)
         before = _profile(user)
@@ -500,6 +489,7 @@ def verify_user(rt: Runtime, ident: str) -> UserChange:
 
 def delete_user(rt: Runtime, ident: str, *, hard: bool = False) -> DeletedUser:
     """Soft-delete a user and revoke their keys, or with ``hard`` remove the row."""
+    from vutf_cli.domain.user_results import DeletedUser
 
     def remove(uow: UnitOfWork) -> DeletedUser:
         user = uow.users.require(ident, include_deleted=True)
@@ -557,11 +547,13 @@ def export_users(
     Arguments are checked now; rows are read as the iterator is consumed, a
     page at a time, each page in its own read-only unit of work.
     """
+    from vutf_cli.domain.user_results import UserExport
+
     filters, include_deleted = _scope_arguments(deleted)
     if batch_size < 1:
         raise InvalidInput("the batch size must be at least 1")
 
-    def view(user: User) -> UserView:
+    def view(user: Row[Any]) -> UserView:
         if not include_hashes:
             return UserView.from_row(user)
         values = {name: getattr(user, name) for name in USER_FIELDS}
@@ -569,7 +561,7 @@ def export_users(
 
     def page(cursor: str | None) -> tuple[list[UserView], str | None]:
         def read(uow: UnitOfWork) -> tuple[list[UserView], str | None]:
-            found = uow.users.keyset(
+            found = uow.users.keyset_rows(
                 filters=filters,
                 order_by="created_at",
                 cursor=cursor,
