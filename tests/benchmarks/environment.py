@@ -69,10 +69,21 @@ def child_environment(
     production parameters.
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("VUTF_")}
-    for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "PYTHONDEVMODE", "PYTHONTRACEMALLOC"):
+    for name in (
+        "FORCE_COLOR",
+        "CLICOLOR_FORCE",
+        "PYTHONDEVMODE",
+        "PYTHONTRACEMALLOC",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(name, None)
     env.update(
         {
+            # Bytecode as an installed package has it (pip compiles at install
+            # time), for vutf and the baselines alike: compiled once by the
+            # warm-up runs into the benchmark's own folder, nothing written
+            # into the checkout.
+            "PYTHONPYCACHEPREFIX": str(home / "pycache"),
             "VUTF_CONFIG": str(home / "no-config.toml"),
             "VUTF_DATA_DIR": str(home / "data"),
             "VUTF_ACTOR": "bench@benchmarks",
