@@ -45,7 +45,7 @@ from sqlalchemy.exc import OperationalError
 
 from vutf_cli.db.engine import wait_limit
 
-__all__ = ["copy_rows"]
+__all__ = ["copy_rows", "inline_statement"]
 
 _COPY_OPTIONS: Final = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 # How often the watchdog looks for progress.
@@ -67,7 +67,7 @@ def inline_statement(connection: Connection, statement: Select[Any]) -> str:
         inlined: bytes = cursor.mogrify(compiled.string, params)
     finally:
         cursor.close()
-    return inlined.decode("utf-8")
+    return inlined.decode(_codec(raw))  # mogrify encodes in the client encoding
 
 
 class _Progress:
@@ -172,11 +172,17 @@ def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[No
         os.close(wakeup)
 
 
-def _utf8(raw: Any, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
-    """``sink`` fed UTF-8 whatever the connection's client_encoding (COPY sends that)."""
+def _codec(raw: Any) -> str:
+    """The Python codec of the connection's client_encoding."""
     from psycopg2.extensions import encodings
 
-    codec = encodings.get(raw.encoding, raw.encoding)
+    codec: str = encodings.get(raw.encoding, raw.encoding)
+    return codec
+
+
+def _utf8(raw: Any, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """``sink`` fed UTF-8 whatever the connection's client_encoding (COPY sends that)."""
+    codec = _codec(raw)
     if codec.replace("-", "").replace("_", "").lower() == "utf8":
         return sink
     return lambda row: sink(row.decode(codec).encode("utf-8"))
