@@ -588,6 +588,12 @@ IMPORT_PATHS = (
 )  # fmt: skip
 
 
+def dev_null_state() -> tuple[int, int, int]:
+    """Type, mode and device of /dev/null, compared before and after each command."""
+    status = os.lstat("/dev/null")
+    return status.st_mode, status.st_rdev, status.st_ino
+
+
 class Harness:
     """A seeded database, a working folder of files to point at, and the invariants."""
 
@@ -674,6 +680,7 @@ class Harness:
         self._reset_files()
         before = state_fingerprint(self.url)
         files_before = tree_fingerprint(self.work, self.home)
+        dev_null_before = dev_null_state()
         started = time.monotonic()
         result = run(self.url, *invocation.argv, input=invocation.stdin)
         elapsed = time.monotonic() - started
@@ -690,6 +697,9 @@ class Harness:
         else:
             assert result.exit_code in DOCUMENTED_EXIT_CODES, shown
         assert elapsed < 20, f"took {elapsed:.1f}s\n{shown}"
+        # "/dev/null" is among the output paths: as root, chmod-ing or removing
+        # it would break every other program on the machine.
+        assert dev_null_state() == dev_null_before, f"/dev/null changed\n{shown}"
         if result.exit_code != 0:
             assert state_fingerprint(self.url) == before, f"database written\n{shown}"
             assert tree_fingerprint(self.work, self.home) == files_before, f"files written\n{shown}"

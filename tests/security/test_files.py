@@ -8,7 +8,9 @@
 * A SQLite file named by ``--database-url`` and the folder made for it, the
   ``--secret-file`` of ``keys create`` / ``rotate`` and the ``--output-file``
   of ``audit export``: 0600 whatever the umask, and an existing file is never
-  silently overwritten.
+  silently overwritten.  An existing device or named pipe given as
+  ``--output-file`` (``/dev/null``) is written through as it is: never made
+  0600, never removed (as root, either would break the machine).
 * A config file holding a database password and readable by group or others
   is refused (exit 2) with a message naming the file and ``chmod 600``,
   without the password; at 0600 (or 0400) it is used.  A config file without
@@ -19,12 +21,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -188,6 +192,84 @@ def test_secret_files_and_audit_exports_are_private(
     assert forced.exit_code == 0, forced.stderr
     assert mode(old) == 0o600
     record(MODULE, files_checked=6)
+
+
+def _null_device(path: Path) -> Path:
+    """A character device like /dev/null (1, 3), mode 0666, at ``path`` (needs root)."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    path.chmod(0o666)
+    return path
+
+
+def _is_untouched_stream(path: Path, kind: Callable[[int], bool], file_mode: int) -> bool:
+    status = path.lstat()
+    return kind(status.st_mode) and stat.S_IMODE(status.st_mode) == file_mode
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+def test_an_audit_export_to_a_device_writes_through_it_and_leaves_it_as_it_was(
+    database_url: str, tmp_path: Path, force: bool
+) -> None:
+    """``--output-file /dev/null`` as root must not make /dev/null 0600 (nor remove it).
+
+    A device holds nothing to overwrite, so no --force is needed; a private
+    stand-in is used so that a regression cannot break the machine's own.
+    """
+    device = _null_device(tmp_path / "null")
+    exported = run(
+        database_url, "audit", "export", "--output-file", str(device), *(["--force"] * force)
+    )
+    assert exported.exit_code == 0, exported.stderr
+    assert _is_untouched_stream(device, stat.S_ISCHR, 0o666)
+    record(MODULE, files_checked=1)
+
+
+def test_an_audit_export_to_a_named_pipe_streams_into_it(database_url: str, tmp_path: Path) -> None:
+    created = run(
+        database_url, "users", "create", "alice", "--email", "a@example.com",
+        "--password-stdin", input=PASSWORD,
+    )  # fmt: skip
+    assert created.exit_code == 0, created.stderr
+    pipe = tmp_path / "audit.pipe"
+    os.mkfifo(pipe)
+    pipe.chmod(0o644)
+    received = bytearray()
+
+    def drain() -> None:
+        with pipe.open("rb") as reader:
+            received.extend(reader.read())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    exported = run(database_url, "audit", "export", "--output-file", str(pipe))
+    reader.join(timeout=30)
+    assert exported.exit_code == 0, exported.stderr
+    lines = [json.loads(line) for line in received.decode().splitlines()]
+    assert [line["action"] for line in lines] == ["user.create"]
+    assert _is_untouched_stream(pipe, stat.S_ISFIFO, 0o644)
+    record(MODULE, files_checked=1)
+
+
+def test_a_failed_export_removes_its_own_file_but_never_a_device(tmp_path: Path) -> None:
+    from vutf_cli.cli.audit import _private_file
+
+    device = _null_device(tmp_path / "null")
+    new_file = tmp_path / "new.jsonl"
+
+    def fail_half_way(target: Path) -> None:
+        with _private_file(target, force=True) as handle:
+            handle.write("partial\n")
+            raise RuntimeError("the export failed half way")
+
+    for target in (device, new_file):
+        with pytest.raises(RuntimeError, match="half way"):
+            fail_half_way(target)
+    assert _is_untouched_stream(device, stat.S_ISCHR, 0o666)
+    assert not new_file.exists()
+    record(MODULE, files_checked=2)
 
 
 # -- the config file ---------------------------------------------------------------------------

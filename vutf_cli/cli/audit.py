@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -344,24 +345,62 @@ def _export_format(explicit: str | None, global_format: str) -> str:
 
 @contextlib.contextmanager
 def _private_file(path: Path, *, force: bool) -> Iterator[TextIO]:
-    """A new file of mode 0600 (an existing one only with ``force``), removed if writing fails."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    """Where ``--output-file`` goes: a regular file of mode 0600, or an existing stream.
+
+    A new file is created 0600; an existing regular file is replaced only with
+    ``force`` (truncated and made 0600), and either is removed if writing
+    fails.  An existing device or FIFO (``/dev/null``, ``/dev/stdout`` on a
+    pipe, a named pipe) holds nothing to overwrite: it is written as it is,
+    never chmod-ed or removed; run as root, doing either would break the
+    machine for everybody else.
+    """
+    fd, owned = _open_output_file(path, force=force)
     try:
-        fd = os.open(path, flags, EXPORT_FILE_MODE)
-    except FileExistsError:
-        raise Conflict(
-            f"{path} already exists; nothing was written", hint="use --force to overwrite it"
-        ) from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, EXPORT_FILE_MODE)  # an overwritten file keeps its old mode otherwise
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
     except BaseException:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        if owned:
+            with contextlib.suppress(OSError):
+                path.unlink()
         raise
+
+
+def _open_output_file(path: Path, *, force: bool) -> tuple[int, bool]:
+    """The open descriptor, and whether it is a regular file vutf may make private or remove."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, EXPORT_FILE_MODE)
+    except FileExistsError:
+        fd = _open_existing(path, force=force)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+    else:
+        os.fchmod(fd, EXPORT_FILE_MODE)  # the mode given to open() is filtered by the umask
+        return fd, True
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd, False
+    if not force:  # it became a regular file after the check in _open_existing
+        os.close(fd)
+        raise _exists(path)
+    os.ftruncate(fd, 0)
+    os.fchmod(fd, EXPORT_FILE_MODE)  # an overwritten file keeps its old mode otherwise
+    return fd, True
+
+
+def _open_existing(path: Path, *, force: bool) -> int:
+    """Open what is at ``path``: no O_CREAT or O_TRUNC, nothing changes before its type is known."""
+    with contextlib.suppress(OSError):
+        if not force and stat.S_ISREG(os.stat(path).st_mode):
+            raise _exists(path)
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _exists(path: Path) -> Conflict:
+    return Conflict(
+        f"{path} already exists; nothing was written", hint="use --force to overwrite it"
+    )
 
 
 @app.command()
@@ -388,7 +427,7 @@ def export(
         typer.Option(
             "--output-file",
             metavar="PATH",
-            help="Write to PATH (created with mode 0600) instead of stdout.",
+            help="Write to PATH (a new file gets mode 0600) instead of stdout.",
             dir_okay=False,
         ),
     ] = None,

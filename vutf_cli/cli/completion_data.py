@@ -14,7 +14,7 @@ PROG_NAME = 'vutf'
 TYPER_VERSION = '0.29.2'
 
 # CRC-32 of the modules this tree was generated from.
-SOURCES: dict[str, int] = {'root.py': 1029428838, 'db.py': 1248014378, 'users.py': 3543624085, 'keys.py': 3863334306, 'audit.py': 1634107217}
+SOURCES: dict[str, int] = {'root.py': 1029428838, 'db.py': 1248014378, 'users.py': 3543624085, 'keys.py': 3863334306, 'audit.py': 88369172}
 
 TREE: dict[str, Any] = {'': {'group': True,
       'commands': [['db', 12, False],
@@ -819,10 +819,10 @@ HELP: list[list[Any]] = [['Database URL (env VUTF_DATABASE_URL). Default\\\\: SQ
   78,
   'jsonl (default), csv or json (a streamed array); -o jsonl|csv|json also works.',
   78],
- ['Write to PATH (created with mode 0600) instead of stdout.',
-  57,
-  'Write to PATH (created with mode 0600) instead of stdout.',
-  57],
+ ['Write to PATH (a new file gets mode 0600) instead of stdout.',
+  60,
+  'Write to PATH (a new file gets mode 0600) instead of stdout.',
+  60],
  ['Overwrite an existing --output-file.', 36, 'Overwrite an existing --output-file.', 36],
  ['Recompute the audit hash chain and report...',
   44,
