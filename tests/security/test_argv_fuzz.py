@@ -41,9 +41,11 @@ Not generated, on purpose:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -577,15 +579,27 @@ def root_invocations(draw: st.DrawFn, strategies: Strategies) -> Invocation:
 
 # -- the environment of one fuzzed test ------------------------------------------------------
 # Paths handed to path options, relative to the working folder (besides its files).
+# Output paths get NULL_DEVICE, a private stand-in for /dev/null, never the real
+# one: a regression that chmod-ed or removed it would break the whole machine.
+NULL_DEVICE = "null.dev"
 INPUT_PATHS = ("sub", "missing.txt", "/dev/null", "", "sub/../password.txt", "nul\x00.txt")
 OUTPUT_PATHS = (
-    "new.key", "out.jsonl", "sub/new.key", "nodir/x.key", "password.txt", "sub", "", "/dev/null",
+    "new.key", "out.jsonl", "sub/new.key", "nodir/x.key", "password.txt", "sub", "", NULL_DEVICE,
     "nul\x00.key",
 )  # fmt: skip
 IMPORT_PATHS = (
     "users.csv", "users.json", "users.jsonl", "dupes.csv", "wrong.csv", "binary.bin", "nul.txt",
     "empty.txt", "missing.csv", "sub", "-", "nul\x00.csv",
 )  # fmt: skip
+
+
+def _is_null_device(path: Path) -> bool:
+    status = path.lstat()
+    return (
+        stat.S_ISCHR(status.st_mode)
+        and stat.S_IMODE(status.st_mode) == 0o666
+        and status.st_rdev == os.makedev(1, 3)
+    )
 
 
 def dev_null_state() -> tuple[int, int, int]:
@@ -647,6 +661,8 @@ class Harness:
         for child in list(self.work.iterdir()):
             if child.name in self.files or child.name in self.dirs:
                 continue
+            if child.name == NULL_DEVICE and _is_null_device(child):
+                continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
@@ -665,6 +681,12 @@ class Harness:
             if not path.exists() or path.read_bytes() != content:
                 path.write_bytes(content)
             path.chmod(0o644)
+        null_device = self.work / NULL_DEVICE
+        if not null_device.exists():
+            # Only root may make a device node; otherwise the path stays missing.
+            with contextlib.suppress(PermissionError):
+                os.mknod(null_device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+                null_device.chmod(0o666)
 
     def _restore_database(self) -> None:
         assert self.pristine is not None
@@ -681,6 +703,8 @@ class Harness:
         before = state_fingerprint(self.url)
         files_before = tree_fingerprint(self.work, self.home)
         dev_null_before = dev_null_state()
+        null_device = self.work / NULL_DEVICE
+        has_null_device = null_device.exists()
         started = time.monotonic()
         result = run(self.url, *invocation.argv, input=invocation.stdin)
         elapsed = time.monotonic() - started
@@ -697,9 +721,12 @@ class Harness:
         else:
             assert result.exit_code in DOCUMENTED_EXIT_CODES, shown
         assert elapsed < 20, f"took {elapsed:.1f}s\n{shown}"
-        # "/dev/null" is among the output paths: as root, chmod-ing or removing
-        # it would break every other program on the machine.
+        # As root, chmod-ing or removing /dev/null would break every other
+        # program on the machine; NULL_DEVICE is where output paths aim instead.
         assert dev_null_state() == dev_null_before, f"/dev/null changed\n{shown}"
+        if has_null_device:
+            assert null_device.exists(), f"{NULL_DEVICE} removed\n{shown}"
+            assert _is_null_device(null_device), f"{NULL_DEVICE} changed\n{shown}"
         if result.exit_code != 0:
             assert state_fingerprint(self.url) == before, f"database written\n{shown}"
             assert tree_fingerprint(self.work, self.home) == files_before, f"files written\n{shown}"
