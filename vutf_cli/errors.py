@@ -8,6 +8,7 @@ translated into these where they are caught and never shown raw.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -38,6 +39,10 @@ class VutfError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def details(self) -> dict[str, Any]:
+        """Extra members of the JSON error object (``-o json``), beside code and message."""
+        return {}
 
 
 class InternalError(VutfError):

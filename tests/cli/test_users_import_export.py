@@ -189,6 +189,7 @@ def test_round_trip_into_another_database(
         "skipped": 0,
         "invalid": 0,
         "dry_run": False,
+        "problems": [],
     }
     for name in ("alice", "bob"):
         check = run_cli(
@@ -275,32 +276,38 @@ def test_import_reports_every_bad_row_by_line_and_writes_nothing(
     result = run_cli("users", "import", str(source))
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
+    # An object of a JSON array is named by its line and its place in the array.
+    at = [f"line {start}, object {number}" for number, start in enumerate(starts, start=1)]
     reported = problems(result)
     assert reported == [
-        f"line {starts[1]}: invalid username 'bad name': use 3 to 100 characters from "
+        f"{at[1]}: invalid username 'bad name': use 3 to 100 characters from "
         "A-Z, a-z, 0-9, '_' and '-'",
-        f"line {starts[2]}: invalid email address 'not-an-email': it must contain exactly one '@'",
-        f"line {starts[3]}: password too short: it must be at least 15 characters (got 5)",
-        f"line {starts[4]}: username 'good1' is already on line {starts[0]}",
-        f"line {starts[4]}: email 'good1@example.com' is already on line {starts[0]}",
-        f"line {starts[5]}: user 'taken' already exists",
-        f"line {starts[5]}: email 'taken@example.com' already belongs to user 'taken'",
-        f"line {starts[6]}: a password or a password_hash is required",
-        f"line {starts[7]}: give either password or password_hash, not both",
+        f"{at[2]}: invalid email address 'not-an-email': it must contain exactly one '@'",
+        f"{at[3]}: password too short: it must be at least 15 characters (got 5)",
+        f"{at[4]}: username 'good1' is already on {at[0]}",
+        f"{at[4]}: email 'good1@example.com' is already on {at[0]}",
+        f"{at[5]}: user 'taken' already exists",
+        f"{at[5]}: email 'taken@example.com' already belongs to user 'taken'",
+        f"{at[6]}: a password or a password_hash is required",
+        f"{at[7]}: give either password or password_hash, not both",
     ]
     assert "error: import refused: 9 problem(s) in 7 rows; nothing was written" in result.stderr
     assert "short" not in result.stderr.replace("too short", "")
     assert usernames(db) == ["taken"]
     assert audit_actions(db) == [("user.create", "success")]  # invalid input: no failure row
 
+    # -o json: one error object on stderr, the problems listed inside it.
     as_json = run_cli("users", "import", str(source), "--json")
     assert as_json.exit_code == 2
-    lines = [json.loads(line) for line in as_json.stderr.splitlines()]
-    assert [entry["problem"]["line"] for entry in lines[:-1]] == [
-        int(text.split(":")[0].split()[1]) for text in reported
+    assert len(as_json.stderr.splitlines()) == 1
+    error = as_json.error()
+    assert (error["code"], error["exit_code"]) == ("invalid_import", 2)
+    assert [(p["row"], p["line"]) for p in error["problems"]] == [
+        (number, starts[number - 1]) for number in (2, 3, 4, 5, 5, 6, 6, 7, 8)
     ]
-    assert lines[-1]["error"]["code"] == "invalid_import"
-    assert as_json.error()["exit_code"] == 2
+    assert [p["message"] for p in error["problems"]] == [
+        text.split(": ", 1)[1] for text in reported
+    ]
 
 
 def test_import_conflicts_only_exit_4_with_a_failure_row(
@@ -446,3 +453,87 @@ def test_import_help_needs_no_database() -> None:
     result = invoke(["users", "import", "--help"])
     assert result.exit_code == 0
     assert "password_hash" in result.stdout
+
+
+# -- records that share a line: a compact JSON array ------------------------------------
+def compact_array(rows: list[dict[str, Any]]) -> str:
+    """Every object on line 1, as `jq -c` or json.dump without indent writes them."""
+    return json.dumps(rows)
+
+
+def test_objects_sharing_a_line_keep_their_own_passwords(
+    run_cli: RunCli, db: Database, tmp_path: Path
+) -> None:
+    first, second = "first password of the file", "second password of the file"
+    source = tmp_path / "users.json"
+    source.write_text(compact_array([row("pwa", password=first), row("pwb", password=second)]))
+    assert ok(run_cli("users", "import", str(source), "--json")).json()["created"] == 2
+    for username, right, wrong in (("pwa", first, second), ("pwb", second, first)):
+        ok(run_cli("users", "check-password", username, "--password-stdin", input=right))
+        refused = run_cli("users", "check-password", username, "--password-stdin", input=wrong)
+        assert refused.exit_code == 5, refused.stderr
+
+
+def test_duplicates_on_one_line_are_found_and_named_by_object(
+    run_cli: RunCli, db: Database, tmp_path: Path
+) -> None:
+    source = tmp_path / "users.json"
+    source.write_text(compact_array([row("dup"), row("other"), row("DUP", email="x@example.com")]))
+    dry = run_cli("users", "import", str(source), "--dry-run")
+    assert dry.exit_code == 2, dry.stderr
+    assert problems(dry) == ["line 1, object 3: username 'DUP' is already on line 1, object 1"]
+    assert usernames(db) == []
+    assert audit_actions(db) == []
+
+
+def test_skip_invalid_and_skip_existing_count_objects_not_lines(
+    run_cli: RunCli, db: Database, tmp_path: Path
+) -> None:
+    create(run_cli, "old1")
+    create(run_cli, "old2")
+    source = tmp_path / "users.json"
+    rows = [row("old1"), row("old2"), row("bad", email="nope"), row("new1"), row("new2")]
+    source.write_text(compact_array(rows))
+    result = ok(
+        run_cli("users", "import", str(source), "--skip-invalid", "--skip-existing", "--json")
+    )
+    report = result.json()
+    assert (report["rows"], report["created"], report["skipped"], report["invalid"]) == (5, 2, 2, 1)
+    assert report["problems"] == [
+        {
+            "row": 3,
+            "line": 1,
+            "message": "invalid email address 'nope': it must contain exactly one '@'",
+        }
+    ]
+    assert usernames(db) == ["new1", "new2", "old1", "old2"]
+
+
+@pytest.mark.parametrize("name", ["u.json", "u.jsonl"])
+def test_json_nested_too_deeply_is_invalid_input(
+    run_cli: RunCli, db: Database, tmp_path: Path, name: str
+) -> None:
+    source = tmp_path / name
+    nested = "[" * 100_000 + "]" * 100_000
+    source.write_text(f"[{nested}]" if name == "u.json" else nested + "\n")
+    result = run_cli("users", "import", str(source))
+    assert result.exit_code == 2, result.stderr
+    assert "line 1: not valid JSON: nested too deeply" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert usernames(db) == []
+
+
+def test_a_password_hash_longer_than_its_column_is_refused_on_every_backend(
+    run_cli: RunCli, db: Database, tmp_path: Path
+) -> None:
+    # A well-formed argon2id string with a 300-byte salt: valid PHC, too long to store.
+    salt = "c2FsdHNhbHQ" * 40
+    long_hash = f"$argon2id$v=19$m=65536,t=3,p=4${salt}$aGFzaGhhc2hoYXNoaGFzaGhhc2g"
+    assert len(long_hash) > 255
+    source = tmp_path / "users.jsonl"
+    source.write_text(jsonl([row("longhash", password=None, password_hash=long_hash)]))
+    for args in ([], ["--dry-run"]):
+        result = run_cli("users", "import", str(source), *args)
+        assert result.exit_code == 2, result.stderr
+        assert problems(result) == ["line 1: password_hash is longer than 255 characters"]
+    assert usernames(db) == []

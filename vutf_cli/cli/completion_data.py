@@ -14,7 +14,7 @@ PROG_NAME = 'vutf'
 TYPER_VERSION = '0.29.2'
 
 # CRC-32 of the modules this tree was generated from.
-SOURCES: dict[str, int] = {'root.py': 1029428838, 'db.py': 1248014378, 'users.py': 3543624085, 'keys.py': 3863334306, 'audit.py': 88369172}
+SOURCES: dict[str, int] = {'root.py': 1029428838, 'db.py': 1248014378, 'users.py': 3563998940, 'keys.py': 3863334306, 'audit.py': 88369172}
 
 TREE: dict[str, Any] = {'': {'group': True,
       'commands': [['db', 12, False],

@@ -134,16 +134,15 @@ def _password(*, stdin: bool, file: Path | None, confirm: bool, what: str = "pas
 def _report_problems(
     terminal: "Terminal", problems: "tuple[RowProblem, ...]", *, prefix: str
 ) -> None:
-    """One line per problem on stderr (JSON lines for -o json/jsonl), shown even with --quiet."""
+    """One line per problem on stderr, shown even with --quiet.
+
+    Not for -o json/jsonl: there the problems are a list in the one JSON
+    object (the error on stderr, or the report on stdout).
+    """
     from vutf_cli.output.sanitize import inert
-    from vutf_cli.output.serialize import dumps
 
     for problem in problems:
-        if terminal.is_machine_output:
-            line = dumps({"problem": {"line": problem.line, "message": problem.message}})
-        else:
-            line = prefix + inert(str(problem))
-        terminal.stderr.write(line + "\n")
+        terminal.stderr.write(prefix + inert(str(problem)) + "\n")
     terminal.stderr.flush()
 
 
@@ -626,7 +625,9 @@ def import_users(
     is_verified, and either password (plaintext, the password rules apply)
     or password_hash (argon2id, as written by `users export
     --include-hashes`); the other columns of an export are ignored.  Every
-    problem is reported with its line number, and then nothing is written.
+    problem is reported with its line number (and, in a JSON array, the
+    object's number), and then nothing is written; with -o json the
+    problems are a list in the error object.
 
     \b
     Examples:
@@ -652,10 +653,10 @@ def import_users(
         )
     except VutfError as exc:
         problems = getattr(exc, "problems", ())
-        if problems:
+        if problems and not terminal.is_machine_output:
             _report_problems(terminal, problems, prefix="")
         raise
-    if report.problems:
+    if report.problems and not terminal.is_machine_output:
         _report_problems(terminal, report.problems, prefix="skipped: ")
     verb = "would create" if report.dry_run else "created"
     count = report.to_create if report.dry_run else report.created
@@ -664,7 +665,11 @@ def import_users(
         f"{report.skipped} existing skipped, {report.invalid} invalid"
         + (" (dry run: nothing was written)" if report.dry_run else "")
     )
-    terminal.emit_object(report, fields=_REPORT_FIELDS)
+    if terminal.is_machine_output:
+        summary = {name: getattr(report, name) for name in _REPORT_FIELDS}
+        terminal.emit_object({**summary, "problems": [p.as_json() for p in report.problems]})
+    else:
+        terminal.emit_object(report, fields=_REPORT_FIELDS)
 
 
 def _read_input(file: str) -> bytes:

@@ -21,6 +21,7 @@ __all__ = [
     "ALL_SCOPES",
     "DESCRIPTION_MAX",
     "MAX_DURATION",
+    "PASSWORD_HASH_MAX_LENGTH",
     "SCOPE_ACTIONS",
     "SCOPE_RESOURCES",
     "normalize_email",
@@ -154,6 +155,9 @@ def validate_full_name(value: str | None) -> str | None:
 
 
 DESCRIPTION_MAX: Final = 1000
+# The size of users.password_hash: a longer PHC string (a huge salt or hash)
+# cannot be stored, so it is refused like any other invalid value.
+PASSWORD_HASH_MAX_LENGTH: Final = 255
 
 
 def validate_description(value: str | None) -> str | None:

@@ -481,6 +481,7 @@ class Terminal:
             }
             if err.hint:
                 body["hint"] = err.hint
+            body.update(err.details())
             self._write_err(dumps({"error": body}) + "\n")
             return
         text = f"error: {inert(err.message)}\n"

@@ -53,7 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Final
 
-from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
+from vutf_cli.domain.validation import (
+    PASSWORD_HASH_MAX_LENGTH,
+    normalize_email,
+    validate_full_name,
+    validate_username,
+)
 from vutf_cli.errors import Conflict, InvalidInput, VutfError
 
 __all__ = [
@@ -120,58 +125,83 @@ _MAX_CHUNK: Final = 16
 # -- results and errors ----------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RowProblem:
-    """Something wrong with the row that starts on ``line``."""
+    """Something wrong with record number ``row`` of the file (from 1), which starts on ``line``.
 
+    ``row`` tells records apart (several objects of a compact JSON array share
+    a line); ``location`` is how messages name the record.
+    """
+
+    row: int
     line: int
+    location: str
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"{self.location}: {self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"row": self.row, "line": self.line, "message": self.message}
 
 
 def _summary(problems: Sequence[RowProblem]) -> str:
-    lines = len({problem.line for problem in problems})
-    rows = "row" if lines == 1 else "rows"
-    return f"import refused: {len(problems)} problem(s) in {lines} {rows}; nothing was written"
+    count = len({problem.row for problem in problems})
+    rows = "row" if count == 1 else "rows"
+    return f"import refused: {len(problems)} problem(s) in {count} {rows}; nothing was written"
 
 
-class ImportRejected(InvalidInput):
-    """Rows of the file are invalid (exit 2); ``problems`` says where and why."""
+class _RefusedRows(VutfError):
+    """Rows of the file that stop the import; ``problems`` says where and why."""
+
+    refusal_hint: str
+
+    def __init__(self, problems: Sequence[RowProblem], *, message: str | None = None) -> None:
+        super().__init__(message or _summary(problems), hint=self.refusal_hint)
+        self.problems = tuple(problems)
+
+    def details(self) -> dict[str, Any]:
+        return {"problems": [problem.as_json() for problem in self.problems]}
+
+
+class ImportRejected(_RefusedRows, InvalidInput):
+    """Rows of the file are invalid (exit 2)."""
 
     code = "invalid_import"
-
-    def __init__(self, problems: Sequence[RowProblem], *, message: str | None = None) -> None:
-        super().__init__(
-            message or _summary(problems), hint="fix the rows listed above and run it again"
-        )
-        self.problems = tuple(problems)
+    refusal_hint = "fix the rows listed above and run it again"
 
 
-class ImportConflict(Conflict):
-    """Rows of the file clash with existing users (exit 4); ``problems`` lists them."""
+class ImportConflict(_RefusedRows, Conflict):
+    """Rows of the file clash with existing users (exit 4)."""
 
     code = "import_conflict"
-
-    def __init__(self, problems: Sequence[RowProblem], *, message: str | None = None) -> None:
-        super().__init__(
-            message or _summary(problems),
-            hint="remove those rows, or use --skip-existing to leave existing users alone",
-        )
-        self.problems = tuple(problems)
+    refusal_hint = "remove those rows, or use --skip-existing to leave existing users alone"
 
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """One record as read from the file, before validation.
 
-    ``from_csv`` changes how values are read (everything is text there);
-    ``cell_count`` is set when a CSV row has not as many cells as the header.
+    ``row`` is its number among the file's records (from 1), ``line`` the line
+    it starts on; ``in_array`` marks the objects of a JSON array, which may
+    share a line.  ``from_csv`` changes how values are read (everything is
+    text there); ``cell_count`` is set when a CSV row has not as many cells
+    as the header.
     """
 
+    row: int
     line: int
     values: Mapping[str, Any]
     from_csv: bool = False
     cell_count: int | None = None
+    in_array: bool = False
+
+    @property
+    def location(self) -> str:
+        if self.in_array:
+            return f"line {self.line}, object {self.row}"
+        return f"line {self.line}"
+
+    def problem(self, message: str) -> RowProblem:
+        return RowProblem(self.row, self.line, self.location, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +212,14 @@ class ParsedFile:
 
 @dataclass(frozen=True, slots=True)
 class ImportRow:
-    """A validated row: what will be registered.  Secrets are kept out of repr()."""
+    """A validated row: what will be registered.  Secrets are kept out of repr().
 
+    ``row`` and ``location`` are those of its :class:`RawRecord`.
+    """
+
+    row: int
     line: int
+    location: str
     username: str
     email: str
     full_name: str | None
@@ -193,6 +228,9 @@ class ImportRow:
     is_verified: bool
     password: str | None = field(default=None, repr=False)
     password_hash: str | None = field(default=None, repr=False)
+
+    def problem(self, message: str) -> RowProblem:
+        return RowProblem(self.row, self.line, self.location, message)
 
 
 # -- format ---------------------------------------------------------------------
@@ -269,13 +307,17 @@ def _json_records(text: str) -> Iterator[RawRecord]:
     if text[index : index + 1] == "]":
         index += 1
     else:
+        row = 1
         while True:
             start = index
             try:
                 value, index = decoder.raw_decode(text, index)
             except json.JSONDecodeError as exc:
                 raise _json_error(text, exc) from None
-            yield _object_record(value, _line_of(text, start))
+            except RecursionError:
+                raise _too_deep(_line_of(text, start)) from None
+            yield _object_record(value, row, _line_of(text, start), in_array=True)
+            row += 1
             index = _skip_space(text, index)
             separator = text[index : index + 1]
             if separator == "]":
@@ -293,6 +335,7 @@ def _json_records(text: str) -> Iterator[RawRecord]:
 
 
 def _jsonl_records(text: str) -> Iterator[RawRecord]:
+    row = 1
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -300,13 +343,21 @@ def _jsonl_records(text: str) -> Iterator[RawRecord]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"line {number}: not valid JSON: {exc.msg}") from None
-        yield _object_record(value, number)
+        except RecursionError:
+            raise _too_deep(number) from None
+        yield _object_record(value, row, number)
+        row += 1
 
 
-def _object_record(value: Any, line: int) -> RawRecord:
+def _too_deep(line: int) -> InvalidInput:
+    # The json module recurses once per nesting level; no user record nests.
+    return InvalidInput(f"line {line}: not valid JSON: nested too deeply")
+
+
+def _object_record(value: Any, row: int, line: int, *, in_array: bool = False) -> RawRecord:
     if not isinstance(value, dict):
         raise InvalidInput(f"line {line}: expected a JSON object, got {_json_type(value)}")
-    return RawRecord(line=line, values=value)
+    return RawRecord(row=row, line=line, values=value, in_array=in_array)
 
 
 def _json_type(value: Any) -> str:
@@ -357,6 +408,7 @@ def _csv_records(text: str) -> Iterator[RawRecord]:
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise InvalidInput("line 1: missing required column(s): " + ", ".join(missing))
+    row = 0
     while True:
         start = reader.line_num + 1
         try:
@@ -367,9 +419,10 @@ def _csv_records(text: str) -> Iterator[RawRecord]:
             raise InvalidInput(f"line {start}: not valid CSV: {exc}") from None
         if not "".join(cells).strip():
             continue
+        row += 1
         if len(cells) != len(columns):
             # Reported as a problem of this row, not the whole file.
-            yield RawRecord(line=start, values={}, from_csv=True, cell_count=len(cells))
+            yield RawRecord(row, start, {}, from_csv=True, cell_count=len(cells))
             continue
         values = dict(zip(columns, cells, strict=True))
         if any(map(_starts_with_apostrophe, cells)):  # rare: only then look cell by cell
@@ -377,7 +430,7 @@ def _csv_records(text: str) -> Iterator[RawRecord]:
                 name: cell if name == "password" else _unescape_formula(cell)
                 for name, cell in values.items()
             }
-        yield RawRecord(line=start, values=values, from_csv=True)
+        yield RawRecord(row, start, values, from_csv=True)
 
 
 # -- validation -----------------------------------------------------------------
@@ -427,7 +480,7 @@ def _validate_one(
 ) -> tuple[ImportRow | None, list[RowProblem]]:
     if record.cell_count is not None:
         message = f"the row has {record.cell_count} cells, the header has another number"
-        return None, [RowProblem(record.line, message)]
+        return None, [record.problem(message)]
     values = record.values
     csv_row = record.from_csv
     # Messages, made RowProblems at the end: most rows have none.
@@ -451,16 +504,20 @@ def _validate_one(
         problems.append("a password or a password_hash is required")
     elif password is not None:
         _checked(problems, check_strength, password)
+    elif len(password_hash) > PASSWORD_HASH_MAX_LENGTH:
+        problems.append(f"password_hash is longer than {PASSWORD_HASH_MAX_LENGTH} characters")
     elif not is_argon2id_hash(password_hash):
         problems.append(
             "password_hash is not an argon2id PHC string "
             "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters"
         )
     if problems:
-        return None, [RowProblem(record.line, message) for message in problems]
+        return None, [record.problem(message) for message in problems]
     return (
         ImportRow(
+            row=record.row,
             line=record.line,
+            location=record.location,
             username=username,
             email=email,
             full_name=full_name,
@@ -501,22 +558,22 @@ def validate_records(
         problems.extend(found)
         if row is not None:
             rows.append(row)
-    first_username: dict[str, int] = {}
-    first_email: dict[str, int] = {}
+    first_username: dict[str, ImportRow] = {}
+    first_email: dict[str, ImportRow] = {}
     unique: list[ImportRow] = []
     for row in rows:
         clashes = []
-        seen_at = first_username.setdefault(row.username.lower(), row.line)
-        if seen_at != row.line:
-            clashes.append(f"username {row.username!r} is already on line {seen_at}")
-        seen_at = first_email.setdefault(row.email, row.line)
-        if seen_at != row.line:
-            clashes.append(f"email {row.email!r} is already on line {seen_at}")
+        first = first_username.setdefault(row.username.lower(), row)
+        if first is not row:
+            clashes.append(f"username {row.username!r} is already on {first.location}")
+        first = first_email.setdefault(row.email, row)
+        if first is not row:
+            clashes.append(f"email {row.email!r} is already on {first.location}")
         if clashes:
-            problems.extend(RowProblem(row.line, clash) for clash in clashes)
+            problems.extend(row.problem(clash) for clash in clashes)
         else:
             unique.append(row)
-    problems.sort(key=lambda problem: problem.line)
+    problems.sort(key=lambda problem: problem.row)
     return unique, problems
 
 

@@ -592,9 +592,7 @@ def _chunks(rows: Sequence[ImportRow], size: int) -> Iterator[Sequence[ImportRow
 def _clashes(
     uow: UnitOfWork, rows: Sequence[ImportRow], skip_existing: bool
 ) -> tuple[set[int], list[RowProblem]]:
-    """(lines to skip, problems) for rows whose username or email a live user holds."""
-    from vutf_cli.services.user_import import RowProblem
-
+    """(rows to skip, problems) for rows whose username or email a live user holds."""
     holders = uow.users.holders_of((row.username for row in rows), (row.email for row in rows))
     taken_names = {username.lower(): username for username, _ in holders}
     taken_emails = {email.lower(): username for username, email in holders}
@@ -603,16 +601,14 @@ def _clashes(
     for row in rows:
         holder = taken_names.get(row.username.lower())
         if holder is not None and skip_existing:
-            skipped.add(row.line)
+            skipped.add(row.row)
             continue
         if holder is not None:
-            problems.append(RowProblem(row.line, f"user {row.username!r} already exists"))
+            problems.append(row.problem(f"user {row.username!r} already exists"))
         email_holder = taken_emails.get(row.email)
         if email_holder is not None:
             problems.append(
-                RowProblem(
-                    row.line, f"email {row.email!r} already belongs to user {email_holder!r}"
-                )
+                row.problem(f"email {row.email!r} already belongs to user {email_holder!r}")
             )
     return skipped, problems
 
@@ -644,7 +640,7 @@ def _write_import(
             [
                 {
                     **profile,
-                    "password_hash": hashes.get(row.line, row.password_hash),
+                    "password_hash": hashes.get(row.row, row.password_hash),
                     "verified_at": now if row.is_verified else None,
                 }
                 for row, profile in zip(chunk, profiles, strict=True)
@@ -703,9 +699,9 @@ def import_users(
         check_strength=passwords.check_strength,
         is_argon2id_hash=passwords.is_argon2id_hash,
     )
-    invalid_lines = {problem.line for problem in problems}
+    invalid_rows = {problem.row for problem in problems}
     skipped, clashes = rt.db.run(lambda uow: _clashes(uow, rows, skip_existing), read_only=True)
-    all_problems = sorted([*problems, *clashes], key=lambda problem: problem.line)
+    all_problems = sorted([*problems, *clashes], key=lambda problem: problem.row)
     if all_problems and not skip_invalid:
         if problems:
             raise ImportRejected(all_problems)
@@ -719,15 +715,15 @@ def import_users(
                 error=conflict,
             )
         raise conflict
-    invalid_lines |= {problem.line for problem in clashes}
-    to_create = [row for row in rows if row.line not in skipped and row.line not in invalid_lines]
+    invalid_rows |= {problem.row for problem in clashes}
+    to_create = [row for row in rows if row.row not in skipped and row.row not in invalid_rows]
     report = ImportReport(
         format=parsed.format,
         rows=len(parsed.records),
         to_create=len(to_create),
         created=0,
         skipped=len(skipped),
-        invalid=len(invalid_lines),
+        invalid=len(invalid_rows),
         dry_run=dry_run,
         problems=tuple(all_problems),
     )
@@ -747,7 +743,7 @@ def import_users(
         workers=workers,
         progress=progress,
     )
-    hashes = {row.line: digest for row, digest in zip(plaintext, hashed, strict=True)}
+    hashes = {row.row: digest for row, digest in zip(plaintext, hashed, strict=True)}
     summary = {
         "format": report.format,
         "source": source or "-",
