@@ -10,6 +10,10 @@ group listing, "Did you mean ...?") still sees them all.
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +113,42 @@ def test_lazy_commands_behave_as_a_mapping() -> None:
         commands["a"]
     with pytest.raises(KeyError):
         del commands["zzz"]
+
+
+@pytest.mark.parametrize("group", [[], ["users"], ["keys"], ["audit"], ["db"]], ids=" ".join)
+def test_a_group_without_a_command_prints_its_help_on_stderr_and_exits_2(
+    group: list[str],
+) -> None:
+    """As Click does for ``no_args_is_help``, but readable: not one escaped, cut-off error line."""
+    result = _run_module(group)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Usage: {' '.join(['vutf', *group])} [OPTIONS] COMMAND")
+    assert "\nCommands:\n" in result.stderr
+    assert "\\n" not in result.stderr
+    assert "error:" not in result.stderr
+
+
+def test_a_group_without_a_command_is_one_json_error_with_json_output() -> None:
+    result = _run_module(["--json", "users"])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert json.loads(result.stderr) == {
+        "error": {
+            "code": "invalid_input",
+            "message": "missing command",
+            "exit_code": 2,
+            "hint": "run 'vutf users --help' for the commands",
+        }
+    }
+
+
+def _run_module(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VUTF_")}
+    return subprocess.run(
+        [sys.executable, "-m", "vutf_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )

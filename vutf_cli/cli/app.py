@@ -127,6 +127,8 @@ def run_guarded(parse_and_run: Callable[[list[str]], Any], argv: list[str]) -> i
         return ExitCode.OK
     except Abort:
         return _report(InterruptedError_(), argv)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        return _missing_command(exc.ctx, argv)
     except click.exceptions.ClickException as exc:
         return _report(InvalidInput(_safe_usage_message(exc.format_message())), argv)
     except VutfError as exc:
@@ -173,6 +175,22 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def _missing_command(ctx: Any, argv: Sequence[str]) -> int:
+    """``vutf`` or ``vutf users`` alone: the group's help on stderr, exit 2 (as Click does).
+
+    With -o json|jsonl the one JSON error object instead, as for any usage error.
+    """
+    from vutf_cli.cli.context import AppContext
+
+    app_ctx = LAST_CONTEXT.get("app") or AppContext(_options_from_args(argv))
+    if app_ctx.terminal.is_machine_output:
+        hint = f"run '{ctx.command_path} --help' for the commands"
+        return _report(InvalidInput("missing command", hint=hint), argv)
+    sys.stderr.write(ctx.get_help() + "\n")
+    sys.stderr.flush()
+    return int(ExitCode.USAGE)
 
 
 def _report(error: VutfError, argv: Sequence[str]) -> int:
