@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from tests.audit_tampering import tampering
 from tests.cli.conftest import RunCli
@@ -201,11 +202,16 @@ def test_rows_edited_by_hand(run_cli: RunCli, db: Database) -> None:
     if db.dialect == "postgresql":
         # jsonb keeps a decimal's digits as given; Python prints its float.
         rows.append({"changes": '{"price": 1.50, "tiny": 0.0000001, "exp": 1E5, "z": -0}'})
+        # psycopg2 reads them as datetime.max and datetime.min.
+        rows += [{"created_at": "infinity"}, {"created_at": "-infinity"}]
     else:
+        moved = uuid.uuid4().hex  # 36 characters, lower case, hyphens in the wrong places
         rows += [
             {"id": str(uuid.uuid4()).upper()},
             {"user_id": "{" + str(uuid.uuid4()) + "}"},
+            {"user_id": f"{moved[:9]}-{moved[9:12]}-{moved[12:16]}-{moved[16:20]}-{moved[20:]}"},
             {"created_at": "2025-05-06 07:08:09"},
+            {"created_at": "2024-01-01 00:00:00.000+01"},  # 26 characters, with an offset
         ]
     _insert_raw(db, rows)
     _assert_same_lines(_export(run_cli), _list_jsonl(run_cli))
@@ -223,19 +229,54 @@ def test_export_to_a_file_is_the_same_text(run_cli: RunCli, db: Database, tmp_pa
 
 
 def test_hand_edited_numbers(run_cli: RunCli, db: Database) -> None:
-    """The one known difference: a number a hand edit spelled non-canonically in SQLite.
+    """The one known difference: JSON a hand edit spelled non-canonically in SQLite.
 
     vutf stores numbers as Python spells them, so this only happens to a
     SQLite file edited around vutf (which `vutf audit verify` reports).
     Detecting it would cost a JSON walk of every row; the value is the same
     JSON number either way.  PostgreSQL's jsonb marks such rows for Python.
     """
-    _insert_raw(db, [{"changes": '{"price": 1.50, "exp": 1E5}'}])
+    _insert_raw(db, [{"changes": '{"price": 1.50, "exp": 1E5, "dup": 1, "dup": 2}'}])
     exported, listed = _export(run_cli), _list_jsonl(run_cli)
     if db.dialect == "postgresql":
-        assert '"price":1.5' in listed  # jsonb keeps "1.50"; the row was left to Python
+        # jsonb keeps "1.50" (the row is left to Python) and only the last "dup".
+        assert '"price":1.5' in listed
         assert exported == listed
     else:
-        assert '"price":1.5,"exp":100000.0' in listed
-        assert '"price":1.50,"exp":1E5' in exported
-        assert json.loads(exported) == json.loads(listed)
+        assert '"price":1.5,"exp":100000.0,"dup":2' in listed
+        assert '"price":1.50,"exp":1E5,"dup":1,"dup":2' in exported
+        assert json.loads(exported) == json.loads(listed)  # the same values once read
+
+
+def test_a_timestamp_python_cannot_hold_fails_list_and_export_alike(
+    run_cli: RunCli, db: Database
+) -> None:
+    """A hand-edited created_at out of Python's range: an error, never a wrong or null date."""
+    _append_all(db)
+    # A BC date on PostgreSQL; on SQLite (text) anything that is not a time.
+    _insert_raw(db, [{"created_at": "0044-03-15 BC" if db.dialect == "postgresql" else "infinity"}])
+    for command in (["list", "-o", "jsonl"], ["export"]):
+        result = run_cli("audit", *command)
+        assert result.exit_code == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert '"created_at":null' not in result.stdout
+    if db.dialect == "postgresql":
+        exported = run_cli("audit", "export")
+        assert "created_at is outside the years 1 to 9999" in exported.stderr
+        assert exported.stdout == ""  # the batch is written only once its COPY is over
+
+
+def test_text_that_is_not_utf8_fails_list_and_export_alike(run_cli: RunCli, db: Database) -> None:
+    """SQLite stores whatever bytes it is given; PostgreSQL refuses them (nothing to export)."""
+    _append_all(db)
+    if db.dialect == "postgresql":
+        with pytest.raises(DataError), tampering(db) as conn:
+            conn.execute(text("SELECT convert_from('\\xff61'::bytea, 'UTF8')"))
+        return
+    with tampering(db) as conn:
+        conn.execute(text("UPDATE audit_log SET resource_id = CAST(X'FF61' AS TEXT) WHERE seq = 2"))
+    listed = run_cli("audit", "list", "-o", "jsonl")
+    exported = run_cli("audit", "export")
+    assert (listed.exit_code, exported.exit_code) == (1, 1), exported.stderr
+    assert "Could not decode to UTF-8 column 'resource_id'" in exported.stderr
+    assert "this is a bug" not in exported.stderr

@@ -25,7 +25,8 @@ PostgreSQL (:func:`postgres_lines_statement`, :func:`finish_postgres_line`)
     ``0.0000001`` while the list path prints Python's float.  Any line not
     finished as text is parsed back, which gives exactly the values the
     driver gives the list path (psycopg2 parses the same ``jsonb`` text),
-    and is rendered by Python.
+    and is rendered by Python.  A timestamp Python cannot hold (a BC date,
+    edited by hand) ends the export with an error, as it ends ``list``.
 SQLite (:func:`sqlite_line_column`)
     ``json_object`` writes the row compactly and ``json()`` minifies the
     stored ``changes``/``metadata`` (which vutf stores compact already).  A
@@ -46,6 +47,7 @@ from sqlalchemy import ColumnElement, Select, Table, literal_column, select
 from sqlalchemy.types import Text
 
 from vutf_cli.db.models import AuditLog
+from vutf_cli.errors import InternalError
 
 __all__ = [
     "finish_postgres_line",
@@ -57,10 +59,19 @@ __all__ = [
 AUDIT: Final = cast(Table, AuditLog.__table__)
 
 # -- PostgreSQL ---------------------------------------------------------------------------
+# psycopg2 reads +-infinity as datetime.max/min, so `list` shows them so; any
+# other time outside the years 1-9999 (a BC date) Python cannot hold: NULL,
+# and such a row (edited by hand) ends the export (see below).
 _PG_TIMESTAMP: Final = (
-    "to_char(audit_log.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    "CASE WHEN audit_log.created_at = 'infinity' THEN '9999-12-31T23:59:59.999999Z' "
+    "WHEN audit_log.created_at = '-infinity' THEN '0001-01-01T00:00:00.000000Z' "
+    "WHEN audit_log.created_at >= '0001-01-01 00:00:00+00' "
+    "AND audit_log.created_at < '10000-01-01 00:00:00+00' "
+    "THEN to_char(audit_log.created_at AT TIME ZONE 'UTC', "
+    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') END'
 )
 DECIMAL_MARK: Final = b"#"[0]
+UNREADABLE_MARK: Final = b"!"[0]
 
 
 def _pg_without_decimals(column: str) -> str:
@@ -77,7 +88,8 @@ def _pg_without_decimals(column: str) -> str:
 
 
 _PG_LINE: Final = (
-    f"CASE WHEN {_pg_without_decimals('changes')} AND {_pg_without_decimals('metadata')} "
+    "CASE WHEN rendered.created_at IS NULL THEN '!' || rendered.seq "
+    f"WHEN {_pg_without_decimals('changes')} AND {_pg_without_decimals('metadata')} "
     "THEN row_to_json(rendered)::text ELSE '#' || row_to_json(rendered)::text END"
 )
 
@@ -88,7 +100,8 @@ def postgres_lines_statement(
     """One text column: the JSON line of each matching row after ``after_seq``, in seq order.
 
     A line starting with ``#`` holds a decimal number: :func:`finish_postgres_line`
-    leaves it to Python.
+    leaves it to Python; ``!`` and a seq mark a row whose timestamp Python
+    cannot hold.
     """
     columns = [
         literal_column(_PG_TIMESTAMP).label("created_at") if column.name == "created_at" else column
@@ -113,6 +126,13 @@ def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
     """
     if line[0] == DECIMAL_MARK:
         return cast(dict[str, Any], json.loads(line[1:]))
+    if line[0] == UNREADABLE_MARK:
+        seq = int(line[1:])
+        raise InternalError(
+            f"audit entry {seq}: created_at is outside the years 1 to 9999 "
+            "(the row was edited outside vutf)",
+            hint="`vutf audit verify` checks the log",
+        )
     if b"\\" in line:
         return cast(dict[str, Any], json.loads(line))
     compact = line.replace(b', "', b',"').replace(b'": ', b'":')
@@ -128,17 +148,26 @@ def seq_of_line(line: bytes) -> int:
 
 
 # -- SQLite -------------------------------------------------------------------------------
+# GLOB patterns of the exact forms vutf stores (GLOB is case-sensitive, and
+# each [...] matches one character): anything else was edited by hand.
+_HEX: Final = "[0-9a-f]"
+_DIGIT: Final = "[0-9]"
+_CANONICAL_UUID_GLOB: Final = "-".join(_HEX * n for n in (8, 4, 4, 4, 12))
+# SQLAlchemy's storage form of a DateTime: 'YYYY-MM-DD HH:MM:SS.ffffff'.
+_STORED_TIMESTAMP_GLOB: Final = (
+    f"{_DIGIT * 4}-{_DIGIT * 2}-{_DIGIT * 2} {_DIGIT * 2}:{_DIGIT * 2}:{_DIGIT * 2}.{_DIGIT * 6}"
+)
+
+
 def _sqlite_uuid(column: str) -> str:
-    value = f"audit_log.{column}"
-    return f"(length({value}) = 36 AND lower({value}) = {value})"
+    return f"(audit_log.{column} GLOB '{_CANONICAL_UUID_GLOB}')"
 
 
 _SQLITE_GUARDS: Final = " AND ".join(
     [
         _sqlite_uuid("id"),
         f"(audit_log.user_id IS NULL OR {_sqlite_uuid('user_id')})",
-        # SQLAlchemy's storage form: 'YYYY-MM-DD HH:MM:SS.ffffff'.
-        "length(audit_log.created_at) = 26 AND substr(audit_log.created_at, 11, 1) = ' '",
+        f"audit_log.created_at GLOB '{_STORED_TIMESTAMP_GLOB}'",
         "typeof(audit_log.seq) = 'integer'",
         "typeof(audit_log.duration_ms) IN ('integer', 'null')",
     ]

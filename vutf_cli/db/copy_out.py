@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from sqlalchemy import Connection, Select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vutf_cli.db.engine import wait_limit
 
@@ -159,17 +159,33 @@ def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[No
     watcher = threading.Thread(target=watch, name="vutf-copy-watchdog", daemon=True)
     try:
         with _signals_to(wakeup):
-            watcher.start()
             try:
+                watcher.start()
                 yield
             finally:
                 done.set()
                 with contextlib.suppress(OSError):
                     os.write(wakeup, b"\0")  # wake the watcher now, not at its next poll
-                watcher.join()
+                if watcher.ident is not None:
+                    _join_through_interrupts(watcher)
     finally:
+        # Only once the watcher is gone: it reads from these descriptors.
         os.close(signals)
         os.close(wakeup)
+
+
+def _join_through_interrupts(thread: threading.Thread) -> None:
+    """Join ``thread`` even if Ctrl-C arrives meanwhile; then raise that KeyboardInterrupt."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            thread.join()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        else:
+            break
+    if interrupted is not None:
+        raise interrupted
 
 
 def _codec(raw: Any) -> str:
@@ -195,10 +211,11 @@ def copy_rows(
 
     Runs inside the connection's current transaction (so it reads its
     snapshot); ``sink`` runs while the COPY is open, so it must not use the
-    connection.  A driver error is raised as SQLAlchemy's ``OperationalError``;
-    Ctrl-C as KeyboardInterrupt.  When the COPY does not end normally the
-    connection is invalidated (closed): the COPY cannot be resumed, and the
-    transaction's rollback must not be sent into it.
+    connection.  A driver error is raised as the SQLAlchemy error of its class
+    (as a statement run by SQLAlchemy raises it); a stall as
+    ``OperationalError``; Ctrl-C as KeyboardInterrupt.  When the COPY does not
+    end normally the connection is invalidated (closed): the COPY cannot be
+    resumed, and the transaction's rollback must not be sent into it.
     """
     import psycopg2
 
@@ -225,6 +242,8 @@ def copy_rows(
             )
             raise OperationalError("COPY", None, stalled, connection_invalidated=True) from exc
         if isinstance(exc, psycopg2.Error):
-            raise OperationalError("COPY", None, exc, connection_invalidated=True) from exc
+            raise DBAPIError.instance(
+                "COPY", None, exc, psycopg2.Error, connection_invalidated=True
+            ) from exc
         raise
     return progress.rows, writer.last

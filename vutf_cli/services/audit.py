@@ -906,9 +906,10 @@ def _fetch_json_lines(
             .limit(export.batch_size)
         )
         rows = _sqlite_lines(uow, statement)
-        if rows is None:
-            # SQLite's json() refuses a malformed value (the file was edited by
-            # hand): this batch goes the Python way, which reports it as before.
+        if rows is None or _any_undecodable(rows):
+            # SQLite's json() refuses a malformed value, or a text is not UTF-8
+            # (the file was edited by hand): this batch goes the Python way,
+            # which reports it as `audit list` does.
             entries = _fetch(
                 uow, export.filters, descending=False, after_seq=after_seq, limit=export.batch_size
             )
@@ -944,6 +945,17 @@ def _sqlite_lines(uow: UnitOfWork, statement: Select[Any]) -> list[tuple[int, by
     finally:
         raw.text_factory = str
     return rows
+
+
+def _any_undecodable(rows: list[tuple[int, bytes | None]]) -> bool:
+    """Whether a line is not UTF-8 (SQLite stores whatever bytes it is given)."""
+    for _seq, line in rows:
+        if line is not None and not line.isascii():
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return True
+    return False
 
 
 def _emit_sqlite_lines(
