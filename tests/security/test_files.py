@@ -10,7 +10,9 @@
   of ``audit export``: 0600 whatever the umask, and an existing file is never
   silently overwritten.  An existing device or named pipe given as
   ``--output-file`` (``/dev/null``) is written through as it is: never made
-  0600, never removed (as root, either would break the machine).
+  0600, never removed (as root, either would break the machine).  A SQLite
+  URL naming a device or a folder is refused (SQLite would put its journal
+  beside it).
 * A config file holding a database password and readable by group or others
   is refused (exit 2) with a message naming the file and ``chmod 600``,
   without the password; at 0600 (or 0400) it is used.  A config file without
@@ -270,6 +272,23 @@ def test_a_failed_export_removes_its_own_file_but_never_a_device(tmp_path: Path)
     assert _is_untouched_stream(device, stat.S_ISCHR, 0o666)
     assert not new_file.exists()
     record(MODULE, files_checked=2)
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["users", "list"]], ids=" ".join)
+def test_a_sqlite_url_naming_a_device_or_folder_is_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """SQLite would write its journal beside the device (as root: into /dev)."""
+    folder = tmp_path / "place"
+    folder.mkdir()
+    device = _null_device(folder / "null")
+    for target in (device, folder):
+        result = run(f"sqlite:///{target}", *command)
+        assert result.exit_code == 2, result.stderr
+        assert f"{target} is not a regular file" in result.stderr
+    assert [path.name for path in folder.iterdir()] == ["null"]  # no journal beside it
+    assert _is_untouched_stream(device, stat.S_ISCHR, 0o666)
+    record(MODULE, files_checked=1)
 
 
 # -- the config file ---------------------------------------------------------------------------

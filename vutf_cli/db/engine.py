@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import select
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -314,8 +315,23 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
     return engine
 
 
+def _refuse_non_regular_file(path: Path, settings: Settings) -> None:
+    """A device or FIFO is no database, and SQLite would put its journal beside it (in /dev)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing (created later, or reported as missing) or unreadable (SQLite says)
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(
+            f"invalid database URL: {settings.masked_url}: {path} is not a regular file",
+            hint="a SQLite database is a file: name a new or existing file",
+        )
+
+
 def _make_sqlite_engine(url: URL, settings: Settings, *, create_missing: bool) -> Engine:
     path = sqlite_path(url)
+    if path is not None:
+        _refuse_non_regular_file(path, settings)
     if path is not None and create_missing:
         _prepare_sqlite_file(path)
     busy_ms = int(settings.db_deadline * 1000)
