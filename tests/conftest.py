@@ -98,13 +98,13 @@ def postgres_template() -> Iterator[str | None]:
 
     name = f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:12]}"
     _admin_execute(f'CREATE DATABASE "{name}"')
-    settings = Settings(database_url=_with_database(postgres_admin_url(), name))
-    engine = make_engine(settings)
-    try:
-        migrations.upgrade(settings, engine)
-    finally:
-        engine.dispose()
-    try:
+    try:  # dropped also when the migration fails: the server is shared
+        settings = Settings(database_url=_with_database(postgres_admin_url(), name))
+        engine = make_engine(settings)
+        try:
+            migrations.upgrade(settings, engine)
+        finally:
+            engine.dispose()
         yield name
     finally:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

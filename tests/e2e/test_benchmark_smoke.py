@@ -112,7 +112,7 @@ def smoke_run(
     env = {name: value for name, value in os.environ.items() if not name.startswith("VUTF_")}
     if "VUTF_TEST_POSTGRES_URL" in os.environ:
         env["VUTF_TEST_POSTGRES_URL"] = os.environ["VUTF_TEST_POSTGRES_URL"]
-    result = subprocess.run(
+    result = _run_letting_it_clean_up(
         [
             sys.executable,
             "-m",
@@ -130,12 +130,7 @@ def smoke_run(
             "--json",
             str(json_path),
         ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
+        env,
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result, json.loads(json_path.read_text(encoding="utf-8"))
@@ -240,3 +235,23 @@ def test_cases_that_share_a_measurement_agree(
                 assert memory["baseline"] == at_reference["vutf"]
                 if size == MEMORY_REFERENCE:
                     assert memory["ratio"] == 1.0
+
+
+def _run_letting_it_clean_up(
+    args: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The runner, stopped with SIGTERM on timeout: it then drops its databases and files."""
+    process = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f"the runner took over {TIMEOUT} s\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

@@ -126,8 +126,13 @@ def drop_roles(database_url: str, *roles: str) -> None:
             database_url, "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(roles),)
         )
     ]
-    for role in existing:
-        admin(database_url, f"DROP OWNED BY {quoted(role)}", f"DROP ROLE {quoted(role)}")
+    failures = []
+    for role in existing:  # each on its own: one failure must not leave the others behind
+        try:
+            admin(database_url, f"DROP OWNED BY {quoted(role)}", f"DROP ROLE {quoted(role)}")
+        except Exception as exc:
+            failures.append(f"{role}: {exc}")
+    assert not failures, "roles left on the server: " + "; ".join(failures)
 
 
 def unique_role(prefix: str = "vutf_rt") -> str:

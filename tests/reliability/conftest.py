@@ -54,12 +54,23 @@ def pg() -> Iterator[PgInstance]:
         instance.destroy()
 
 
+# Why the private server could not be started again, once that happened: the
+# later tests fail at once instead of each waiting minutes for it.
+_START_FAILURE: dict[str, str] = {}
+
+
 @pytest.fixture
 def pg_running(pg: PgInstance) -> PgInstance:
     """The private server, started again if an earlier test left it stopped."""
-    if not pg.is_running():
-        pg.start()
-    pg.wait_ready()
+    if "reason" in _START_FAILURE:
+        pytest.fail(f"the private server could not be started earlier: {_START_FAILURE['reason']}")
+    try:
+        if not pg.is_running():
+            pg.start()
+        pg.wait_ready()
+    except Exception as exc:
+        _START_FAILURE["reason"] = f"{type(exc).__name__}: {exc}"[:500]
+        raise
     return pg
 
 
