@@ -166,6 +166,26 @@ def test_check_detects_drift(rt: Runtime, database_url: str) -> None:
     assert "ix_unexpected" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("predicate", "shown"),
+    [("", "lower"), (" WHERE is_deleted", "is_deleted")],
+    ids=["without-predicate", "other-predicate"],
+)
+def test_check_detects_a_partial_index_that_lost_its_predicate(
+    rt: Runtime, database_url: str, predicate: str, shown: str
+) -> None:
+    # Alembic compares no predicates: vutf does (a deleted user's email would stay taken).
+    _execute(database_url, "DROP INDEX uq_users_email_live")
+    _execute(
+        database_url, f"CREATE UNIQUE INDEX uq_users_email_live ON users (lower(email)){predicate}"
+    )
+    with pytest.raises(IntegrityFailure) as caught:
+        db_service.check(rt)
+    assert caught.value.exit_code == 6
+    assert "uq_users_email_live is not limited to rows WHERE NOT is_deleted" in caught.value.message
+    assert shown in caught.value.message
+
+
 # -- migrations through the service ---------------------------------------------------------
 def test_plan_downgrade_changes_nothing(rt: Runtime, database_url: str) -> None:
     _insert_user(database_url, "carol")
