@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from vutf_cli.errors import InvalidInput
 from vutf_cli.security.passwords import Passwords
 from vutf_cli.services.user_import import ImportRow, RowProblem, parse_records, validate_records
 
@@ -129,4 +130,32 @@ def test_json_values_of_the_wrong_type_are_problems_of_their_row(passwords: Pass
     assert [str(problem) for problem in problems] == [
         "line 1: password must be a string, not a number",
         "line 2: is_active must be true or false, not a string",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "line"),
+    [
+        ("jsonl", '{"username": "a1"}\n{"username": "a2", "email": "e", "username": "a3"}\n', 2),
+        ("json", '[{"username": "a1"},\n {"email": "e", "email": "f"}]', 2),
+        ("json", '[{"username": "a1", "meta": {"k": 1, "k": 2}}]', 1),
+    ],
+    ids=["jsonl", "json", "nested"],
+)
+def test_a_key_repeated_in_one_object_is_refused(fmt: str, text: str, line: int) -> None:
+    # json keeps the last of repeated keys: an import would silently pick one.
+    with pytest.raises(InvalidInput) as caught:
+        parse_records(text.encode("utf-8"), fmt=fmt)
+    assert caught.value.message.startswith(f"line {line}: the key ")
+    assert "appears twice in one object" in caught.value.message
+
+
+def test_objects_of_a_json_array_know_their_line_and_number() -> None:
+    text = '[{"username": "a"}, {"username": "b"},\n\n  {"username": "c"}\n,{"username": "d"}]'
+    records = parse_records(text.encode("utf-8"), fmt="json").records
+    assert [(r.row, r.line, r.location) for r in records] == [
+        (1, 1, "line 1, object 1"),
+        (2, 1, "line 1, object 2"),
+        (3, 3, "line 3, object 3"),
+        (4, 4, "line 4, object 4"),
     ]
