@@ -949,12 +949,13 @@ def _sqlite_lines(uow: UnitOfWork, statement: Select[Any]) -> list[tuple[int, by
 
 def _any_undecodable(rows: list[tuple[int, bytes | None]]) -> bool:
     """Whether a line is not UTF-8 (SQLite stores whatever bytes it is given)."""
-    for _seq, line in rows:
-        if line is not None and not line.isascii():
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return True
+    text = b"".join([line for _seq, line in rows if line is not None])
+    if text.isascii():  # nearly always: a C loop, no decoding
+        return False
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
     return False
 
 
