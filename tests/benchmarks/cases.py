@@ -10,9 +10,10 @@ that of its baseline (``memory`` cases).
 
 Case ids (``--cases`` takes globs over them), each as vutf versus its baseline:
 
-* ``startup.version``: ``vutf --version`` vs ``python -c "import typer"``.
-* ``startup.help``: ``vutf --help`` vs the same.
-* ``startup.completion``: bash completion of ``vutf us`` vs the same.
+* ``startup.help``: ``vutf --help`` vs ``python manage.py check`` of a Django
+  project with the default apps (what an operator's other admin tool costs
+  to start; Django comes with the ``test`` extra).
+* ``startup.version``: ``vutf --version`` vs ``python manage.py version``.
 * ``users.list``: ``vutf users list --json`` with 1,000 users vs
   ``python -c "import typer, sqlalchemy.orm"`` (``, psycopg2`` on PostgreSQL).
 * ``users.import-hashed``: ``vutf users import`` of 10,000 users whose argon2
@@ -47,9 +48,8 @@ if TYPE_CHECKING:
     from tests.benchmarks.settings import Settings
 
 CASE_IDS: Final = (
-    "startup.version",
     "startup.help",
-    "startup.completion",
+    "startup.version",
     "users.list",
     "users.import-hashed",
     "users.import-plain",
@@ -80,11 +80,9 @@ LIST_SINCE: Final = "30d"
 LIST_LIMIT: Final = 50
 
 POSTGRES_EXPORT_SQL: Final = "copy (select row_to_json(a) from audit_log a order by seq) to stdout"
-COMPLETION_ENV: Final = {
-    "_VUTF_COMPLETE": "complete_bash",
-    "COMP_WORDS": "vutf us",
-    "COMP_CWORD": "1",
-}
+# With --before: each vutf command's twin, run with the older vutf, may be at
+# most this much faster than the command itself.
+BEFORE_TARGET: Final = 1.10
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,8 @@ class Case:
     target: float
     baseline_label: str
     limit_mib: float | None = None
+    # "baseline", or "before": the same command run by the older vutf (--before).
+    versus: str = "baseline"
 
 
 @dataclass
@@ -235,34 +235,80 @@ class Planner:
         for backend in settings.backends:
             for rows in settings.audit_sizes():
                 self.memory(backend, rows)
+        if settings.before is not None:
+            self.pair_with_before(str(settings.before))
         self.plan.prune()
         return self.plan
 
+    def pair_with_before(self, before: str) -> None:
+        """Give every vutf command a twin run by the older vutf, in the same group.
+
+        The twin is measured interleaved with the command itself, so each case
+        gains a row ``CASE vs before``: this vutf over the older one.
+        """
+        twins: dict[str, Command] = {}
+        for group in self.plan.groups:
+            for command in list(group.commands):
+                if command.argv[0] != self.vutf:
+                    continue
+                twin = Command(
+                    command.key + "/before",
+                    "the same with the older vutf",
+                    (before, *command.argv[1:]),
+                    command.env,
+                    command.before,
+                )
+                twins[command.key] = twin
+                group.commands.append(twin)
+        self.plan.cases.extend(
+            Case(
+                case.case,
+                case.size,
+                case.backend,
+                case.kind,
+                case.subject,
+                twins[case.subject].key,
+                BEFORE_TARGET,
+                twins[case.subject].label,
+                versus="before",
+            )
+            for case in list(self.plan.cases)
+            if case.subject in twins
+        )
+
     def startup(self) -> None:
+        from tests.benchmarks.django_baseline import django_available, make_project
+
         wants = self.settings.wants
-        if not wants("startup.version", "startup.help", "startup.completion"):
+        if not wants("startup.help", "startup.version"):
             return
-        typer_only = self.python_command(
-            "startup/typer", "import typer", label='python -c "import typer"'
+        if not django_available():
+            self.note("startup.* skipped: Django is not installed (pip install '.[test]')")
+            return
+        manage = str(make_project(self.resources.workdir / "django"))
+        check = Command(
+            "startup/django-check",
+            "python manage.py check (Django, default apps)",
+            (self.python, manage, "check"),
+            self.env(),
         )
-        version = self.vutf_command("startup/version", ["--version"])
+        django_version = Command(
+            "startup/django-version",
+            "python manage.py version (Django, default apps)",
+            (self.python, manage, "version"),
+            self.env(),
+        )
         help_ = self.vutf_command("startup/help", ["--help"])
-        completion = self.vutf_command(
-            "startup/completion",
-            [],
-            label="vutf <TAB> (bash completion of 'vutf us')",
-            extra=COMPLETION_ENV,
-        )
+        version = self.vutf_command("startup/version", ["--version"])
         cases = [
-            self.time_case(case, "-", "-", subject, typer_only, target)
-            for case, subject, target in (
-                ("startup.version", version, 1.2),
-                ("startup.help", help_, 2.0),
-                ("startup.completion", completion, 1.3),
+            self.time_case(case, "-", "-", subject, baseline, 1.0)
+            for case, subject, baseline in (
+                ("startup.help", help_, check),
+                ("startup.version", version, django_version),
             )
             if wants(case)
         ]
-        self.plan.add(self.group("start-up", [version, help_, completion, typer_only]), cases)
+        self.plan.add(self.group("start-up", [help_, check, version, django_version]), cases)
 
     def users_list(self, backend: str) -> None:
         if not self.settings.wants("users.list"):

@@ -181,6 +181,12 @@ class Result:
     # but blind to work done in the database server (psql's COPY, say).
     vutf_cpu_median: float | None = None
     baseline_cpu_median: float | None = None
+    versus: str = "baseline"
+
+    @property
+    def label(self) -> str:
+        """The case as the table names it."""
+        return self.case if self.versus == "baseline" else f"{self.case} vs {self.versus}"
 
 
 def _peak_mib(samples: Sequence[Sample]) -> float:
@@ -210,6 +216,7 @@ def compute_results(plan: C.Plan, measured: Measurements) -> list[Result]:
             vutf_command=measured.labels.get(case.subject, case.subject),
             baseline_command=case.baseline_label,
             error=error,
+            versus=case.versus,
         )
         if error is None and subject and baseline:
             if case.kind == "time":
@@ -235,10 +242,10 @@ def compute_results(plan: C.Plan, measured: Measurements) -> list[Result]:
     return sorted(results, key=_table_order)
 
 
-def _table_order(result: Result) -> tuple[int, int, int]:
+def _table_order(result: Result) -> tuple[int, int, int, bool]:
     backend = ("-", "sqlite", "postgresql").index(result.backend)
     size = int(result.size.split()[0]) if result.size[:1].isdigit() else 0
-    return C.CASE_IDS.index(result.case), backend, size
+    return C.CASE_IDS.index(result.case), backend, size, result.versus != "baseline"
 
 
 def _significant(value: float, digits: int = 4) -> str:
@@ -270,11 +277,11 @@ def table_rows(results: Sequence[Result]) -> list[tuple[str, ...]]:
             target += f" and <= {r.limit_mib:.0f} MiB"
         peak = "-" if r.peak_mib is None else f"{r.peak_mib:.1f} MiB"
         if r.error is not None or r.vutf is None or r.baseline is None or r.ratio is None:
-            rows.append((r.case, r.size, r.backend, "error", "error", "-", target, peak, "error"))
+            rows.append((r.label, r.size, r.backend, "error", "error", "-", target, peak, "error"))
             continue
         rows.append(
             (
-                r.case,
+                r.label,
                 r.size,
                 r.backend,
                 f"{_significant(r.vutf)} {r.unit}",

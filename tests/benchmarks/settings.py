@@ -34,6 +34,7 @@ class Settings:
     seed_workers: int
     timeout: float
     keep: bool
+    before: Path | None = None
 
     def scaled(self, base: int, minimum: int) -> int:
         return max(minimum, round(base * self.scale))
@@ -158,7 +159,17 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases and files, and say where"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="VUTF",
+        help="an older vutf executable (e.g. from another virtualenv): every vutf command "
+        "also runs with it, interleaved, and each case gains a row 'CASE vs before'",
+    )
     args = parser.parse_args(argv)
+    if args.before is not None and not os.access(args.before, os.X_OK):
+        parser.error(f"--before {args.before}: not an executable file")
     if args.repeat < 1 or args.warmup < 0 or args.scale <= 0 or args.seed_workers < 1:
         parser.error("--repeat and --seed-workers must be >= 1, --warmup >= 0, --scale > 0")
     try:
@@ -177,4 +188,5 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         seed_workers=args.seed_workers,
         timeout=args.timeout,
         keep=args.keep,
+        before=args.before,
     )

@@ -57,9 +57,8 @@ pytestmark = pytest.mark.slow
 
 def expected_rows(backends: tuple[str, ...]) -> set[tuple[str, str, str]]:
     rows = {
-        ("startup.version", "-", "-"),
         ("startup.help", "-", "-"),
-        ("startup.completion", "-", "-"),
+        ("startup.version", "-", "-"),
         ("users.import-plain", "10 users", backends[0]),
     }
     for backend in backends:
