@@ -15,7 +15,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from vutf_cli.db import models  # registers the tables on the metadata
+from vutf_cli.db import models  # noqa: F401  (registers the tables on the metadata)
 from vutf_cli.db.base import Base
 from vutf_cli.settings import Settings, load_settings
 
@@ -23,9 +23,7 @@ config = context.config
 if config.config_file_name is not None and "settings" not in config.attributes:
     # Run by the `alembic` CLI with alembic.ini: use its logging setup.
     fileConfig(config.config_file_name, disable_existing_loggers=False)
-# The partial indexes get their WHERE clauses here, where DDL may be rendered
-# (autogenerate); importing the models alone does not load the dialects.
-target_metadata = models.add_partial_index_predicates(Base.metadata)
+target_metadata = Base.metadata
 
 
 def _settings() -> Settings:

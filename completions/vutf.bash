@@ -1,10 +1,183 @@
-_vutf_completion() {
-    local IFS=$'
-'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
-                   COMP_CWORD=$COMP_CWORD \
-                   _VUTF_COMPLETE=complete_bash $1 ) )
+# bash completion for vutf, generated from its command tree by
+#   python -m vutf_cli.cli.completion --write completions/
+# (the same as `vutf completion bash`): do not edit.  Completing starts
+# no process, except `vutf completion names` for usernames and key prefixes.
+# Install: vutf completion bash > ~/.local/share/bash-completion/completions/vutf
+
+_vutf_names() {  # KIND PREFIX: the only completion that runs vutf
+    mapfile -t COMPREPLY < <(command vutf completion names "$1" "$2" 2>/dev/null)
+}
+
+_vutf_files() {  # PREFIX
+    compopt -o filenames 2>/dev/null
+    mapfile -t COMPREPLY < <(compgen -f -- "$1")
+}
+
+_vutf_choices() {  # PREFIX WORD...
+    local prefix=$1
+    shift
+    mapfile -t COMPREPLY < <(compgen -W "$*" -- "$prefix")
+}
+
+_vutf_commands() {  # PATH: sets _vutf_words to its subcommands
+    case $1 in
+        '') _vutf_words='db users keys audit completion' ;;
+        'db') _vutf_words='upgrade downgrade current history heads check status ping grant-runtime revoke-runtime' ;;
+        'users') _vutf_words='create list show update set-password check-password activate deactivate verify delete restore export import' ;;
+        'keys') _vutf_words='create list show revoke rotate extend set-scopes prune-expired verify' ;;
+        'audit') _vutf_words='list show follow export verify head stats' ;;
+        'completion') _vutf_words='bash zsh fish' ;;
+        *) _vutf_words='' ;;
+    esac
+}
+
+_vutf_options() {  # PATH: sets _vutf_words to its own options and the global ones
+    case $1 in
+        'db upgrade') _vutf_words='--sql' ;;
+        'db downgrade') _vutf_words='--sql' ;;
+        'db grant-runtime') _vutf_words='--create --no-hard-delete --sql' ;;
+        'db revoke-runtime') _vutf_words='--sql' ;;
+        'users create') _vutf_words='--email --full-name --superuser --verified --password-stdin --password-file --generate-password --if-not-exists' ;;
+        'users list') _vutf_words='--active --inactive --superuser --no-superuser --search --deleted --all --sort --limit --cursor' ;;
+        'users show') _vutf_words='--with-keys' ;;
+        'users update') _vutf_words='--email --full-name --superuser --no-superuser --expected-version' ;;
+        'users set-password') _vutf_words='--password-stdin --password-file --expected-version' ;;
+        'users check-password') _vutf_words='--password-stdin --password-file' ;;
+        'users delete') _vutf_words='--hard' ;;
+        'users export') _vutf_words='--include-hashes --deleted --all' ;;
+        'users import') _vutf_words='--format --dry-run --skip-existing --skip-invalid' ;;
+        'keys create') _vutf_words='--user -u --name -n --scope -s --expires-in --expires-at --no-expiry --description --secret-file' ;;
+        'keys list') _vutf_words='--user -u --active --expired --revoked --all --expiring-within --unused-for --limit --cursor' ;;
+        'keys revoke') _vutf_words='--user -u --all' ;;
+        'keys rotate') _vutf_words='--grace --expires-in --expires-at --no-expiry --secret-file' ;;
+        'keys extend') _vutf_words='--expires-in --expires-at --no-expiry' ;;
+        'keys set-scopes') _vutf_words='--scope -s' ;;
+        'keys prune-expired') _vutf_words='--older-than' ;;
+        'keys verify') _vutf_words='--require-scope --record-usage --key-file' ;;
+        'audit list') _vutf_words='--user --action --resource-type --resource-id --status --since --until --reverse --limit --cursor' ;;
+        'audit follow') _vutf_words='--user --action --resource-type --resource-id --status --since-seq --interval --max-events --timeout' ;;
+        'audit export') _vutf_words='--user --action --resource-type --resource-id --status --since --until --format --output-file --force' ;;
+        'audit verify') _vutf_words='--since-seq --anchor' ;;
+        'audit stats') _vutf_words='--by --since --until' ;;
+        *) _vutf_words='' ;;
+    esac
+    _vutf_words+=' --database-url --output -o --json --actor --yes --quiet --no-color --debug --version --help -h'
+}
+
+_vutf_takes_value() {  # PATH OPTION
+    case "$1 $2" in
+        'users create --email'|'users create --full-name'|'users create --password-file') return 0 ;;
+        'users list --search'|'users list --sort'|'users list --limit'|'users list --cursor') return 0 ;;
+        'users update --email'|'users update --full-name'|'users update --expected-version') return 0 ;;
+        'users set-password --password-file'|'users set-password --expected-version') return 0 ;;
+        'users check-password --password-file') return 0 ;;
+        'users import --format') return 0 ;;
+        'keys create --user'|'keys create -u'|'keys create --name'|'keys create -n'|'keys create --scope'|'keys create -s'|'keys create --expires-in'|'keys create --expires-at'|'keys create --description'|'keys create --secret-file') return 0 ;;
+        'keys list --user'|'keys list -u'|'keys list --expiring-within'|'keys list --unused-for'|'keys list --limit'|'keys list --cursor') return 0 ;;
+        'keys revoke --user'|'keys revoke -u') return 0 ;;
+        'keys rotate --grace'|'keys rotate --expires-in'|'keys rotate --expires-at'|'keys rotate --secret-file') return 0 ;;
+        'keys extend --expires-in'|'keys extend --expires-at') return 0 ;;
+        'keys set-scopes --scope'|'keys set-scopes -s') return 0 ;;
+        'keys prune-expired --older-than') return 0 ;;
+        'keys verify --require-scope'|'keys verify --key-file') return 0 ;;
+        'audit list --user'|'audit list --action'|'audit list --resource-type'|'audit list --resource-id'|'audit list --status'|'audit list --since'|'audit list --until'|'audit list --limit'|'audit list --cursor') return 0 ;;
+        'audit follow --user'|'audit follow --action'|'audit follow --resource-type'|'audit follow --resource-id'|'audit follow --status'|'audit follow --since-seq'|'audit follow --interval'|'audit follow --max-events'|'audit follow --timeout') return 0 ;;
+        'audit export --user'|'audit export --action'|'audit export --resource-type'|'audit export --resource-id'|'audit export --status'|'audit export --since'|'audit export --until'|'audit export --format'|'audit export --output-file') return 0 ;;
+        'audit verify --since-seq'|'audit verify --anchor') return 0 ;;
+        'audit stats --by'|'audit stats --since'|'audit stats --until') return 0 ;;
+    esac
+    case $2 in
+        --database-url|--output|-o|--actor) return 0 ;;
+    esac
+    return 1
+}
+
+_vutf_value() {  # PATH OPTION PREFIX: the candidates for the option's value
+    case "$1 $2" in
+        'users create --password-file') _vutf_files "$3"; return ;;
+        'users list --sort') _vutf_choices "$3" username email created_at -username -email -created_at; return ;;
+        'users set-password --password-file') _vutf_files "$3"; return ;;
+        'users check-password --password-file') _vutf_files "$3"; return ;;
+        'users import --format') _vutf_choices "$3" json jsonl csv; return ;;
+        'keys create --user'|'keys create -u') _vutf_names users "$3"; return ;;
+        'keys create --secret-file') _vutf_files "$3"; return ;;
+        'keys list --user'|'keys list -u') _vutf_names users "$3"; return ;;
+        'keys revoke --user'|'keys revoke -u') _vutf_names users "$3"; return ;;
+        'keys rotate --secret-file') _vutf_files "$3"; return ;;
+        'keys verify --key-file') _vutf_files "$3"; return ;;
+        'audit list --user') _vutf_names users "$3"; return ;;
+        'audit list --status') _vutf_choices "$3" success failure error; return ;;
+        'audit follow --user') _vutf_names users "$3"; return ;;
+        'audit follow --status') _vutf_choices "$3" success failure error; return ;;
+        'audit export --user') _vutf_names users "$3"; return ;;
+        'audit export --status') _vutf_choices "$3" success failure error; return ;;
+        'audit export --format') _vutf_choices "$3" jsonl csv json; return ;;
+        'audit export --output-file') _vutf_files "$3"; return ;;
+        'audit stats --by') _vutf_choices "$3" action actor resource-type status day; return ;;
+    esac
+    case $2 in
+        --output|-o) _vutf_choices "$3" table json jsonl csv ;;
+    esac
+}
+
+_vutf_argument() {  # PATH POSITION PREFIX
+    case "$1 $2" in
+        'users show 0') _vutf_names users "$3" ;;
+        'users update 0') _vutf_names users "$3" ;;
+        'users set-password 0') _vutf_names users "$3" ;;
+        'users check-password 0') _vutf_names users "$3" ;;
+        'users activate 0') _vutf_names users "$3" ;;
+        'users deactivate 0') _vutf_names users "$3" ;;
+        'users verify 0') _vutf_names users "$3" ;;
+        'users delete 0') _vutf_names users "$3" ;;
+        'users restore 0') _vutf_names users "$3" ;;
+        'users import 0') _vutf_files "$3" ;;
+        'keys show 0') _vutf_names keys "$3" ;;
+        'keys revoke '*) _vutf_names keys "$3" ;;
+        'keys rotate 0') _vutf_names keys "$3" ;;
+        'keys extend 0') _vutf_names keys "$3" ;;
+        'keys set-scopes 0') _vutf_names keys "$3" ;;
+    esac
+}
+
+_vutf() {
+    local cur=${COMP_WORDS[COMP_CWORD]} cmdpath='' word option='' expect='' rest='' nargs=0 i
+    local _vutf_words
+    COMPREPLY=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        if [[ -n $expect ]]; then
+            # bash splits --option=value at '=': skip the '=' too.
+            [[ $word == = ]] || expect=''
+            continue
+        fi
+        if [[ -z $rest && $word == -- ]]; then rest=1; continue; fi
+        if [[ -z $rest && $word == -* ]]; then
+            if _vutf_takes_value "$cmdpath" "$word"; then expect=1; option=$word; fi
+            continue
+        fi
+        _vutf_commands "$cmdpath"
+        if [[ -z $rest && $nargs == 0 && " $_vutf_words " == *" $word "* ]]; then
+            cmdpath=${cmdpath:+$cmdpath }$word
+        else
+            ((nargs++))
+        fi
+    done
+    if [[ -n $expect ]]; then
+        [[ $cur == = ]] && cur=''
+        _vutf_value "$cmdpath" "$option" "$cur"
+    elif [[ -z $rest && $cur == -* ]]; then
+        _vutf_options "$cmdpath"
+        _vutf_choices "$cur" $_vutf_words
+    else
+        _vutf_commands "$cmdpath"
+        if [[ -n $_vutf_words && $nargs == 0 ]]; then
+            _vutf_choices "$cur" $_vutf_words
+        else
+            _vutf_argument "$cmdpath" "$nargs" "$cur"
+        fi
+    fi
     return 0
 }
 
-complete -o default -F _vutf_completion vutf
+complete -F _vutf vutf

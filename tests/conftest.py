@@ -4,10 +4,18 @@
   terminal width and the cheap argon2 profile, and with no VUTF_* variables
   leaking in from the developer's shell.
 * ``backend`` parametrizes a test over SQLite and PostgreSQL.  PostgreSQL comes
-  from ``VUTF_TEST_POSTGRES_URL``; each test gets a fresh database cloned from
-  a template migrated once per session, and drops it afterwards.  When the
-  server is unreachable the PostgreSQL cases skip, unless
-  ``VUTF_REQUIRE_POSTGRES=1`` (CI), where they fail.
+  from ``VUTF_TEST_POSTGRES_URL``.  When the server is unreachable the
+  PostgreSQL cases skip, unless ``VUTF_REQUIRE_POSTGRES=1`` (CI), where they fail.
+* ``database_url`` is a database migrated to head with no rows in it.  SQLite:
+  a copy of a template file.  PostgreSQL: each pytest process (each xdist
+  worker) migrates its own template once and keeps a few clones of it; after
+  a test its clone is emptied (``TRUNCATE``) and handed to a later test,
+  unless anything beyond the rows changed, in which case it is dropped
+  (:mod:`tests.postgres_clones`).
+* Tests whose subject is the schema, roles, grants or the migration version
+  get a clone of their own, made for them and dropped afterwards: the
+  ``fresh_database`` marker, set here for the modules listed in
+  :data:`FRESH_DATABASE_MODULES` and usable on any test.
 """
 
 from __future__ import annotations
@@ -21,10 +29,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres_clones import PostgresClones, worker_name
+
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
 TEMPLATE_PREFIX = "vutf_tpl_"
 TEST_DB_PREFIX = "vutf_t_"
+
+# Their subject is what a reset by TRUNCATE would hand over: the schema, the
+# roles and grants, the alembic version.  Each of their tests gets a new clone.
+FRESH_DATABASE_MODULES = frozenset(
+    {
+        "tests/integration/test_migrations.py",
+        "tests/integration/test_schema.py",
+        "tests/integration/test_least_privilege.py",
+        "tests/integration/test_db_service.py",
+        "tests/cli/test_db_cli.py",
+    }
+)
 
 
 def postgres_admin_url() -> str:
@@ -57,6 +79,12 @@ def _admin_execute(*statements: str) -> None:
                 conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(config.rootpath).as_posix() in FRESH_DATABASE_MODULES:
+            item.add_marker(pytest.mark.fresh_database)
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +124,7 @@ def postgres_template() -> Iterator[str | None]:
     from vutf_cli.db.engine import make_engine
     from vutf_cli.settings import Settings
 
-    name = f"{TEMPLATE_PREFIX}{uuid.uuid4().hex[:12]}"
+    name = f"{TEMPLATE_PREFIX}{worker_name()}_{uuid.uuid4().hex[:12]}"
     _admin_execute(f'CREATE DATABASE "{name}"')
     try:  # dropped also when the migration fails: the server is shared
         settings = Settings(database_url=_with_database(postgres_admin_url(), name))
@@ -149,7 +177,7 @@ def empty_database_url(
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     _skip_without_postgres(postgres_template)
-    name = f"{TEST_DB_PREFIX}{uuid.uuid4().hex[:12]}"
+    name = f"{TEST_DB_PREFIX}{worker_name()}_{uuid.uuid4().hex[:12]}"
     _admin_execute(f'CREATE DATABASE "{name}"')
     try:
         yield _with_database(postgres_admin_url(), name)
@@ -157,48 +185,88 @@ def empty_database_url(
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_clones(postgres_template: str | None) -> Iterator[PostgresClones | None]:
+    if postgres_template is None:
+        yield None
+        return
+    clones = PostgresClones(postgres_admin_url(), postgres_template, TEST_DB_PREFIX)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
 @contextmanager
-def _fresh_database(
-    backend: str, path: Path, sqlite_template: Path, postgres_template: str | None
+def _database(
+    backend: str,
+    path: Path,
+    sqlite_template: Path,
+    clones: PostgresClones | None,
+    *,
+    fresh: bool,
 ) -> Iterator[str]:
-    """A new database migrated to head (a copy of the template), dropped afterwards."""
+    """A database migrated to head with no rows; on PostgreSQL a new clone only if ``fresh``."""
     if backend == "sqlite":
         shutil.copyfile(sqlite_template, path)
         path.chmod(0o600)
         yield f"sqlite:///{path}"
         return
-    template = _skip_without_postgres(postgres_template)
-    name = f"{TEST_DB_PREFIX}{uuid.uuid4().hex[:12]}"
-    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    if clones is None:
+        pytest.skip("PostgreSQL is unreachable (set VUTF_REQUIRE_POSTGRES=1 to fail instead)")
+    name = clones.clone() if fresh else clones.take()
     try:
-        yield _with_database(postgres_admin_url(), name)
+        yield clones.url(name)
     finally:
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if fresh:
+            clones.drop(name)
+        else:
+            clones.give_back(name)
+
+
+@contextmanager
+def _fresh_database(
+    backend: str, path: Path, sqlite_template: Path, postgres_template: str | None
+) -> Iterator[str]:
+    """A new database migrated to head (a copy of the template), dropped afterwards."""
+    clones = None
+    if postgres_template is not None:
+        clones = PostgresClones(postgres_admin_url(), postgres_template, TEST_DB_PREFIX)
+    with _database(backend, path, sqlite_template, clones, fresh=True) as url:
+        yield url
+
+
+def _marked_fresh(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("fresh_database") is not None
 
 
 @pytest.fixture
 def database_url(
+    request: pytest.FixtureRequest,
     backend: str,
     tmp_path: Path,
     sqlite_template: Path,
-    postgres_template: str | None,
+    postgres_clones: PostgresClones | None,
 ) -> Iterator[str]:
-    """A URL to a fresh database already migrated to head."""
+    """A URL to a database migrated to head, with no rows (see the module docstring)."""
     path = tmp_path / "vutf-test.db"
-    with _fresh_database(backend, path, sqlite_template, postgres_template) as url:
+    fresh = _marked_fresh(request)
+    with _database(backend, path, sqlite_template, postgres_clones, fresh=fresh) as url:
         yield url
 
 
 @pytest.fixture
 def other_database_url(
+    request: pytest.FixtureRequest,
     backend: str,
     tmp_path: Path,
     sqlite_template: Path,
-    postgres_template: str | None,
+    postgres_clones: PostgresClones | None,
 ) -> Iterator[str]:
-    """A second fresh migrated database of the same backend (for copy/round-trip tests)."""
+    """A second such database of the same backend (for copy/round-trip tests)."""
     path = tmp_path / "vutf-other.db"
-    with _fresh_database(backend, path, sqlite_template, postgres_template) as url:
+    fresh = _marked_fresh(request)
+    with _database(backend, path, sqlite_template, postgres_clones, fresh=fresh) as url:
         yield url
 
 

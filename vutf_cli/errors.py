@@ -12,7 +12,7 @@ from typing import Any
 
 
 class ExitCode(IntEnum):
-    """Documented exit codes (README and DESIGN.md section 5)."""
+    """Documented exit codes (README and docs/architecture.md §5)."""
 
     OK = 0
     INTERNAL = 1
@@ -43,6 +43,15 @@ class VutfError(Exception):
     def details(self) -> dict[str, Any]:
         """Extra members of the JSON error object (``-o json``), beside code and message."""
         return {}
+
+
+class PipeClosed(Exception):
+    """stdout was closed by its reader (``| head``): a normal way to stop, exit 0.
+
+    Not an ``OSError`` on purpose: whatever writes to stdout turns its
+    ``BrokenPipeError`` into this, so no library between the write and the
+    entry point mistakes a closed pipe for a failure.
+    """
 
 
 class InternalError(VutfError):

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from vutf_cli.errors import InvalidInput
+from vutf_cli.output_formats import DEFAULT_OUTPUT_FORMAT, check_output_format
 
 # Environment variable names (documented in the README).
 ENV_DATABASE_URL = "VUTF_DATABASE_URL"
@@ -31,8 +32,6 @@ ENV_AUDIT_KEY = "VUTF_AUDIT_KEY"
 ENV_KEY_PEPPER = "VUTF_KEY_PEPPER"
 ENV_DATA_DIR = "VUTF_DATA_DIR"
 ENV_NO_COLOR = "NO_COLOR"
-
-OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
 # Settings that may come from the config file, with the type each must have.
 _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -136,7 +135,7 @@ class Settings:
     """Everything a command needs to know about its environment."""
 
     database_url: str = field(default_factory=default_database_url)
-    output: str = "table"
+    output: str = DEFAULT_OUTPUT_FORMAT
     actor: str = field(default_factory=default_actor)
     yes: bool = False
     quiet: bool = False
@@ -266,11 +265,7 @@ def load_settings(
     known = {f.name for f in fields(Settings)}
     values.update({k: v for k, v in flags.items() if k in known})
 
-    output = values.get("output", "table")
-    if output not in OUTPUT_FORMATS:
-        raise InvalidInput(
-            f"unknown output format {output!r}", hint="use one of: " + ", ".join(OUTPUT_FORMATS)
-        )
+    check_output_format(values.get("output", DEFAULT_OUTPUT_FORMAT))
     if values.get("min_password_length", 15) < 8:
         raise InvalidInput("the minimum password length cannot be below 8")
     return Settings(**values)

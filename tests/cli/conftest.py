@@ -1,12 +1,17 @@
-"""CLI tests: run the real root command in-process with Typer's CliRunner.
+"""CLI tests: run the real entry point in-process, isolated by Typer's CliRunner.
 
-``run_cli`` points ``VUTF_DATABASE_URL`` at the test's fresh database (both
-backends via the ``backend`` fixture) and returns stdout and stderr separately.
+``invoke`` calls :func:`vutf_cli.cli.app.run` (option hoisting, error
+mapping, exit codes: what the console script does) inside
+``CliRunner().isolation()``, which swaps stdin/stdout/stderr and the
+environment for the call.  ``run_cli`` points ``VUTF_DATABASE_URL`` at the
+test's fresh database (both backends via the ``backend`` fixture) and returns
+stdout and stderr separately.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +44,21 @@ RunCli = Callable[..., CliResult]
 def invoke(
     args: list[str], *, input: str | bytes | None = None, env: Mapping[str, str] | None = None
 ) -> CliResult:
-    from vutf_cli.cli.app import app
+    """``vutf ARGS`` in-process: exit code, stdout and stderr as the console script gives them."""
+    from vutf_cli.cli.app import run
 
-    runner = CliRunner()
-    result = runner.invoke(app, args, input=input, env=dict(env or {}), catch_exceptions=False)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
+    with CliRunner().isolation(input=input, env=dict(env or {})) as (stdout, stderr, _):
+        try:
+            exit_code = run(args)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return CliResult(exit_code, _text(stdout.getvalue()), _text(stderr.getvalue()))
+
+
+def _text(data: bytes) -> str:
+    # As CliRunner's Result decodes them.
+    return data.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 @pytest.fixture

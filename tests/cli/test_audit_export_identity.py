@@ -1,6 +1,10 @@
 """`vutf audit export` (lines rendered by the database) is byte for byte `audit list -o jsonl`.
 
-The export's JSON lines are made by SQL (``vutf_cli.db.audit_json``); the
+This is the one place that proves it (for both backends): 25,000 rows cross
+the batch boundaries of both backends (10,000 rows a COPY, 5,000 a SQLite
+statement), and the hostile values below cross tiny ones.
+
+The export's JSON lines are made by SQL (``vutf_cli.db.audit_sql``); the
 list is rendered by Python from AuditEntry views.  Every value that could
 make the two spell something differently is exercised here, on both
 backends: escapes, terminal-unsafe characters, non-ASCII text, separators
@@ -21,11 +25,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 
+from tests.audit_seed import bulk_seed
 from tests.audit_tampering import tampering
 from tests.cli.conftest import RunCli
 from vutf_cli.db.database import Database
 from vutf_cli.db.uow import UnitOfWork
-from vutf_cli.services import audit as audit_service
+from vutf_cli.services import audit_export
 
 HOSTILE_TEXT = [
     "plain",
@@ -111,6 +116,20 @@ def _assert_same_lines(exported: str, listed: str) -> None:
     assert exported == listed
 
 
+def test_25000_rows_across_batch_boundaries_are_list_byte_for_byte(
+    run_cli: RunCli, db: Database
+) -> None:
+    total = 25_000
+    assert total > 2 * max(audit_export.POSTGRES_COPY_BATCH, audit_export.SQLITE_LINES_BATCH)
+    bulk_seed(db, total, lambda seq: {"changes": {"n": seq, "ratio": seq / 7}} if seq % 9 else {})
+    exported = run_cli("audit", "export")
+    assert exported.exit_code == 0, exported.stderr
+    assert f"exported {total} audit entries" in exported.stderr
+    listed = _list_jsonl(run_cli)
+    assert len(listed.splitlines()) == total
+    _assert_same_lines(exported.stdout, listed)
+
+
 def test_every_value_is_spelled_as_list_spells_it(run_cli: RunCli, db: Database) -> None:
     total = _append_all(db)
     listed = _list_jsonl(run_cli)
@@ -129,8 +148,8 @@ def test_batch_edges(
     run_cli: RunCli, db: Database, batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _append_all(db)
-    monkeypatch.setattr(audit_service, "POSTGRES_COPY_BATCH", batch)
-    monkeypatch.setattr(audit_service, "SQLITE_LINES_BATCH", batch)
+    monkeypatch.setattr(audit_export, "POSTGRES_COPY_BATCH", batch)
+    monkeypatch.setattr(audit_export, "SQLITE_LINES_BATCH", batch)
     _assert_same_lines(_export(run_cli), _list_jsonl(run_cli))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -318,13 +320,22 @@ def test_ping_reports_latency_and_version(run_cli: RunCli, backend: str) -> None
 
 @pytest.mark.parametrize("command", ["ping", "status", "current", "check", "upgrade"])
 def test_unreachable_database_exits_7_within_the_deadline(command: str) -> None:
+    deadline = 1.0
     started = time.monotonic()
     result = invoke(
-        ["db", command], env={"VUTF_DATABASE_URL": UNREACHABLE_URL, "VUTF_DB_DEADLINE": "1"}
+        ["db", command],
+        env={"VUTF_DATABASE_URL": UNREACHABLE_URL, "VUTF_DB_DEADLINE": f"{deadline:g}"},
     )
     elapsed = time.monotonic() - started
     assert result.exit_code == 7, (result.stdout, result.stderr)
-    assert elapsed < 6
+    # vutf's own account of its retries: it retried (a refused connection is
+    # transient) and stopped by the deadline.  The last attempt may begin just
+    # before the deadline and fails at once here; the slack is for scheduling.
+    retried = re.search(r"gave up after (\d+) attempt\(s\) in ([0-9.]+) s", result.stderr)
+    assert retried is not None, result.stderr
+    assert int(retried.group(1)) >= 2, result.stderr
+    assert float(retried.group(2)) <= deadline + 0.5, result.stderr
+    assert elapsed < 60  # a hang guard, not a measure
     assert result.stdout == ""
     assert PASSWORD not in result.stderr
     assert "Traceback" not in result.stderr
@@ -384,13 +395,22 @@ def test_sql_in_machine_formats(fmt: str) -> None:
 
 
 def test_sql_is_offline_and_keeps_the_password_out() -> None:
-    # The server does not exist: rendering must not try to reach it.
-    started = time.monotonic()
-    result = invoke(
-        ["db", "downgrade", "-1", "--sql"],
-        env={"VUTF_DATABASE_URL": UNREACHABLE_URL, "VUTF_DB_DEADLINE": "30"},
-    )
-    assert time.monotonic() - started < 10
+    # A socket that only listens stands in for the server: any connection
+    # vutf opened would be waiting in its backlog.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        result = invoke(
+            ["db", "downgrade", "-1", "--sql"],
+            env={
+                "VUTF_DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/vutf",
+                "VUTF_DB_DEADLINE": "1",
+            },
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
     _assert_ok(result)
     assert "DROP TABLE audit_log;" in result.stdout
     assert "DROP FUNCTION IF EXISTS audit_log_refuse_change()" in result.stdout

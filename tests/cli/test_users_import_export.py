@@ -58,8 +58,8 @@ def create(run_cli: RunCli, username: str, *args: str) -> dict[str, Any]:
 
 def usernames(db: Database) -> list[str]:
     def read(uow: UnitOfWork) -> list[str]:
-        found = uow.users.find(limit=None, include_deleted=True, order_by=["username"])
-        return [user.username for user in found]
+        page = uow.users.keyset_rows(include_deleted=True, order_by="username", limit=100_000)
+        return [row.username for row in page.items]
 
     return db.run(read, read_only=True)
 

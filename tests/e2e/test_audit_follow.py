@@ -4,19 +4,16 @@ The follower is started with ``-o jsonl`` and reads what this test appends
 from its own connection.  It must print each entry as soon as it is seen
 (stdout is a pipe, so that means flushing per line), end with exit 0 on
 Ctrl-C (SIGINT), and ride out the database going away: on PostgreSQL the
-follower connects through a small TCP proxy that the test stops (every
-connection dropped, new ones refused, as during a server restart) and starts
-again on the same port.
+follower connects through the fault-injection TCP proxy
+(:mod:`tests.reliability.tcp_proxy`), which the test switches to dropping
+every connection, old and new, as during a server restart, and back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +26,7 @@ from typing import IO, Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.reliability.tcp_proxy import Mode, TcpProxy
 from vutf_cli.db.database import Database
 from vutf_cli.db.uow import UnitOfWork
 
@@ -169,96 +167,30 @@ def test_ctrl_c_ends_follow_with_exit_0(db: Database, start_follow: Any) -> None
 
 
 # -- surviving a database restart (PostgreSQL, through a proxy) -----------------------------
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``stop`` drops all connections, refuses new ones."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            # shutdown wakes the thread blocked in accept(); close alone would
-            # leave the port listening until that call returned.
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                readable, _, _ = select.select([a, b], [], [], 1.0)
-                for source in readable:
-                    data = source.recv(65536)
-                    if not data:
-                        return
-                    (b if source is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            a.close()
-            b.close()
-
-
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_follow_survives_a_database_restart(
     database_url: str, db: Database, start_follow: Any
 ) -> None:
     url = make_url(database_url)
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    proxy.start()
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
     try:
         proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
         follower = start_follow("--max-events", "3", url=proxied, VUTF_DB_DEADLINE="2")
         first = _append(db, "user.create")
         assert follower.next_line()["seq"] == first
 
-        proxy.stop()  # the server "goes away": connections dropped, new ones refused
+        # The server "goes away": connections dropped, new ones closed at once.
+        proxy.set_mode(Mode.DROP)
         follower.wait_stderr("warning: database unavailable")
         second = _append(db, "user.update")  # written directly while the follower is cut off
-        proxy.start()  # back, on the same port
+        proxy.set_mode(Mode.PASS)  # back
         follower.wait_stderr("database reachable again")
         assert follower.next_line()["seq"] == second
         third = _append(db, "user.delete")
         assert follower.next_line()["seq"] == third
         assert follower.finish() == 0
     finally:
-        proxy.stop()
+        proxy.close()
     warnings = [line for line in follower.all_stderr() if line.startswith("warning:")]
     assert len(warnings) == 1, warnings  # once per outage, not once per failed poll
     assert "still following, retrying" in warnings[0]

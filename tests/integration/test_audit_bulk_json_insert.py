@@ -24,6 +24,7 @@ from vutf_cli.db.database import Database
 from vutf_cli.db.models import AuditLog
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import VutfError
+from vutf_cli.services import audit_trail
 
 AUDIT = cast(Table, AuditLog.__table__)
 ROW_IDENTITY = ("id", "seq", "created_at", "prev_hash", "row_hash")
@@ -89,8 +90,8 @@ def _content_of_any_transaction(row: dict[str, Any]) -> dict[str, Any]:
 def test_awkward_values_are_stored_as_append_stores_them(db: Database) -> None:
     def work(uow: UnitOfWork) -> range:
         for entry in ENTRIES:
-            uow.audit.append(**entry)
-        return uow.audit.append_many(ENTRIES)
+            audit_trail.append(uow, **entry)
+        return audit_trail.append_many(uow, ENTRIES)
 
     assert db.run(work) == range(len(ENTRIES) + 1, 2 * len(ENTRIES) + 1)
 
@@ -158,8 +159,8 @@ def test_loosely_checked_values_behave_as_with_append(db: Database, loose: dict[
             )
         return ("ok", "")
 
-    one = outcome(lambda uow: uow.audit.append(**entry))
-    many = outcome(lambda uow: uow.audit.append_many([ENTRIES[0], entry]))
+    one = outcome(lambda uow: audit_trail.append(uow, **entry))
+    many = outcome(lambda uow: audit_trail.append_many(uow, [ENTRIES[0], entry]))
 
     assert many == one
     rows = _rows(db)

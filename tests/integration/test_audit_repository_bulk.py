@@ -23,6 +23,7 @@ from vutf_cli.db.repositories.audit import hash_content
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import InvalidInput
 from vutf_cli.security.audit_chain import GENESIS_HASH, compute_row_hash
+from vutf_cli.services import audit_trail
 from vutf_cli.settings import Settings
 
 AUDIT = cast(Table, AuditLog.__table__)
@@ -88,8 +89,8 @@ def keyed_db(request: pytest.FixtureRequest, settings: Settings) -> Any:
 def test_rows_of_append_many_are_indistinguishable_from_appended_ones(keyed_db: Database) -> None:
     def work(uow: UnitOfWork) -> range:
         for spec in SPECS:
-            uow.audit.append(**spec)
-        return uow.audit.append_many(SPECS)
+            audit_trail.append(uow, **spec)
+        return audit_trail.append_many(uow, SPECS)
 
     written = keyed_db.run(work)
 
@@ -123,9 +124,9 @@ def test_rows_of_append_many_are_indistinguishable_from_appended_ones(keyed_db: 
 
 
 def test_append_many_starts_a_chain_and_append_continues_it(db: Database) -> None:
-    first = db.run(lambda uow: uow.audit.append_many(SPECS[:2]))
-    second = db.run(lambda uow: uow.audit.append_many(SPECS))
-    last = db.run(lambda uow: uow.audit.append(**SPECS[0]).seq)
+    first = db.run(lambda uow: audit_trail.append_many(uow, SPECS[:2]))
+    second = db.run(lambda uow: audit_trail.append_many(uow, SPECS))
+    last = db.run(lambda uow: audit_trail.append(uow, **SPECS[0]).seq)
 
     rows = _raw_rows(db)
     assert (first, second, last) == (range(1, 3), range(3, 7), 7)
@@ -156,7 +157,7 @@ def test_many_rows_in_one_call(db: Database) -> None:
         for number in range(2500)
     ]
 
-    assert db.run(lambda uow: uow.audit.append_many(entries)) == range(1, 2501)
+    assert db.run(lambda uow: audit_trail.append_many(uow, entries)) == range(1, 2501)
 
     rows = _raw_rows(db)
     assert [row["resource_id"] for row in rows] == [f"user-{n}" for n in range(2500)]
@@ -165,7 +166,7 @@ def test_many_rows_in_one_call(db: Database) -> None:
 
 
 def test_nothing_to_append_writes_nothing(db: Database) -> None:
-    assert db.run(lambda uow: uow.audit.append_many([])) == range(0)
+    assert db.run(lambda uow: audit_trail.append_many(uow, [])) == range(0)
     assert _raw_rows(db) == []
 
 
@@ -184,9 +185,9 @@ def test_every_entry_is_checked_before_anything_is_written(
     db: Database, bad: dict[str, Any], message: str
 ) -> None:
     def work(uow: UnitOfWork) -> None:
-        uow.audit.append(**SPECS[0])
+        audit_trail.append(uow, **SPECS[0])
         with pytest.raises(InvalidInput, match=message):
-            uow.audit.append_many([SPECS[0], bad, SPECS[1]])
+            audit_trail.append_many(uow, [SPECS[0], bad, SPECS[1]])
         # The good entry before the bad one was not written either.
         assert uow.audit.head() == (1, uow.audit.get("1").row_hash)  # type: ignore[union-attr]
 

@@ -17,24 +17,23 @@ import tracemalloc
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from sqlalchemy import ClauseElement, Executable, Table, insert
+from sqlalchemy import ClauseElement, Executable
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from tests.audit_seed import RowMaker, bulk_seed
 from vutf_cli.db.database import Database
-from vutf_cli.db.models import AuditLog
-from vutf_cli.db.repositories.audit import hash_content, stored_json
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.views import AuditEntry
 from vutf_cli.errors import InvalidInput, NotFound
-from vutf_cli.security.audit_chain import GENESIS_HASH, compute_row_hash
+from vutf_cli.security.audit_chain import GENESIS_HASH
 from vutf_cli.services import audit as audit_service
+from vutf_cli.services import audit_export, audit_follow, audit_verify
 from vutf_cli.services.audit import ResolvedFilters
 
-AUDIT = cast(Table, AuditLog.__table__)
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 ACTIONS = (
     "user.create",
@@ -50,63 +49,25 @@ USERS = tuple(uuid.UUID(int=n + 1) for n in range(40))
 
 
 # -- seeding -------------------------------------------------------------------------
-Maker = Callable[[int, random.Random], dict[str, Any]]
+def varied(seed: int = 20240101) -> RowMaker:
+    """Rows with random actors, users, actions, resources and statuses (the same for a seed)."""
+    rng = random.Random(seed)
 
+    def make(seq: int) -> dict[str, Any]:
+        action = rng.choice(ACTIONS)
+        resource_type = {"db": "database", "user_group": "group"}.get(
+            action.split(".")[0], action.split(".")[0]
+        )
+        return {
+            "actor": f"actor{rng.randrange(12)}",
+            "user_id": rng.choice(USERS) if rng.random() < 0.8 else None,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": f"r{rng.randrange(250)}",
+            "status": rng.choices(("success", "failure", "error"), (80, 15, 5))[0],
+        }
 
-def bulk_seed(db: Database, count: int, make: Maker | None = None, *, batch: int = 5000) -> int:
-    """Append ``count`` chained rows quickly (multi-row INSERTs); returns the new head seq.
-
-    Rows are one minute apart from BASE_TIME on; ``make(seq, rng)`` overrides fields.
-    """
-    rng = random.Random(20240101)
-    found = db.run(lambda uow: uow.audit.head(), read_only=True)
-    seq, prev = (0, GENESIS_HASH) if found is None else found
-    key = db.settings.audit_key
-    while count > 0:
-        rows = []
-        for _ in range(min(batch, count)):
-            seq += 1
-            values: dict[str, Any] = {
-                "id": uuid.uuid4(),
-                "seq": seq,
-                "created_at": BASE_TIME + timedelta(minutes=seq),
-                "actor": "seeder",
-                "user_id": None,
-                "action": "user.create",
-                "resource_type": "user",
-                "resource_id": None,
-                "status": "success",
-                "changes": stored_json({"n": seq}),
-                "metadata": stored_json({"host": "seed"}),
-                "error_message": None,
-                "duration_ms": seq % 1000,
-                "ip_address": None,
-                "user_agent": None,
-            }
-            if make is not None:
-                values.update(make(seq, rng))
-            values["prev_hash"] = prev
-            values["row_hash"] = prev = compute_row_hash(prev, hash_content(values), key)
-            rows.append(values)
-        with db.engine.begin() as conn:
-            conn.execute(insert(AUDIT), rows)
-        count -= len(rows)
-    return seq
-
-
-def varied(seq: int, rng: random.Random) -> dict[str, Any]:
-    action = rng.choice(ACTIONS)
-    resource_type = {"db": "database", "user_group": "group"}.get(
-        action.split(".")[0], action.split(".")[0]
-    )
-    return {
-        "actor": f"actor{rng.randrange(12)}",
-        "user_id": rng.choice(USERS) if rng.random() < 0.8 else None,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": f"r{rng.randrange(250)}",
-        "status": rng.choices(("success", "failure", "error"), (80, 15, 5))[0],
-    }
+    return make
 
 
 def _all_entries(db: Database) -> list[AuditEntry]:
@@ -114,7 +75,7 @@ def _all_entries(db: Database) -> list[AuditEntry]:
 
 
 def _export(db: Database, query: audit_service.AuditQuery, **kwargs: Any) -> list[AuditEntry]:
-    with audit_service.open_export(db, query, **kwargs) as stream:
+    with audit_export.open_export(db, query, **kwargs) as stream:
         return list(stream.entries)
 
 
@@ -177,7 +138,7 @@ def _combinations() -> list[tuple[str, ...]]:
 
 
 def test_every_filter_combination_uses_an_index(db: Database) -> None:
-    bulk_seed(db, 3000, varied)
+    bulk_seed(db, 3000, varied(), start=BASE_TIME)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     combos = _combinations()
@@ -211,7 +172,7 @@ def _seqs(db: Database, **filters: Any) -> list[int]:
 
 @pytest.fixture
 def seeded(db: Database) -> list[AuditEntry]:
-    bulk_seed(db, 600, varied)
+    bulk_seed(db, 600, varied(), start=BASE_TIME)
     return _all_entries(db)
 
 
@@ -337,17 +298,17 @@ def test_cursors_are_opaque_and_checked() -> None:
 
 def test_anchor_parsing() -> None:
     digest = "ab" * 32
-    assert audit_service.parse_anchor(f"12:{digest.upper()}") == (12, digest)
-    assert audit_service.parse_anchor(f"0:{GENESIS_HASH}") is None
+    assert audit_verify.parse_anchor(f"12:{digest.upper()}") == (12, digest)
+    assert audit_verify.parse_anchor(f"0:{GENESIS_HASH}") is None
     for bad in ("12", f"x:{digest}", f"12:{digest[:-1]}", f"0:{digest}", f"-1:{digest}"):
         with pytest.raises(InvalidInput):
-            audit_service.parse_anchor(bad)
+            audit_verify.parse_anchor(bad)
 
 
 # -- export ------------------------------------------------------------------------------
 def test_export_reads_one_snapshot(db: Database) -> None:
     bulk_seed(db, 250)
-    with audit_service.open_export(db, audit_service.AuditQuery(), batch_size=100) as stream:
+    with audit_export.open_export(db, audit_service.AuditQuery(), batch_size=100) as stream:
         assert stream.head_seq == 250
         first = [next(stream.entries) for _ in range(150)]
         # Appended while the export is half-way: not part of its snapshot.
@@ -362,7 +323,7 @@ def test_export_streams_in_constant_memory(db: Database) -> None:
     tracemalloc.start()
     try:
         count = 0
-        with audit_service.open_export(db, audit_service.AuditQuery()) as stream:
+        with audit_export.open_export(db, audit_service.AuditQuery()) as stream:
             for entry in stream.entries:
                 count += entry.seq > 0
         _, peak = tracemalloc.get_traced_memory()
@@ -385,7 +346,7 @@ def test_export_filters_like_list(db: Database, seeded: list[AuditEntry]) -> Non
 # -- follow --------------------------------------------------------------------------------
 def test_follow_starts_at_the_head_and_sees_new_rows(db: Database) -> None:
     bulk_seed(db, 5)
-    following = audit_service.follow(
+    following = audit_follow.follow(
         db,
         audit_service.build_query(action="user.*"),
         interval=0.05,
@@ -411,13 +372,13 @@ def test_follow_starts_at_the_head_and_sees_new_rows(db: Database) -> None:
 
 def test_follow_replays_from_since_seq_and_stops_at_the_timeout(db: Database) -> None:
     bulk_seed(db, 8)
-    following = audit_service.follow(
+    following = audit_follow.follow(
         db, audit_service.AuditQuery(), since_seq=6, interval=0.05, timeout=0.3
     )
     assert following.after_seq == 5
     assert [e.seq for e in following.entries] == [6, 7, 8]
     with pytest.raises(InvalidInput):
-        audit_service.follow(db, audit_service.AuditQuery(), interval=0)
+        audit_follow.follow(db, audit_service.AuditQuery(), interval=0)
 
 
 def test_follow_keeps_polling_through_an_outage(settings: Any) -> None:
@@ -448,7 +409,7 @@ def test_follow_keeps_polling_through_an_outage(settings: Any) -> None:
     try:
         bulk_seed(database, 2)
         database.run = run_with_an_outage  # type: ignore[method-assign]
-        following = audit_service.follow(
+        following = audit_follow.follow(
             database,
             audit_service.AuditQuery(),
             interval=0.05,

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import ApiKey, User
-from vutf_cli.db.repositories.base import BaseRepository, KeysetPage, Page
+from vutf_cli.db.repositories.base import BaseRepository, KeysetPage
 from vutf_cli.db.repositories.users import UserRepository
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import Conflict, InvalidInput, NotFound, StaleVersion
@@ -247,7 +247,7 @@ def test_soft_delete_hides_and_restore_brings_back(db: Database, make_user: Any)
         assert uow.users.count(include_deleted=True) == 2
         assert not uow.users.exists(username="kim")
         assert uow.users.exists(username="kim", include_deleted=True)
-        assert [u.username for u in uow.users.find()] == ["lee"]
+        assert [u.username for u in uow.users.keyset().items] == ["lee"]
         with pytest.raises(Conflict, match="already deleted"):
             uow.users.delete(deleted)
         uow.users.restore(deleted)
@@ -290,28 +290,22 @@ def test_unknown_filter_and_order_columns_are_refused(db: Database, make_user: A
         make_user(uow, "nina")
         users = uow.users
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
-            users.find(filters={"nope": 1})
+            users.keyset(filters={"nope": 1})
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
-            users.find(order_by=["nope"])
-        with pytest.raises(InvalidInput, match="unknown field 'nope'"):
-            users.find(order_by=["-nope"])
-        with pytest.raises(InvalidInput, match="invalid ordering"):
-            users.find(order_by=["-"])
+            users.keyset_rows(filters={"nope": 1})
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
             users.count(nope=1)
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
             users.exists(nope=1)
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
-            users.page(filters={"nope": None})
+            users.keyset(filters={"nope": None})
         with pytest.raises(InvalidInput, match="unknown field 'nope'"):
             users.keyset(order_by="nope")
         # A relationship is not a column.
         with pytest.raises(InvalidInput, match="unknown field 'api_keys'"):
-            users.find(filters={"api_keys": []})
+            users.keyset(filters={"api_keys": []})
         with pytest.raises(InvalidInput, match="cannot page api key rows by 'permissions'"):
             KeyRepo(uow.session).keyset(order_by="permissions")
-        with pytest.raises(InvalidInput, match="offset must not be negative"):
-            users.find(offset=-1)
         with pytest.raises(InvalidInput, match="limit must be at least 1"):
             users.keyset(limit=0)
 
@@ -325,7 +319,7 @@ def test_in_and_is_null_filters(db: Database, make_user: Any) -> None:
         users = uow.users
 
         def names(filters: dict[str, Any]) -> list[str]:
-            return [u.username for u in users.find(filters=filters, order_by=["username"])]
+            return [u.username for u in users.keyset(filters=filters, order_by="username").items]
 
         assert names({"full_name": None}) == ["pat", "rob"]
         assert names({"username": ["olga", "rob", "zed"]}) == ["olga", "rob"]
@@ -345,49 +339,12 @@ def test_filtering_on_is_deleted_includes_deleted_rows(db: Database, make_user: 
         gone = make_user(uow, "sam")
         make_user(uow, "tess")
         uow.users.delete(gone)
-        assert [u.username for u in uow.users.find(filters={"is_deleted": True})] == ["sam"]
+        assert [u.username for u in uow.users.keyset(filters={"is_deleted": True}).items] == ["sam"]
         assert uow.users.count(is_deleted=True) == 1
-        assert [u.username for u in uow.users.find()] == ["tess"]
-
-
-def test_order_by_descending_and_nulls_last(db: Database, make_user: Any) -> None:
-    with db.unit_of_work() as uow:
-        for name, full_name in [("uma", "B"), ("vic", None), ("wes", "A")]:
-            make_user(uow, name, full_name=full_name)
-        users = uow.users
-        assert [u.username for u in users.find(order_by=["full_name"])] == ["wes", "uma", "vic"]
-        assert [u.username for u in users.find(order_by=["-full_name"])] == ["vic", "uma", "wes"]
-        assert [u.username for u in users.find(order_by="-username")] == ["wes", "vic", "uma"]
-        assert [u.username for u in users.find(order_by=["username"], limit=None)] == [
-            "uma",
-            "vic",
-            "wes",
-        ]
+        assert [u.username for u in uow.users.keyset().items] == ["tess"]
 
 
 # -- pagination ------------------------------------------------------------------
-
-
-def test_offset_pages_with_totals(db: Database, make_user: Any) -> None:
-    with db.unit_of_work() as uow:
-        for i in range(23):
-            # Equal timestamps: the primary key must still make the order total.
-            make_user(uow, f"user{i:02d}", created_at=T0 + timedelta(seconds=i // 5))
-        make_user(uow, "deleted1", created_at=T0)
-        uow.users.delete(uow.users.get_by_username("deleted1"))  # type: ignore[arg-type]
-        uow.commit()
-    with db.unit_of_work() as uow:
-        pages: list[Page[User]] = [uow.users.page(offset=o, limit=10) for o in (0, 10, 20)]
-        assert [p.total for p in pages] == [23, 23, 23]
-        assert [len(p.items) for p in pages] == [10, 10, 3]
-        assert [(p.offset, p.limit) for p in pages] == [(0, 10), (10, 10), (20, 10)]
-        seen = [u.id for p in pages for u in p.items]
-        assert len(seen) == len(set(seen)) == 23
-        assert seen == ids(uow.users.find(limit=None))
-        assert uow.users.page(offset=40, limit=10) == Page(items=[], total=23, offset=40, limit=10)
-        filtered = uow.users.page(filters={"username": ["user01", "user02"]}, limit=1)
-        assert (filtered.total, len(filtered.items)) == (2, 1)
-        assert uow.users.page(include_deleted=True, limit=1).total == 24
 
 
 def _walk(repo: BaseRepository[Any], limit: int, **kwargs: Any) -> list[Any]:
@@ -555,12 +512,11 @@ def test_eager_loading_survives_the_session(db: Database, make_user: Any) -> Non
         loaded = uow.users.get_or_raise(user.id, load=["api_keys"])
         plain = uow.users.get_by_username("owner")
         assert plain is loaded  # one identity map
-        listed = uow.users.find(load=["api_keys"])
         paged = uow.users.keyset(load=("api_keys",))
         assert "api_keys" not in inspect(loaded).unloaded
         uow.session.expunge_all()
     assert sorted(k.name for k in loaded.api_keys) == ["key0", "key1", "key2"]
-    assert len(listed[0].api_keys) == len(paged.items[0].api_keys) == 3
+    assert len(paged.items[0].api_keys) == 3
 
     with db.unit_of_work(read_only=True) as uow:
         lazy = uow.users.get_or_raise(user.id)
@@ -576,6 +532,6 @@ def test_unknown_relationship_is_invalid_input(db: Database, make_user: Any) -> 
         with pytest.raises(InvalidInput, match="unknown relationship 'keys' for user"):
             uow.users.get(user.id, load=["keys"])
         with pytest.raises(InvalidInput, match="unknown relationship 'email'"):
-            uow.users.find(load=["email"])
+            uow.users.keyset(load=["email"])
         with pytest.raises(InvalidInput, match="unknown relationship"):
-            KeyRepo(uow.session).page(load=["owner"])
+            KeyRepo(uow.session).keyset(load=["owner"])

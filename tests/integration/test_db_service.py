@@ -1,4 +1,4 @@
-"""vutf_cli.services.db against real databases (SQLite and PostgreSQL).
+"""vutf_cli.services.db and db_status against real databases (SQLite and PostgreSQL).
 
 The service layer below `vutf db`: status, ping, check, the downgrade plan,
 migrations and offline SQL, with the errors each is documented to raise.
@@ -14,37 +14,38 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from vutf_cli.db.database import Database
 from vutf_cli.db.engine import make_engine
 from vutf_cli.db.schema_version import HEAD_REVISION
 from vutf_cli.errors import DatabaseUnavailable, IntegrityFailure, NotFound, SchemaOutdated
 from vutf_cli.services import db as db_service
-from vutf_cli.services.runtime import Runtime
+from vutf_cli.services import db_status
 from vutf_cli.settings import Settings
 
 UNREACHABLE_URL = "postgresql://postgres:s3cret-svc@127.0.0.1:1/vutf_unreachable"
 
 
-def _runtime(url: str, **overrides: object) -> Runtime:
+def _database(url: str, **overrides: object) -> Database:
     settings = Settings(database_url=url, actor="tester@test", argon2_profile="test")
-    return Runtime(settings.with_overrides(**{"db_deadline": 5.0, **overrides}))
+    return Database(settings.with_overrides(**{"db_deadline": 5.0, **overrides}))
 
 
 @pytest.fixture
-def rt(database_url: str) -> Iterator[Runtime]:
-    runtime = _runtime(database_url)
+def db(database_url: str) -> Iterator[Database]:
+    database = _database(database_url)
     try:
-        yield runtime
+        yield database
     finally:
-        runtime.close()
+        database.dispose()
 
 
 @pytest.fixture
-def empty_rt(empty_database_url: str) -> Iterator[Runtime]:
-    runtime = _runtime(empty_database_url)
+def empty_db(empty_database_url: str) -> Iterator[Database]:
+    database = _database(empty_database_url)
     try:
-        yield runtime
+        yield database
     finally:
-        runtime.close()
+        database.dispose()
 
 
 def _execute(url: str, *statements: str) -> None:
@@ -67,10 +68,10 @@ def _insert_user(url: str, name: str) -> None:
 
 
 # -- status -----------------------------------------------------------------------------
-def test_status_at_head(rt: Runtime, database_url: str, backend: str) -> None:
+def test_status_at_head(db: Database, database_url: str, backend: str) -> None:
     _insert_user(database_url, "alice")
     _insert_user(database_url, "bob")
-    status = db_service.status(rt)
+    status = db_status.status(db)
     assert status.dialect == backend
     assert status.current == status.head == HEAD_REVISION
     assert status.at_head is True
@@ -78,21 +79,21 @@ def test_status_at_head(rt: Runtime, database_url: str, backend: str) -> None:
     assert status.server_version
     assert status.driver == ("psycopg2" if backend == "postgresql" else "pysqlite")
     assert status.db_deadline == 5.0
-    assert status.statement_timeout_ms == rt.settings.statement_timeout_ms
+    assert status.statement_timeout_ms == db.settings.statement_timeout_ms
     assert status.pool_class == "QueuePool"
     if backend == "postgresql":
         assert status.server_version[0].isdigit()
         assert (status.pool_size, status.max_overflow) == (
-            rt.settings.pool_size,
-            rt.settings.max_overflow,
+            db.settings.pool_size,
+            db.settings.max_overflow,
         )
-        assert status.pool_timeout == rt.settings.db_deadline
+        assert status.pool_timeout == db.settings.db_deadline
     else:
         assert status.server_version == sqlite3.sqlite_version
 
 
-def test_status_without_schema(empty_rt: Runtime) -> None:
-    status = db_service.status(empty_rt)
+def test_status_without_schema(empty_db: Database) -> None:
+    status = db_status.status(empty_db)
     assert status.current is None
     assert status.at_head is False
     assert (status.users_rows, status.api_keys_rows, status.audit_log_rows) == (None, None, None)
@@ -102,32 +103,32 @@ def test_status_masks_the_password(database_url: str, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("SQLite URLs carry no password")
     url = sa.engine.make_url(database_url).set(password="hunter2-svc")
-    runtime = _runtime(url.render_as_string(hide_password=False))
+    db = _database(url.render_as_string(hide_password=False))
     try:
-        status = db_service.status(runtime)
+        status = db_status.status(db)
     finally:
-        runtime.close()
+        db.dispose()
     assert "hunter2-svc" not in status.database
     assert ":***@" in status.database
 
 
 # -- ping -------------------------------------------------------------------------------
-def test_ping(rt: Runtime, backend: str) -> None:
-    result = db_service.ping(rt)
+def test_ping(db: Database, backend: str) -> None:
+    result = db_status.ping(db)
     assert result.dialect == backend
     assert result.server_version
     assert 0 < result.latency_ms <= result.total_ms
-    assert result.database == rt.settings.masked_url
+    assert result.database == db.settings.masked_url
 
 
 def test_ping_unreachable_gives_up_at_the_deadline() -> None:
-    runtime = _runtime(UNREACHABLE_URL, db_deadline=1.0)
+    db = _database(UNREACHABLE_URL, db_deadline=1.0)
     started = time.monotonic()
     try:
         with pytest.raises(DatabaseUnavailable) as caught:
-            db_service.ping(runtime)
+            db_status.ping(db)
     finally:
-        runtime.close()
+        db.dispose()
     assert time.monotonic() - started < 5
     assert caught.value.exit_code == 7
     assert "postgres:***@127.0.0.1:1" in caught.value.message
@@ -135,33 +136,33 @@ def test_ping_unreachable_gives_up_at_the_deadline() -> None:
 
 
 # -- check ------------------------------------------------------------------------------
-def test_check_passes_at_head(rt: Runtime) -> None:
-    result = db_service.check(rt)
+def test_check_passes_at_head(db: Database) -> None:
+    result = db_service.check(db)
     assert result.at_head is True
     assert result.drift is False
     assert result.current == HEAD_REVISION
 
 
-def test_check_without_schema_is_schema_outdated(empty_rt: Runtime) -> None:
+def test_check_without_schema_is_schema_outdated(empty_db: Database) -> None:
     with pytest.raises(SchemaOutdated) as caught:
-        db_service.check(empty_rt)
+        db_service.check(empty_db)
     assert caught.value.exit_code == 8
     assert caught.value.hint == "run `vutf db upgrade`"
 
 
-def test_check_at_an_unknown_revision(rt: Runtime, database_url: str) -> None:
+def test_check_at_an_unknown_revision(db: Database, database_url: str) -> None:
     _execute(database_url, "UPDATE alembic_version SET version_num = 'from_the_future'")
     with pytest.raises(SchemaOutdated) as caught:
-        db_service.check(rt)
+        db_service.check(db)
     assert "from_the_future" in caught.value.message
     assert caught.value.hint is not None
     assert "newer vutf" in caught.value.hint
 
 
-def test_check_detects_drift(rt: Runtime, database_url: str) -> None:
+def test_check_detects_drift(db: Database, database_url: str) -> None:
     _execute(database_url, "CREATE INDEX ix_unexpected ON users (full_name)")
     with pytest.raises(IntegrityFailure) as caught:
-        db_service.check(rt)
+        db_service.check(db)
     assert caught.value.exit_code == 6
     assert "ix_unexpected" in caught.value.message
 
@@ -172,7 +173,7 @@ def test_check_detects_drift(rt: Runtime, database_url: str) -> None:
     ids=["without-predicate", "other-predicate"],
 )
 def test_check_detects_a_partial_index_that_lost_its_predicate(
-    rt: Runtime, database_url: str, predicate: str, shown: str
+    db: Database, database_url: str, predicate: str, shown: str
 ) -> None:
     # Alembic compares no predicates: vutf does (a deleted user's email would stay taken).
     _execute(database_url, "DROP INDEX uq_users_email_live")
@@ -180,40 +181,40 @@ def test_check_detects_a_partial_index_that_lost_its_predicate(
         database_url, f"CREATE UNIQUE INDEX uq_users_email_live ON users (lower(email)){predicate}"
     )
     with pytest.raises(IntegrityFailure) as caught:
-        db_service.check(rt)
+        db_service.check(db)
     assert caught.value.exit_code == 6
     assert "uq_users_email_live is not limited to rows WHERE NOT is_deleted" in caught.value.message
     assert shown in caught.value.message
 
 
 # -- migrations through the service ---------------------------------------------------------
-def test_plan_downgrade_changes_nothing(rt: Runtime, database_url: str) -> None:
+def test_plan_downgrade_changes_nothing(db: Database, database_url: str) -> None:
     _insert_user(database_url, "carol")
-    plan = db_service.plan_downgrade(rt, "-1")
+    plan = db_service.plan_downgrade(db, "-1")
     assert plan.current == HEAD_REVISION
     assert plan.destination == "base"  # "-1" pinned to what it means now
     assert [step.revision for step in plan.steps] == [HEAD_REVISION]
     assert plan.drops_everything is True
     assert dict(plan.row_counts) == {"users": 1, "api_keys": 0, "audit_log": 0}
-    assert db_service.current(rt).current == HEAD_REVISION
+    assert db_service.current(db).current == HEAD_REVISION
 
 
-def test_plan_downgrade_to_the_current_revision_is_empty(rt: Runtime) -> None:
-    plan = db_service.plan_downgrade(rt, HEAD_REVISION)
+def test_plan_downgrade_to_the_current_revision_is_empty(db: Database) -> None:
+    plan = db_service.plan_downgrade(db, HEAD_REVISION)
     assert plan.steps == ()
     assert plan.drops_everything is False
-    result = db_service.downgrade(rt, plan)
+    result = db_service.downgrade(db, plan)
     assert result.changed is False
     assert result.current == HEAD_REVISION
 
 
-def test_plan_downgrade_unknown_revision(rt: Runtime) -> None:
+def test_plan_downgrade_unknown_revision(db: Database) -> None:
     with pytest.raises(NotFound):
-        db_service.plan_downgrade(rt, "no_such_rev")
+        db_service.plan_downgrade(db, "no_such_rev")
 
 
-def test_downgrade_then_upgrade(rt: Runtime, database_url: str) -> None:
-    down = db_service.downgrade(rt, db_service.plan_downgrade(rt, "base"))
+def test_downgrade_then_upgrade(db: Database, database_url: str) -> None:
+    down = db_service.downgrade(db, db_service.plan_downgrade(db, "base"))
     assert (down.previous, down.current, down.changed) == (HEAD_REVISION, None, True)
     engine = make_engine(Settings(database_url=database_url))
     try:
@@ -221,27 +222,27 @@ def test_downgrade_then_upgrade(rt: Runtime, database_url: str) -> None:
     finally:
         engine.dispose()
 
-    up = db_service.upgrade(rt)
+    up = db_service.upgrade(db)
     assert (up.previous, up.current, up.at_head, up.changed) == (None, HEAD_REVISION, True, True)
-    assert db_service.check(rt).drift is False
+    assert db_service.check(db).drift is False
 
-    again = db_service.upgrade(rt)
+    again = db_service.upgrade(db)
     assert again.changed is False
 
 
-def test_upgrade_unknown_revision(rt: Runtime) -> None:
+def test_upgrade_unknown_revision(db: Database) -> None:
     with pytest.raises(NotFound):
-        db_service.upgrade(rt, "no_such_rev")
-    assert db_service.current(rt).current == HEAD_REVISION
+        db_service.upgrade(db, "no_such_rev")
+    assert db_service.current(db).current == HEAD_REVISION
 
 
 def test_upgrade_unreachable_is_unavailable() -> None:
-    runtime = _runtime(UNREACHABLE_URL, db_deadline=1.0)
+    db = _database(UNREACHABLE_URL, db_deadline=1.0)
     try:
         with pytest.raises(DatabaseUnavailable):
-            db_service.upgrade(runtime)
+            db_service.upgrade(db)
     finally:
-        runtime.close()
+        db.dispose()
 
 
 # -- offline ---------------------------------------------------------------------------------

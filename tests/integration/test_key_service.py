@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -26,8 +25,14 @@ from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
 from vutf_cli.security import api_keys as key_format
 from vutf_cli.security.passwords import Passwords
-from vutf_cli.services import keys
-from vutf_cli.services.runtime import Runtime
+from vutf_cli.services import (
+    key_arguments,
+    key_pruning,
+    key_queries,
+    key_revocation,
+    key_verification,
+    keys,
+)
 from vutf_cli.settings import Settings
 
 NOW_TOLERANCE = timedelta(minutes=1)
@@ -50,16 +55,6 @@ def make_user(db: Database, username: str = "alice") -> uuid.UUID:
 @pytest.fixture
 def alice(db: Database) -> uuid.UUID:
     return make_user(db, "alice")
-
-
-@pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
-    """What the CLI hands the service: settings and a lazily built Database of its own."""
-    runtime = Runtime(settings)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def audit(db: Database) -> list[AuditLog]:
@@ -107,24 +102,24 @@ class StatementCounter:
 
 # -- scopes (no database) ---------------------------------------------------------------
 def test_parse_scopes_splits_commas_deduplicates_and_defaults() -> None:
-    assert keys.parse_scopes(["read,write", " targets:* ", "read"]) == {
+    assert key_arguments.parse_scopes(["read,write", " targets:* ", "read"]) == {
         "read": True,
         "targets:*": True,
         "write": True,
     }
-    assert keys.parse_scopes([], default=keys.DEFAULT_SCOPES) == {"read": True}
-    assert keys.parse_scopes([","], default=["write"]) == {"write": True}
+    assert key_arguments.parse_scopes([], default=keys.DEFAULT_SCOPES) == {"read": True}
+    assert key_arguments.parse_scopes([","], default=["write"]) == {"write": True}
     with pytest.raises(InvalidInput, match="no scope given"):
-        keys.parse_scopes([" , "])
+        key_arguments.parse_scopes([" , "])
     with pytest.raises(InvalidInput, match="unknown scope 'reed'"):
-        keys.parse_scopes(["read,reed"])
+        key_arguments.parse_scopes(["read,reed"])
 
 
 # -- create -------------------------------------------------------------------------------
 def test_create_applies_the_defaults_and_audits_without_secrets(
-    rt: Runtime, db: Database, alice: uuid.UUID
+    db: Database, alice: uuid.UUID
 ) -> None:
-    issued = keys.create_key(rt, user="alice@example.org", name=" ci ", description="nightly")
+    issued = keys.create_key(db, user="alice@example.org", name=" ci ", description="nightly")
     view = issued.api_key
     assert view.name == "ci"
     assert view.user_id == alice
@@ -133,9 +128,9 @@ def test_create_applies_the_defaults_and_audits_without_secrets(
     assert view.description == "nightly"
     assert issued.plaintext not in repr(issued)
 
-    forever = keys.create_key(rt, user=str(alice), name="forever", no_expiry=True).api_key
+    forever = keys.create_key(db, user=str(alice), name="forever", no_expiry=True).api_key
     assert forever.expires_at is None
-    dated = keys.create_key(rt, user="alice", name="dated", expires_at="2099-05-01").api_key
+    dated = keys.create_key(db, user="alice", name="dated", expires_at="2099-05-01").api_key
     assert dated.expires_at == datetime(2099, 5, 1, tzinfo=UTC)
 
     (row, *_) = audit(db)
@@ -155,11 +150,11 @@ def test_create_applies_the_defaults_and_audits_without_secrets(
         assert value not in str(row.meta)
 
 
-def test_create_refusals(rt: Runtime, db: Database, alice: uuid.UUID) -> None:
+def test_create_refusals(db: Database, alice: uuid.UUID) -> None:
     with pytest.raises(InvalidInput, match="mutually exclusive"):
-        keys.create_key(rt, user="alice", name="ci", expires_in="1d", no_expiry=True)
+        keys.create_key(db, user="alice", name="ci", expires_in="1d", no_expiry=True)
     with pytest.raises(InvalidInput, match="not in the future"):
-        keys.create_key(rt, user="alice", name="ci", expires_at="yesterday")
+        keys.create_key(db, user="alice", name="ci", expires_at="yesterday")
     assert audit(db) == []  # invalid input is refused before the database
 
     def deactivate(uow: UnitOfWork) -> None:
@@ -167,9 +162,9 @@ def test_create_refusals(rt: Runtime, db: Database, alice: uuid.UUID) -> None:
 
     db.run(deactivate)
     with pytest.raises(Conflict, match="inactive"):
-        keys.create_key(rt, user="alice", name="ci")
+        keys.create_key(db, user="alice", name="ci")
     with pytest.raises(NotFound):
-        keys.create_key(rt, user="bob", name="ci")
+        keys.create_key(db, user="bob", name="ci")
     assert [(r.action, r.status) for r in audit(db)][-2:] == [
         ("api_key.create", "failure"),
         ("api_key.create", "failure"),
@@ -178,17 +173,15 @@ def test_create_refusals(rt: Runtime, db: Database, alice: uuid.UUID) -> None:
 
 
 # -- rotate -------------------------------------------------------------------------------
-def test_rotate_keeps_owner_name_scopes_and_lifetime(
-    rt: Runtime, db: Database, alice: uuid.UUID
-) -> None:
+def test_rotate_keeps_owner_name_scopes_and_lifetime(db: Database, alice: uuid.UUID) -> None:
     old = keys.create_key(
-        rt, user="alice", name="ci", scopes=["targets:*", "read"], expires_in="30d", description="d"
+        db, user="alice", name="ci", scopes=["targets:*", "read"], expires_in="30d", description="d"
     )
     # Pretend the key was issued 10 days ago: its lifetime (30 days) is kept.
     created = datetime.now(UTC) - timedelta(days=10)
     move_key(db, old.api_key.id, created_at=created, expires_at=created + timedelta(days=30))
 
-    rotated = keys.rotate_key(rt, old.api_key.key_prefix, grace="2h")
+    rotated = keys.rotate_key(db, old.api_key.key_prefix, grace="2h")
     new, replaced = rotated.api_key, rotated.replaced
     assert replaced is not None
     assert new.id != old.api_key.id
@@ -206,7 +199,7 @@ def test_rotate_keeps_owner_name_scopes_and_lifetime(
 
     # Both keys work during the grace period.
     for plaintext, key_id in ((old.plaintext, old.api_key.id), (rotated.plaintext, new.id)):
-        assert keys.verify_key(rt, plaintext).key_id == key_id
+        assert key_verification.verify_key(db, plaintext).key_id == key_id
 
     (row,) = [r for r in audit(db) if r.action == "api_key.rotate"]
     assert row.resource_id == str(old.api_key.id)
@@ -218,11 +211,11 @@ def test_rotate_keeps_owner_name_scopes_and_lifetime(
 
     # A key rotated out is not rotated again; its replacement is, any number of times.
     with pytest.raises(Conflict, match="already rotated out"):
-        keys.rotate_key(rt, str(old.api_key.id))
-    third = keys.rotate_key(rt, str(new.id))
-    fourth = keys.rotate_key(rt, third.api_key.key_prefix)
+        keys.rotate_key(db, str(old.api_key.id))
+    third = keys.rotate_key(db, str(new.id))
+    fourth = keys.rotate_key(db, third.api_key.key_prefix)
     assert fourth.api_key.name == "ci"
-    names = {v.name for v in keys.list_keys(rt, state="all").items}
+    names = {v.name for v in key_queries.list_keys(db, state="all").items}
     assert len(names) == 4
     failures = [r for r in audit(db) if r.status == "failure"]
     assert [(r.action, r.resource_id) for r in failures] == [
@@ -231,45 +224,47 @@ def test_rotate_keeps_owner_name_scopes_and_lifetime(
 
 
 def test_rotate_without_grace_ends_the_old_key_and_grace_never_extends_it(
-    rt: Runtime, db: Database, alice: uuid.UUID
+    db: Database, alice: uuid.UUID
 ) -> None:
-    first = keys.create_key(rt, user="alice", name="ci", expires_in="1h")
-    rotated = keys.rotate_key(rt, str(first.api_key.id))
+    first = keys.create_key(db, user="alice", name="ci", expires_in="1h")
+    rotated = keys.rotate_key(db, str(first.api_key.id))
     assert rotated.replaced is not None
     assert rotated.replaced.state == "expired"
     with pytest.raises(Denied, match=r"^API key expired$"):
-        keys.verify_key(rt, first.plaintext)
+        key_verification.verify_key(db, first.plaintext)
     # The new key inherits the one-hour lifetime.
     assert near(rotated.api_key.expires_at, datetime.now(UTC) + timedelta(hours=1))
 
     # A grace period longer than the key's remaining life does not extend it.
-    again = keys.rotate_key(rt, rotated.api_key.key_prefix, grace="2d", no_expiry=True)
+    again = keys.rotate_key(db, rotated.api_key.key_prefix, grace="2d", no_expiry=True)
     assert again.replaced is not None
     assert again.replaced.expires_at == rotated.api_key.expires_at
     assert again.api_key.expires_at is None
 
 
 def test_rotate_with_a_short_grace_expires_the_old_key_by_itself(
-    rt: Runtime, db: Database, alice: uuid.UUID
+    db: Database, alice: uuid.UUID
 ) -> None:
-    first = keys.create_key(rt, user="alice", name="ci")
-    keys.rotate_key(rt, first.api_key.key_prefix, grace="1s")
-    assert keys.verify_key(rt, first.plaintext).name.startswith("ci (rotated ")
-    time.sleep(1.1)
+    first = keys.create_key(db, user="alice", name="ci")
+    keys.rotate_key(db, first.api_key.key_prefix, grace="1s")
+    assert key_verification.verify_key(db, first.plaintext).name.startswith("ci (rotated ")
+    # The old key ends when the grace period does, with nothing else happening.
+    old = key_queries.show_key(db, first.api_key.key_prefix)
+    assert old.expires_at is not None
+    while datetime.now(UTC) <= old.expires_at:
+        time.sleep(0.05)
     with pytest.raises(Denied, match=r"^API key expired$"):
-        keys.verify_key(rt, first.plaintext)
+        key_verification.verify_key(db, first.plaintext)
 
 
-def test_a_whole_key_is_never_accepted_as_a_reference(
-    rt: Runtime, db: Database, alice: uuid.UUID
-) -> None:
-    issued = keys.create_key(rt, user="alice", name="ci")
+def test_a_whole_key_is_never_accepted_as_a_reference(db: Database, alice: uuid.UUID) -> None:
+    issued = keys.create_key(db, user="alice", name="ci")
     for call in (
-        lambda: keys.show_key(rt, issued.plaintext),
-        lambda: keys.rotate_key(rt, issued.plaintext),
-        lambda: keys.revoke_keys(rt, [issued.plaintext]),
-        lambda: keys.extend_key(rt, issued.plaintext, expires_in="1d"),
-        lambda: keys.set_scopes(rt, issued.plaintext, ["read"]),
+        lambda: key_queries.show_key(db, issued.plaintext),
+        lambda: keys.rotate_key(db, issued.plaintext),
+        lambda: key_revocation.revoke_keys(db, [issued.plaintext]),
+        lambda: keys.extend_key(db, issued.plaintext, expires_in="1d"),
+        lambda: keys.set_scopes(db, issued.plaintext, ["read"]),
     ):
         with pytest.raises(InvalidInput) as excinfo:
             call()
@@ -282,45 +277,44 @@ def test_a_whole_key_is_never_accepted_as_a_reference(
     "plaintext",
     ["", "vutf_short", "VUTF_" + "a" * 38, "vutf_" + "a" * 32 + "zzzzzz"],
 )
-def test_a_malformed_key_sends_no_statement(
-    rt: Runtime, db: Database, alice: uuid.UUID, plaintext: str
-) -> None:
-    keys.verify_key(rt, keys.create_key(rt, user="alice", name="ci").plaintext)  # warm up
-    with StatementCounter(rt.db.engine) as counter, pytest.raises(Denied) as excinfo:
-        keys.verify_key(rt, plaintext, record_usage=True)
+def test_a_malformed_key_sends_no_statement(db: Database, alice: uuid.UUID, plaintext: str) -> None:
+    warm_up = keys.create_key(db, user="alice", name="ci").plaintext
+    key_verification.verify_key(db, warm_up)
+    with StatementCounter(db.engine) as counter, pytest.raises(Denied) as excinfo:
+        key_verification.verify_key(db, plaintext, record_usage=True)
     assert counter.statements == []
     assert str(excinfo.value) in ("malformed API key", "API key checksum mismatch")
 
 
 def test_a_malformed_key_never_builds_an_engine() -> None:
-    unreachable = Runtime(
+    unreachable = Database(
         Settings(database_url="postgresql://postgres@127.0.0.1:1/x", db_deadline=10.0)
     )
     started = time.monotonic()
     with pytest.raises(Denied, match="malformed"):
-        keys.verify_key(unreachable, "vutf_not-a-key")
+        key_verification.verify_key(unreachable, "vutf_not-a-key")
     assert time.monotonic() - started < 1
     # An unknown scope is a usage error, also found without the database.
     with pytest.raises(InvalidInput, match="unknown scope"):
-        keys.verify_key(unreachable, key_format.generate_api_key(), required_scope="root")
-    # The Runtime never even built its Database, let alone an engine.
-    assert unreachable._db is None
+        key_verification.verify_key(
+            unreachable, key_format.generate_api_key(), required_scope="root"
+        )
+    # The Database never even built its engine.
+    assert unreachable._engine is None
 
 
-def test_verify_writes_nothing_unless_usage_is_recorded(
-    rt: Runtime, db: Database, alice: uuid.UUID
-) -> None:
-    issued = keys.create_key(rt, user="alice", name="ci", scopes=["read"])
+def test_verify_writes_nothing_unless_usage_is_recorded(db: Database, alice: uuid.UUID) -> None:
+    issued = keys.create_key(db, user="alice", name="ci", scopes=["read"])
     before = key_columns(db, issued.api_key.id)
     rows_before = len(audit(db))
 
-    checked = keys.verify_key(rt, issued.plaintext, required_scope="targets:read")
+    checked = key_verification.verify_key(db, issued.plaintext, required_scope="targets:read")
     assert checked.username == "alice"
     assert checked.usage_recorded is False
     assert key_columns(db, issued.api_key.id) == before
     assert len(audit(db)) == rows_before
 
-    used = keys.verify_key(rt, issued.plaintext, record_usage=True)
+    used = key_verification.verify_key(db, issued.plaintext, record_usage=True)
     assert used.usage_count == 1
     assert used.usage_recorded is True
     after = key_columns(db, issued.api_key.id)
@@ -338,9 +332,9 @@ def test_verify_writes_nothing_unless_usage_is_recorded(
     assert last.changes is not None
     assert last.changes["usage_count"] == 1
 
-    keys.revoke_keys(rt, [issued.api_key.key_prefix])
+    key_revocation.revoke_keys(db, [issued.api_key.key_prefix])
     with pytest.raises(Denied, match=r"^API key revoked$"):
-        keys.verify_key(rt, issued.plaintext, record_usage=True)
+        key_verification.verify_key(db, issued.plaintext, record_usage=True)
     refused = audit(db)[-1]
     assert (refused.action, refused.status) == ("api_key.use", "failure")
     assert refused.error_message == "denied: API key revoked"
@@ -348,10 +342,8 @@ def test_verify_writes_nothing_unless_usage_is_recorded(
 
 
 # -- list ---------------------------------------------------------------------------------
-def test_list_pages_without_gaps_and_filters_unused_keys(
-    rt: Runtime, db: Database, alice: uuid.UUID
-) -> None:
-    ids = [keys.create_key(rt, user="alice", name=f"k{i}").api_key.id for i in range(5)]
+def test_list_pages_without_gaps_and_filters_unused_keys(db: Database, alice: uuid.UUID) -> None:
+    ids = [keys.create_key(db, user="alice", name=f"k{i}").api_key.id for i in range(5)]
     long_ago = datetime.now(UTC) - timedelta(days=100)
     move_key(db, ids[0], created_at=long_ago)  # never used, old
     # used recently
@@ -361,111 +353,109 @@ def test_list_pages_without_gaps_and_filters_unused_keys(
     seen: list[uuid.UUID] = []
     cursor: str | None = None
     while True:
-        page = keys.list_keys(rt, limit=2, cursor=cursor)
+        page = key_queries.list_keys(db, limit=2, cursor=cursor)
         seen += [view.id for view in page.items]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert seen == [ids[0], ids[1], ids[2], ids[3], ids[4]]
 
-    unused = keys.list_keys(rt, unused_for="90d").items
+    unused = key_queries.list_keys(db, unused_for="90d").items
     assert {view.id for view in unused} == {ids[0], ids[2]}
     with pytest.raises(InvalidInput):
-        keys.list_keys(rt, state="gone")
+        key_queries.list_keys(db, state="gone")
     with pytest.raises(InvalidInput):
-        keys.list_keys(rt, limit=keys.MAX_LIST_LIMIT + 1)
+        key_queries.list_keys(db, limit=key_queries.MAX_LIST_LIMIT + 1)
 
 
 # -- revoke, extend, set-scopes ----------------------------------------------------------------
-def test_revoke_counts_a_key_named_twice_once(rt: Runtime, db: Database, alice: uuid.UUID) -> None:
-    view = keys.create_key(rt, user="alice", name="ci").api_key
-    preview = keys.preview_revoke(rt, [view.key_prefix])
+def test_revoke_counts_a_key_named_twice_once(db: Database, alice: uuid.UUID) -> None:
+    view = keys.create_key(db, user="alice", name="ci").api_key
+    preview = key_revocation.preview_revoke(db, [view.key_prefix])
     assert [v.id for v in preview.revoked] == [view.id]
     assert key_columns(db, view.id)["revoked_at"] is None  # a preview changes nothing
 
-    result = keys.revoke_keys(rt, [view.key_prefix, str(view.id)])
+    result = key_revocation.revoke_keys(db, [view.key_prefix, str(view.id)])
     assert [v.id for v in result.revoked] == [view.id]
     assert result.unchanged == ()
     assert [r.action for r in audit(db)].count("api_key.revoke") == 1
 
     with pytest.raises(NotFound):
-        keys.preview_revoke(rt, ["vutf_Missing"])
+        key_revocation.preview_revoke(db, ["vutf_Missing"])
     assert (audit(db)[-1].action, audit(db)[-1].status) == ("api_key.revoke", "failure")
 
 
 def test_extend_can_revive_an_expired_key_but_not_a_revoked_one(
-    rt: Runtime, db: Database, alice: uuid.UUID
+    db: Database, alice: uuid.UUID
 ) -> None:
-    issued = keys.create_key(rt, user="alice", name="ci")
+    issued = keys.create_key(db, user="alice", name="ci")
     move_key(db, issued.api_key.id, expires_at=datetime.now(UTC) - timedelta(days=1))
     with pytest.raises(Denied, match="expired"):
-        keys.verify_key(rt, issued.plaintext)
+        key_verification.verify_key(db, issued.plaintext)
 
-    change = keys.extend_key(rt, issued.api_key.key_prefix, expires_in="7d")
+    change = keys.extend_key(db, issued.api_key.key_prefix, expires_in="7d")
     assert near(change.previous_expires_at or datetime.min, datetime.now(UTC) - timedelta(days=1))
     assert near(change.api_key.expires_at, datetime.now(UTC) + timedelta(days=7))
-    assert keys.verify_key(rt, issued.plaintext).key_id == issued.api_key.id
-    assert keys.extend_key(rt, str(issued.api_key.id), no_expiry=True).api_key.expires_at is None
+    assert key_verification.verify_key(db, issued.plaintext).key_id == issued.api_key.id
+    assert keys.extend_key(db, str(issued.api_key.id), no_expiry=True).api_key.expires_at is None
 
     with pytest.raises(InvalidInput, match="give the new expiry"):
-        keys.extend_key(rt, str(issued.api_key.id))
-    keys.revoke_keys(rt, [str(issued.api_key.id)])
+        keys.extend_key(db, str(issued.api_key.id))
+    key_revocation.revoke_keys(db, [str(issued.api_key.id)])
     with pytest.raises(Conflict, match="revoked"):
-        keys.extend_key(rt, str(issued.api_key.id), expires_in="1d")
+        keys.extend_key(db, str(issued.api_key.id), expires_in="1d")
     extends = [(r.status, r.changes) for r in audit(db) if r.action == "api_key.extend"]
     assert [status for status, _ in extends] == ["success", "success", "failure"]
     assert extends[1][1] is not None
     assert extends[1][1]["expires_at"]["new"] is None
 
 
-def test_set_scopes_to_the_same_scopes_changes_nothing(
-    rt: Runtime, db: Database, alice: uuid.UUID
-) -> None:
-    view = keys.create_key(rt, user="alice", name="ci", scopes=["read"]).api_key
-    changed = keys.set_scopes(rt, view.key_prefix, ["write,read"])
+def test_set_scopes_to_the_same_scopes_changes_nothing(db: Database, alice: uuid.UUID) -> None:
+    view = keys.create_key(db, user="alice", name="ci", scopes=["read"]).api_key
+    changed = keys.set_scopes(db, view.key_prefix, ["write,read"])
     assert changed.changed is True
     assert changed.previous_scopes == ("read",)
     assert changed.api_key.scopes == ("read", "write")
-    same = keys.set_scopes(rt, view.key_prefix, ["read", "write"])
+    same = keys.set_scopes(db, view.key_prefix, ["read", "write"])
     assert same.changed is False
     assert same.api_key.version == changed.api_key.version
     assert [r.action for r in audit(db)] == ["api_key.create", "api_key.set_scopes"]
     with pytest.raises(InvalidInput):
-        keys.set_scopes(rt, view.key_prefix, [])
+        keys.set_scopes(db, view.key_prefix, [])
 
 
 # -- prune --------------------------------------------------------------------------------
 def test_prune_soft_deletes_only_long_ended_keys_and_frees_their_names(
-    rt: Runtime, db: Database, alice: uuid.UUID
+    db: Database, alice: uuid.UUID
 ) -> None:
     long_ago = datetime.now(UTC) - timedelta(days=31)
-    old_expired = keys.create_key(rt, user="alice", name="old-expired").api_key
-    old_revoked = keys.create_key(rt, user="alice", name="old-revoked").api_key
-    recent = keys.create_key(rt, user="alice", name="recent").api_key
-    active = keys.create_key(rt, user="alice", name="active").api_key
+    old_expired = keys.create_key(db, user="alice", name="old-expired").api_key
+    old_revoked = keys.create_key(db, user="alice", name="old-revoked").api_key
+    recent = keys.create_key(db, user="alice", name="recent").api_key
+    active = keys.create_key(db, user="alice", name="active").api_key
     move_key(db, old_expired.id, expires_at=long_ago)
-    keys.revoke_keys(rt, [str(old_revoked.id)])
+    key_revocation.revoke_keys(db, [str(old_revoked.id)])
     move_key(db, old_revoked.id, revoked_at=long_ago)
     move_key(db, recent.id, expires_at=datetime.now(UTC) - timedelta(days=2))
 
-    plan = keys.preview_prune(rt)
+    plan = key_pruning.preview_prune(db)
     assert {v.id for v in plan.candidates} == {old_expired.id, old_revoked.id}
-    assert near(plan.cutoff, datetime.now(UTC) - keys.DEFAULT_PRUNE_AGE)
+    assert near(plan.cutoff, datetime.now(UTC) - key_pruning.DEFAULT_PRUNE_AGE)
 
-    result = keys.prune_expired(rt)
+    result = key_pruning.prune_expired(db)
     assert result.pruned == 2
     assert set(result.key_ids) == {old_expired.id, old_revoked.id}
     for key_id in result.key_ids:
         assert key_columns(db, key_id)["is_deleted"] is True
     assert key_columns(db, recent.id)["is_deleted"] is False
     assert key_columns(db, active.id)["is_deleted"] is False
-    assert keys.show_key(rt, str(old_expired.id)).state == "deleted"
+    assert key_queries.show_key(db, str(old_expired.id)).state == "deleted"
 
     rows = len(audit(db))
-    assert keys.prune_expired(rt).pruned == 0
+    assert key_pruning.prune_expired(db).pruned == 0
     assert len(audit(db)) == rows  # nothing changed, nothing audited
     # The pruned keys' names may be used again.
-    assert keys.create_key(rt, user="alice", name="old-expired").api_key.state == "active"
-    assert keys.prune_expired(rt, older_than="1d").key_ids == (recent.id,)
+    assert keys.create_key(db, user="alice", name="old-expired").api_key.state == "active"
+    assert key_pruning.prune_expired(db, older_than="1d").key_ids == (recent.id,)
     with pytest.raises(InvalidInput):
-        keys.prune_expired(rt, older_than="0s")
+        key_pruning.prune_expired(db, older_than="0s")

@@ -9,7 +9,7 @@ triggers disabled by the superuser the privilege check still refuses.
 
 Roles are cluster-wide: each test makes uniquely named roles and always
 drops them (``DROP OWNED BY``; ``DROP ROLE``).  The commands run in-process
-through Typer's CliRunner (the installed script is exercised by the
+through the real entry point (the installed script is exercised by the
 pgbouncer tests).
 """
 
@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.postgres
 
@@ -60,10 +59,9 @@ class Run:
 
 
 def vutf(url: str, *args: str, input: str | None = None) -> Run:
-    from vutf_cli.cli.app import app
+    from tests.cli.conftest import invoke
 
-    argv = ("--database-url", url, *args)
-    result = CliRunner().invoke(app, list(argv), input=input, catch_exceptions=False)
+    result = invoke(["--database-url", url, *args], input=input)
     return Run(tuple(args), result.exit_code, result.stdout, result.stderr)
 
 

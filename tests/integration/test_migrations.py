@@ -1,4 +1,4 @@
-"""Migrations on both dialects (DESIGN.md sections 2 and 6).
+"""Migrations on both dialects (docs/architecture.md §2).
 
 One set of scripts (the top-level ``alembic/`` folder) must serve both
 ``vutf_cli.db.migrations`` (code-built Alembic Config) and the plain

@@ -1,4 +1,6 @@
-"""vutf_cli.db.resilience against real PostgreSQL errors (DESIGN.md section 4).
+"""Classification, retries and the circuit breaker against real PostgreSQL errors.
+
+(docs/architecture.md §4.)
 
 The fake exceptions in the unit tests are only as good as our idea of what
 psycopg2 raises; these tests produce the real ones.  Notable shapes: every
@@ -25,16 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
-from vutf_cli.db.resilience import (
-    CircuitBreaker,
-    CircuitOpenError,
-    ErrorKind,
-    RetryPolicy,
-    classify,
-    describe,
-    run_with_retry,
-)
+from vutf_cli.db.breaker import CircuitBreaker
+from vutf_cli.db.database import Database
+from vutf_cli.db.resilience import ErrorKind, classify, describe
+from vutf_cli.db.retry import RetryPolicy, run_with_retry
 from vutf_cli.errors import DatabaseUnavailable
+from vutf_cli.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
@@ -257,8 +255,6 @@ def test_terminated_backend_unwrapped_psycopg2_is_connection(
 def test_retry_survives_a_killed_connection(admin: psycopg2.extensions.connection) -> None:
     eng = make_engine(pool_pre_ping=True)
     pids: list[int] = []
-    retried_after: list[BaseException] = []
-    breaker = CircuitBreaker(failure_threshold=5, reset_timeout=30.0)
 
     def unit_of_work() -> int:
         with eng.begin() as conn:
@@ -272,18 +268,13 @@ def test_retry_survives_a_killed_connection(admin: psycopg2.extensions.connectio
         result = run_with_retry(
             unit_of_work,
             policy=RetryPolicy(deadline=5.0),
-            breaker=breaker,
             target="postgresql://postgres@127.0.0.1:5432/test",
-            before_retry=retried_after.append,
         )
     finally:
         eng.dispose()
     assert result == 42
     assert len(pids) == 2  # the whole function ran again...
     assert pids[0] != pids[1]  # ...on a fresh connection
-    assert len(retried_after) == 1
-    assert classify(retried_after[0]) is ErrorKind.CONNECTION
-    assert breaker.state == "closed"
 
 
 def test_pre_ping_replaces_a_killed_idle_connection(
@@ -301,9 +292,7 @@ def test_pre_ping_replaces_a_killed_idle_connection(
     try:
         first = unit_of_work()
         terminate(admin, first)  # kill it while it sits idle in the pool
-        second = run_with_retry(
-            unit_of_work, policy=FAST, breaker=None, target="postgresql://.../test"
-        )
+        second = run_with_retry(unit_of_work, policy=FAST, target="postgresql://.../test")
     finally:
         eng.dispose()
     assert second != first
@@ -324,7 +313,7 @@ def test_closed_port_gives_up_at_the_deadline() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(DatabaseUnavailable) as caught:
-            run_with_retry(unit_of_work, policy=FAST, breaker=None, target=target)
+            run_with_retry(unit_of_work, policy=FAST, target=target)
     finally:
         eng.dispose()
     elapsed = time.monotonic() - started
@@ -336,23 +325,73 @@ def test_closed_port_gives_up_at_the_deadline() -> None:
     assert elapsed < FAST.deadline + 1.0
 
 
-def test_breaker_opens_on_a_closed_port() -> None:
-    eng = make_engine(BASE_URL.set(host="127.0.0.1", port=1))
-    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=60.0)
+# ------------------------------------------------------------ Database: the circuit breaker
 
-    def unit_of_work() -> None:
-        with eng.connect():
+
+def _closed_port_database(breaker: CircuitBreaker) -> Database:
+    url = BASE_URL.set(host="127.0.0.1", port=1).render_as_string(hide_password=False)
+    return Database(
+        Settings(database_url=url, db_deadline=0.5, connect_timeout=1.0), breaker=breaker
+    )
+
+
+def test_breaker_opens_on_a_closed_port() -> None:
+    breaker = CircuitBreaker(failure_threshold=50, reset_timeout=60.0)
+    db = _closed_port_database(breaker)
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            db.run(lambda uow: uow.schema_revision(), read_only=True)
+        assert "Connection refused" in caught.value.message
+        # The deadline went on connection failures: open, however few they were.
+        assert breaker.state == "open"
+        # The next operation fails fast, without touching the network.
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="circuit breaker is open"):
+            db.run(lambda uow: uow.schema_revision(), read_only=True)
+        assert time.monotonic() - started < 0.1
+    finally:
+        db.dispose()
+
+
+def test_alembic_operations_share_the_breaker() -> None:
+    """run_operation (Alembic's way in) is refused by the circuit run() opened."""
+    breaker = CircuitBreaker(failure_threshold=50, reset_timeout=60.0)
+    db = _closed_port_database(breaker)
+    calls = 0
+
+    def operation() -> None:
+        nonlocal calls
+        calls += 1
+
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            db.run(lambda uow: uow.schema_revision(), read_only=True)
+        with pytest.raises(DatabaseUnavailable, match="circuit breaker is open"):
+            db.run_operation(operation)
+        assert calls == 0
+    finally:
+        db.dispose()
+
+
+def test_a_half_open_trial_gets_one_attempt() -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=0.0)
+    breaker.record_failure()  # open, with no cool-down: the next call is the trial
+    db = _closed_port_database(breaker)
+    attempts = 0
+
+    def operation() -> None:
+        nonlocal attempts
+        attempts += 1
+        with db.engine.connect():
             pass
 
     try:
-        with pytest.raises(CircuitOpenError):
-            run_with_retry(unit_of_work, policy=FAST, breaker=breaker, target="pg://x")
-        assert breaker.state == "open"
-        # The next operation fails fast, without touching the network.
-        with pytest.raises(CircuitOpenError):
-            run_with_retry(unit_of_work, policy=FAST, breaker=breaker, target="pg://x")
+        with pytest.raises(DatabaseUnavailable):
+            db.run_operation(operation)
     finally:
-        eng.dispose()
+        db.dispose()
+    assert attempts == 1
+    assert breaker.state == "open"
 
 
 def test_unknown_role_is_not_retried() -> None:
@@ -369,7 +408,7 @@ def test_unknown_role_is_not_retried() -> None:
     target = f"postgresql://{role}@127.0.0.1:5432/test"
     try:
         with pytest.raises(DatabaseUnavailable) as caught:
-            run_with_retry(unit_of_work, policy=FAST, breaker=None, target=target)
+            run_with_retry(unit_of_work, policy=FAST, target=target)
     finally:
         eng.dispose()
     assert calls == 1

@@ -1,4 +1,4 @@
-"""The live schema against DESIGN.md section 2, on SQLite and PostgreSQL.
+"""The live schema against docs/architecture.md §2, on SQLite and PostgreSQL.
 
 Each test gets a fresh database migrated to head (the ``database_url``
 fixture) and talks to it through an engine from ``make_engine``, the same
@@ -38,7 +38,7 @@ USERS, API_KEYS, AUDIT_LOG = TABLES["users"], TABLES["api_keys"], TABLES["audit_
 AUDIT_COLUMNS = ["created_at", "created_by", "updated_at", "updated_by", "version"]
 SOFT_DELETE_COLUMNS = ["is_deleted", "deleted_at", "deleted_by"]
 
-# DESIGN.md section 2, column by column.
+# docs/architecture.md §2, column by column.
 EXPECTED_COLUMNS: dict[str, list[str]] = {
     "users": [
         "id",

@@ -26,24 +26,14 @@ from vutf_cli.db.repositories import users as users_repository
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import Conflict, InvalidInput
 from vutf_cli.security.passwords import Passwords
+from vutf_cli.services import user_transfer
 from vutf_cli.services import users as service
-from vutf_cli.services.runtime import Runtime
 from vutf_cli.services.user_import import ImportConflict
-from vutf_cli.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 # Columns that differ between any two users however they were created.
 IDENTITY = ("id", "created_at", "updated_at", "password_hash")
 PROFILE = ("username", "email", "full_name", "is_active", "is_superuser", "is_verified")
-
-
-@pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime(settings)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +157,7 @@ def test_bulk_rows_work_with_the_orm_afterwards(db: Database, test_hashes: list[
         return user.version, user.updated_by or ""
 
     assert db.run(change) == (2, "tester@test")
-    user = db.run(lambda uow: uow.users.authenticate("later", f"{PASSWORD} 0"))
+    user = db.run(lambda uow: uow.users.check_password("later", f"{PASSWORD} 0"))
     assert user.username == "later"
 
 
@@ -243,7 +233,7 @@ def test_holders_of_matches_live_users_case_insensitively(
 
 # -- the import service on the bulk path ------------------------------------------
 def test_import_of_many_rows_writes_every_user_and_audit_row(
-    rt: Runtime, test_hashes: list[str]
+    db: Database, test_hashes: list[str]
 ) -> None:
     count = 1500  # more than one write chunk and more than one lookup chunk
     plaintext = {7, 1001, 1499}
@@ -263,7 +253,7 @@ def test_import_of_many_rows_writes_every_user_and_audit_row(
         records.append(record)
     progress = Progress()
 
-    report = service.import_users(rt, jsonl(records), progress=progress, workers=1)
+    report = user_transfer.import_users(db, jsonl(records), progress=progress, workers=1)
 
     assert (report.created, report.to_create, report.skipped, report.invalid) == (
         count,
@@ -272,7 +262,7 @@ def test_import_of_many_rows_writes_every_user_and_audit_row(
         0,
     )
     assert progress.advanced["importing users"] == count
-    users = user_rows(rt.db)
+    users = user_rows(db)
     assert [user["username"] for user in users] == [r["username"] for r in records]
     assert [user["email"] for user in users] == [r["email"].lower() for r in records]
     assert [user["full_name"] for user in users] == [r.get("full_name") for r in records]
@@ -285,7 +275,7 @@ def test_import_of_many_rows_writes_every_user_and_audit_row(
         else:
             assert user["password_hash"] == test_hashes[number % 3]
 
-    rows = audit_rows(rt.db)
+    rows = audit_rows(db)
     assert [row.action for row in rows] == ["user.create"] * count + ["user.import"]
     assert [row.resource_id for row in rows[:-1]] == [str(user["id"]) for user in users]
     assert [row.user_id for row in rows[:-1]] == [user["id"] for user in users]
@@ -302,19 +292,19 @@ def test_import_of_many_rows_writes_every_user_and_audit_row(
     }
     assert len({row.meta["request_id"] for row in rows if row.meta}) == 1
     assert all(row.actor == "tester@test" and row.status == "success" for row in rows)
-    report_chain = rt.db.run(lambda uow: uow.audit.verify_chain(), read_only=True)
+    report_chain = db.run(lambda uow: uow.audit.verify_chain(), read_only=True)
     assert report_chain.ok, report_chain
     assert report_chain.checked == count + 1
 
 
 def test_imported_and_created_users_leave_the_same_audit_row(
-    rt: Runtime, test_hashes: list[str]
+    db: Database, test_hashes: list[str]
 ) -> None:
-    service.create_user(rt, username="made", email="made@example.com", password=PASSWORD)
+    service.create_user(db, username="made", email="made@example.com", password=PASSWORD)
     data = jsonl([{"username": "came", "email": "came@example.com", "password": PASSWORD}])
-    service.import_users(rt, data)
+    user_transfer.import_users(db, data)
 
-    made, came, _summary = audit_rows(rt.db)
+    made, came, _summary = audit_rows(db)
     assert came.changes == {
         **(made.changes or {}),
         "username": "came",
@@ -327,12 +317,12 @@ def test_imported_and_created_users_leave_the_same_audit_row(
 
 
 def test_clashes_and_skips_are_found_across_chunks(
-    rt: Runtime, test_hashes: list[str], monkeypatch: pytest.MonkeyPatch
+    db: Database, test_hashes: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(users_repository, "LOOKUP_CHUNK", 3)
-    monkeypatch.setattr(service, "_WRITE_CHUNK", 4)
-    register(rt.db, "User03")
-    register(rt.db, "someone", "user11@example.com")
+    monkeypatch.setattr(user_transfer, "_WRITE_CHUNK", 4)
+    register(db, "User03")
+    register(db, "someone", "user11@example.com")
     records = [
         {
             "username": f"user{number:02d}",
@@ -343,27 +333,27 @@ def test_clashes_and_skips_are_found_across_chunks(
     ]
 
     with pytest.raises(ImportConflict) as refused:
-        service.import_users(rt, jsonl(records))
+        user_transfer.import_users(db, jsonl(records))
     assert [(p.line, p.message) for p in refused.value.problems] == [
         (4, "user 'user03' already exists"),
         (4, "email 'user03@example.com' already belongs to user 'User03'"),
         (12, "email 'user11@example.com' already belongs to user 'someone'"),
     ]
-    assert len(user_rows(rt.db)) == 2
+    assert len(user_rows(db)) == 2
 
-    report = service.import_users(rt, jsonl(records), skip_existing=True, skip_invalid=True)
+    report = user_transfer.import_users(db, jsonl(records), skip_existing=True, skip_invalid=True)
     assert (report.created, report.skipped, report.invalid) == (12, 1, 1)
-    names = [row["username"] for row in user_rows(rt.db)]
+    names = [row["username"] for row in user_rows(db)]
     assert names == ["User03", "someone"] + [
         f"user{number:02d}" for number in range(14) if number not in (3, 11)
     ]
-    assert rt.db.run(lambda uow: uow.audit.verify_chain(), read_only=True).ok
+    assert db.run(lambda uow: uow.audit.verify_chain(), read_only=True).ok
 
 
 def test_a_failure_in_a_later_chunk_undoes_the_earlier_ones(
-    rt: Runtime, test_hashes: list[str], monkeypatch: pytest.MonkeyPatch
+    db: Database, test_hashes: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "_WRITE_CHUNK", 4)
+    monkeypatch.setattr(user_transfer, "_WRITE_CHUNK", 4)
     records = [
         {
             "username": f"user{number:02d}",
@@ -375,14 +365,14 @@ def test_a_failure_in_a_later_chunk_undoes_the_earlier_ones(
 
     def register_meanwhile(description: str) -> None:
         if description == "importing users":  # user09 is in the third chunk
-            service.create_user(rt, username="user09", email="u9@example.com", password=PASSWORD)
+            service.create_user(db, username="user09", email="u9@example.com", password=PASSWORD)
 
     with pytest.raises(Conflict):
-        service.import_users(rt, jsonl(records), progress=Progress(register_meanwhile))
+        user_transfer.import_users(db, jsonl(records), progress=Progress(register_meanwhile))
 
-    assert [row["username"] for row in user_rows(rt.db)] == ["user09"]
-    assert [(row.action, row.status) for row in audit_rows(rt.db)] == [
+    assert [row["username"] for row in user_rows(db)] == ["user09"]
+    assert [(row.action, row.status) for row in audit_rows(db)] == [
         ("user.create", "success"),
         ("user.import", "failure"),
     ]
-    assert rt.db.run(lambda uow: uow.audit.verify_chain(), read_only=True).ok
+    assert db.run(lambda uow: uow.audit.verify_chain(), read_only=True).ok

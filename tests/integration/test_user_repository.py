@@ -14,11 +14,10 @@ from vutf_cli.db.database import Database
 from vutf_cli.db.models import User
 from vutf_cli.db.repositories.users import UserRepository, escape_like
 from vutf_cli.db.uow import UnitOfWork
-from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound, StaleVersion
+from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
 from vutf_cli.security.passwords import Passwords
 
 PASSWORD = "correct horse battery staple"
-OTHER_PASSWORD = "tr0ub4dor & three more words"
 # The same passphrase typed in full-width forms (U+FF41..., ideographic
 # space): NFKC maps it back to PASSWORD.
 FULLWIDTH_PASSWORD = "".join("\u3000" if ch == " " else chr(ord(ch) + 0xFEE0) for ch in PASSWORD)
@@ -106,7 +105,8 @@ def test_search_is_case_insensitive_and_escapes_like_wildcards(
     with db.unit_of_work(read_only=True) as uow:
 
         def found(text: str) -> list[str]:
-            return sorted(u.username for u in uow.users.search(text))
+            where = [uow.users.search_condition(text)]
+            return sorted(u.username for u in uow.users.keyset_rows(where=where, limit=100).items)
 
         assert found("a_c") == ["a_c"]  # '_' is not "any character"
         assert found("_") == ["a_c"]
@@ -118,7 +118,6 @@ def test_search_is_case_insensitive_and_escapes_like_wildcards(
         assert found("smith@corp") == ["bob"]  # email
         assert found("sure") == ["axc", "ayc"]
         assert found("") == ["a_c", "abc", "axc", "ayc", "azc", "bob"]
-        assert len(uow.users.search("", limit=2)) == 2
         # The same condition combines with keyset paging.
         page = uow.users.keyset(where=[uow.users.search_condition("SURE")], limit=1)
         assert page.next_cursor is not None
@@ -129,8 +128,10 @@ def test_search_skips_deleted_users_unless_asked(db: Database, password_hash: st
     with db.unit_of_work() as uow:
         gone = add_user(uow, "ghost", password_hash)
         uow.users.delete(gone)
-        assert uow.users.search("ghost") == []
-        assert [u.username for u in uow.users.search("ghost", include_deleted=True)] == ["ghost"]
+        where = [uow.users.search_condition("ghost")]
+        assert uow.users.keyset_rows(where=where).items == []
+        everyone = uow.users.keyset_rows(where=where, include_deleted=True).items
+        assert [u.username for u in everyone] == ["ghost"]
 
 
 # -- create ------------------------------------------------------------------------------
@@ -197,10 +198,6 @@ def test_duplicates_in_another_case_conflict(db: Database, password_hash: str) -
         uow.commit()
     with db.unit_of_work() as uow:
         users = uow.users
-        assert not users.is_username_available("cAROL")
-        assert not users.is_email_available("CAROL@EXAMPLE.COM")
-        assert users.is_username_available("carol2")
-        assert users.is_email_available("carol@example.org")
         with pytest.raises(Conflict, match=r"^a user with that username already exists$"):
             add_user(uow, "CAROL", password_hash, email="other@example.com")
         with pytest.raises(Conflict, match=r"^a user with that email already exists$"):
@@ -214,7 +211,7 @@ def test_deleted_name_can_be_registered_again(db: Database, password_hash: str) 
         uow.users.delete(old)
         uow.commit()
     with db.unit_of_work() as uow:
-        assert uow.users.is_username_available("DORA")
+        assert uow.users.get_by_username("DORA") is None
         new = add_user(uow, "Dora", password_hash, full_name="New Dora")
         uow.commit()
     with db.unit_of_work() as uow:
@@ -252,27 +249,7 @@ def test_update_keeps_names_valid_and_unique(db: Database, password_hash: str) -
         assert erin.username == "Erin"
 
 
-# -- authentication ----------------------------------------------------------------------
-
-
-def test_authenticate_success_records_the_login(db: Database, password_hash: str) -> None:
-    with db.unit_of_work() as uow:
-        user = add_user(uow, "gina", password_hash)
-        uow.commit()
-    with db.unit_of_work() as uow:
-        logged_in = uow.users.authenticate("GINA", PASSWORD, ip="2001:db8:0::1")
-        assert logged_in.id == user.id
-        uow.commit()
-    with db.unit_of_work() as uow:
-        row = uow.users.get_or_raise(user.id)
-        assert row.last_login_ip == "2001:db8::1"
-        assert row.last_login_at is not None
-        assert row.last_login_at.utcoffset() == timedelta(0)
-        assert row.last_login_at >= row.created_at
-        assert row.updated_by == "tester@test"  # a login is not an edit by someone
-        assert uow.users.authenticate("gina@example.com", PASSWORD).last_login_ip is None
-        with pytest.raises(InvalidInput, match="invalid IP address"):
-            uow.users.authenticate("gina", PASSWORD, ip="999.1.1.1")
+# -- the password check ----------------------------------------------------------------------
 
 
 def test_unknown_and_wrong_password_get_the_same_answer_at_the_same_cost(
@@ -290,10 +267,10 @@ def test_unknown_and_wrong_password_get_the_same_answer_at_the_same_cost(
         for identifier, password in [
             ("nobody", PASSWORD),
             ("hank", "wrong password, quite long"),
-            ("ghost", PASSWORD),  # soft-deleted users do not exist for logins
+            ("ghost", PASSWORD),  # soft-deleted users do not exist for the check
         ]:
             with pytest.raises(Denied) as info:
-                users.authenticate(identifier, password)
+                users.check_password(identifier, password)
             messages.append(info.value.message)
         assert messages == [INVALID] * 3
         # Each attempt cost exactly one argon2 verify, real or dummy.
@@ -302,21 +279,15 @@ def test_unknown_and_wrong_password_get_the_same_answer_at_the_same_cost(
         assert users.get_by_username("hank").last_login_at is None  # type: ignore[union-attr]
 
 
-def test_inactive_user_is_told_only_after_the_password_verified(
+def test_check_password_ignores_is_active_and_records_nothing(
     db: Database, password_hash: str
 ) -> None:
     with db.unit_of_work() as uow:
         add_user(uow, "ivy", password_hash, is_active=False)
         uow.commit()
     with db.unit_of_work() as uow:
-        with pytest.raises(Denied, match=f"^{INVALID}$"):
-            uow.users.authenticate("ivy", "not the password at all")
-        with pytest.raises(Denied, match=r"^user is inactive$"):
-            uow.users.authenticate("ivy", PASSWORD)
         user = uow.users.get_by_username("ivy")
         assert user is not None
-        assert user.last_login_at is None
-        # check-password ignores is_active and records nothing.
         version = user.version
         assert uow.users.check_password("ivy", PASSWORD).id == user.id
         assert (user.last_login_at, user.version) == (None, version)
@@ -324,27 +295,6 @@ def test_inactive_user_is_told_only_after_the_password_verified(
             uow.users.check_password("ivy", "not the password at all")
         with pytest.raises(Denied, match=f"^{INVALID}$"):
             uow.users.check_password("nobody", PASSWORD)
-
-
-def test_outdated_hash_is_replaced_on_login(db: Database) -> None:
-    # A hash made with other parameters, e.g. by an older vutf.
-    older = PasswordHasher(time_cost=2, memory_cost=8 * 1024, parallelism=2, type=Type.ID)
-    old_hash = older.hash(PASSWORD)
-    with db.unit_of_work() as uow:
-        assert uow.passwords.needs_rehash(old_hash)
-        add_user(uow, "jack", old_hash)
-        uow.commit()
-    with db.unit_of_work() as uow:
-        uow.users.authenticate("jack", PASSWORD)
-        uow.commit()
-    with db.unit_of_work() as uow:
-        stored = uow.users.require("jack").password_hash
-        assert stored != old_hash
-        assert not uow.passwords.needs_rehash(stored)
-        assert uow.passwords.verify(stored, PASSWORD)
-        # A hash that is current is left alone.
-        uow.users.authenticate("jack", PASSWORD)
-        assert uow.users.require("jack").password_hash == stored
 
 
 def test_password_in_a_compatibility_form_verifies(db: Database) -> None:
@@ -357,32 +307,8 @@ def test_password_in_a_compatibility_form_verifies(db: Database) -> None:
         )
         uow.commit()
     with db.unit_of_work() as uow:
-        assert uow.users.authenticate("kate", FULLWIDTH_PASSWORD).username == "kate"
-        assert uow.users.authenticate("liam", PASSWORD).username == "liam"
-
-
-def test_change_password(db: Database) -> None:
-    with db.unit_of_work() as uow:
-        user = uow.users.create_user(username="mia", email="mia@example.com", password=PASSWORD)
-        uow.commit()
-    with db.unit_of_work() as uow:
-        loaded = uow.users.get_or_raise(user.id)
-        with pytest.raises(InvalidInput, match="password too short"):
-            uow.users.change_password(loaded, "short")
-        with pytest.raises(StaleVersion):
-            uow.users.change_password(loaded, OTHER_PASSWORD, expected_version=5)
-        uow.users.change_password(loaded, OTHER_PASSWORD, expected_version=1)
-        assert loaded.version == 2
-        uow.commit()
-    with db.unit_of_work() as uow:
-        assert uow.users.authenticate("mia", OTHER_PASSWORD).id == user.id
-        with pytest.raises(Denied, match=INVALID):
-            uow.users.check_password("mia", PASSWORD)
-    # The object from the first transaction still says version 1.
-    with db.unit_of_work() as uow:
-        uow.session.add(user)
-        with pytest.raises(StaleVersion):
-            uow.users.change_password(user, "a third long enough password")
+        assert uow.users.check_password("kate", FULLWIDTH_PASSWORD).username == "kate"
+        assert uow.users.check_password("liam", PASSWORD).username == "liam"
 
 
 def test_set_active_and_verify(db: Database, password_hash: str) -> None:
@@ -405,17 +331,16 @@ def test_timestamps_come_back_timezone_aware_utc(db: Database, password_hash: st
         user = add_user(uow, "olive", password_hash, is_verified=True)
         uow.commit()
     with db.unit_of_work() as uow:
-        uow.users.authenticate("olive", PASSWORD)
         uow.users.delete(uow.users.get_or_raise(user.id))
         uow.commit()
     with db.unit_of_work(read_only=True) as uow:
         row = uow.users.get_or_raise(user.id, include_deleted=True)
-        for name in ("created_at", "updated_at", "verified_at", "last_login_at", "deleted_at"):
+        for name in ("created_at", "updated_at", "verified_at", "deleted_at"):
             value = getattr(row, name)
             assert value is not None, name
             assert value.tzinfo is not None, name
             assert value.utcoffset() == timedelta(0), name
-        assert row.created_at <= row.last_login_at <= row.deleted_at  # type: ignore[operator]
+        assert row.created_at <= row.deleted_at  # type: ignore[operator]
 
 
 # -- the unique indexes as the final guard ------------------------------------------------------
@@ -426,7 +351,7 @@ def test_concurrent_registration_is_stopped_by_the_database(
 ) -> None:
     with db.unit_of_work() as checking:
         # A registration checks availability...
-        assert checking.users.is_username_available("racer")
+        assert checking.users.get_by_username("racer") is None
         checking.commit()
     with db.unit_of_work() as other:
         # ...meanwhile another session registers the name...

@@ -1,12 +1,14 @@
-"""Fixtures for fault injection against real PostgreSQL servers (DESIGN.md sections 4 and 6).
+"""Fixtures for fault injection against real PostgreSQL servers (docs/architecture.md §4).
 
 * ``pg``: a private PostgreSQL server (see :mod:`tests.reliability.pg_instance`)
   for the whole session; tests may stop and restart it.  Skipped when the
   server binaries are missing, unless ``VUTF_REQUIRE_POSTGRES=1``.
-* ``pg_database``: a fresh database on it, cloned from a template migrated
-  once, dropped afterwards.
+* ``pg_database``: a migrated database on it with no rows: a clone of a
+  template migrated once, emptied after a test and reused by the next
+  (:mod:`tests.postgres_clones`; dropped instead if it changed beyond rows).
 * ``proxy``: a :class:`~tests.reliability.tcp_proxy.TcpProxy` in front of it.
-* ``vutf``: runs the installed ``vutf`` console script in a subprocess.
+* ``run_vutf`` (a function): runs the installed ``vutf`` console script in a
+  subprocess, with a timeout, so that a hang fails the test instead of stalling it.
 
 When a test that used the private server fails, the tail of that server's log
 is attached to the report.
@@ -26,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres_clones import PostgresClones
 from tests.reliability.pg_instance import PgInstance, PgUnavailable, start_instance
 from tests.reliability.tcp_proxy import TcpProxy
 
@@ -91,16 +94,25 @@ def pg_template(pg: PgInstance) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def pg_clones(pg: PgInstance, pg_template: str) -> Iterator[PostgresClones]:
+    clones = PostgresClones(pg.url(), pg_template, prefix="vutf_r_")
+    try:
+        yield clones
+    finally:
+        if pg.is_running():
+            clones.close()
+
+
 @pytest.fixture
-def pg_database(pg_running: PgInstance, pg_template: str) -> Iterator[str]:
-    """Name of a fresh, migrated database on the private server."""
-    name = f"vutf_r_{uuid.uuid4().hex[:10]}"
-    pg_running.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+def pg_database(pg_running: PgInstance, pg_clones: PostgresClones) -> Iterator[str]:
+    """Name of a migrated database with no rows on the private server."""
+    name = pg_clones.take()
     try:
         yield name
     finally:
         pg_running.wait_ready()
-        pg_running.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_clones.give_back(name)
 
 
 @pytest.fixture

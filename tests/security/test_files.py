@@ -256,13 +256,13 @@ def test_an_audit_export_to_a_named_pipe_streams_into_it(database_url: str, tmp_
 
 
 def test_a_failed_export_removes_its_own_file_but_never_a_device(tmp_path: Path) -> None:
-    from vutf_cli.cli.audit import _private_file
+    from vutf_cli.cli.private_file import private_file
 
     device = _null_device(tmp_path / "null")
     new_file = tmp_path / "new.jsonl"
 
     def fail_half_way(target: Path) -> None:
-        with _private_file(target, force=True) as handle:
+        with private_file(target, force=True) as handle:
             handle.write("partial\n")
             raise RuntimeError("the export failed half way")
 
@@ -342,6 +342,12 @@ def test_a_private_config_file_with_a_password_is_used(
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_readable_config_file_without_a_password_is_used(database_url: str) -> None:
     config = Path(os.environ["VUTF_CONFIG"])
+    # A user only the configured database holds: without the config file
+    # vutf would list the (empty) default database instead.
+    seeded = run(database_url, "users", "create", "alice", "--email", "a@example.com",
+                 "--generate-password")  # fmt: skip
+    assert seeded.exit_code == 0, seeded.stderr
     _config_with(config, database_url, 0o644)
-    result = run_subprocess(["users", "list"], env={"VUTF_DATABASE_URL": ""})
+    result = run_subprocess(["--json", "users", "list"], env={"VUTF_DATABASE_URL": ""})
     assert result.returncode == 0, result.stderr
+    assert [user["username"] for user in json.loads(result.stdout)] == ["alice"]

@@ -1,4 +1,4 @@
-"""Unit tests for vutf_cli.db.resilience: no database, no real waiting.
+"""Unit tests for vutf_cli.db.resilience, .retry and .breaker: no database, no real waiting.
 
 Time is a fake clock that only the fake ``sleep`` (and tests that simulate a
 slow attempt) advance, so deadlines and cool-downs are checked exactly.
@@ -15,15 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from vutf_cli.db.resilience import (
-    CircuitBreaker,
-    CircuitOpenError,
-    ErrorKind,
-    RetryPolicy,
-    classify,
-    describe,
-    run_with_retry,
-)
+from vutf_cli.db.breaker import CircuitBreaker, CircuitOpenError
+from vutf_cli.db.resilience import ErrorKind, classify, describe
+from vutf_cli.db.retry import RetryPolicy, run_with_retry
 from vutf_cli.errors import DatabaseUnavailable, ExitCode
 
 TARGET = "postgresql://app:***@db.example:5432/vutf"
@@ -430,7 +424,6 @@ class AlwaysFails:
 def run(fn: object, clock: FakeClock, **kwargs: object) -> object:
     params: dict[str, object] = {
         "policy": RetryPolicy(),
-        "breaker": None,
         "target": TARGET,
         "sleep": clock.sleep,
         "clock": clock,
@@ -441,26 +434,16 @@ def run(fn: object, clock: FakeClock, **kwargs: object) -> object:
 
 def test_success_needs_no_retry(clock: FakeClock) -> None:
     fn = Flaky([])
-    breaker = CircuitBreaker(clock=clock)
-    assert run(fn, clock, breaker=breaker) == "ok"
+    assert run(fn, clock) == "ok"
     assert fn.calls == 1
     assert clock.sleeps == []
-    assert state_of(breaker) == "closed"
 
 
-def test_transient_errors_are_retried_and_before_retry_sees_them(clock: FakeClock) -> None:
-    errors: list[BaseException] = [conn_error(), contention_error(), conn_error()]
-    fn = Flaky(errors)
-    seen: list[BaseException] = []
-    expected = list(errors)
-    breaker = CircuitBreaker(failure_threshold=10, clock=clock)
-
-    assert run(fn, clock, breaker=breaker, before_retry=seen.append) == "ok"
+def test_transient_errors_are_retried(clock: FakeClock) -> None:
+    fn = Flaky([conn_error(), contention_error(), conn_error()])
+    assert run(fn, clock) == "ok"
     assert fn.calls == 4
-    assert seen == expected  # once before each retry, with the error that caused it
     assert len(clock.sleeps) == 3
-    assert state_of(breaker) == "closed"
-    assert breaker.consecutive_failures == 0
 
 
 def test_backoff_grows_exponentially_and_is_capped(clock: FakeClock) -> None:
@@ -540,13 +523,11 @@ def test_exhausted_contention_says_busy(clock: FakeClock) -> None:
 def test_permanent_errors_are_not_retried_or_translated(clock: FakeClock) -> None:
     original = integrity_error()
     fn = Flaky([original])
-    seen: list[BaseException] = []
     with pytest.raises(sa_exc.IntegrityError) as caught:
-        run(fn, clock, before_retry=seen.append)
+        run(fn, clock)
     assert caught.value is original
     assert fn.calls == 1
     assert clock.sleeps == []
-    assert seen == []
 
 
 @pytest.mark.parametrize("pgcode", ["57014", "VU001"])
@@ -569,15 +550,10 @@ def test_non_database_errors_pass_through(clock: FakeClock) -> None:
 
 
 def test_keyboard_interrupt_is_not_retried(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 1.0
     fn = Flaky([KeyboardInterrupt()])
     with pytest.raises(KeyboardInterrupt):
-        run(fn, clock, breaker=breaker)
+        run(fn, clock)
     assert fn.calls == 1
-    # Ctrl-C during the half-open trial must not leave the circuit wedged.
-    breaker.before_call()
 
 
 def test_credentials_fail_at_once(clock: FakeClock) -> None:
@@ -586,9 +562,8 @@ def test_credentials_fail_at_once(clock: FakeClock) -> None:
         'password authentication failed for user "app"\n'
     )
     fn = Flaky([original])
-    seen: list[BaseException] = []
     with pytest.raises(DatabaseUnavailable) as caught:
-        run(fn, clock, before_retry=seen.append)
+        run(fn, clock)
     assert caught.value.message == (
         f'cannot log in to {TARGET}: connection to server at "db.example" (10.0.0.5), '
         'port 5432 failed: FATAL: password authentication failed for user "app"'
@@ -596,98 +571,6 @@ def test_credentials_fail_at_once(clock: FakeClock) -> None:
     assert caught.value.__cause__ is original
     assert fn.calls == 1
     assert clock.sleeps == []
-    assert seen == []
-
-
-def test_open_circuit_refuses_before_calling(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30.0, clock=clock)
-    breaker.record_failure()
-    fn = Flaky([])
-    with pytest.raises(CircuitOpenError) as caught:
-        run(fn, clock, breaker=breaker)
-    assert caught.value.message == (
-        f"database unavailable at {TARGET}: circuit breaker is open after 1 consecutive "
-        "connection failures; next attempt allowed in 30.0 s"
-    )
-    assert caught.value.exit_code == ExitCode.UNAVAILABLE
-    assert fn.calls == 0
-    assert clock.sleeps == []
-
-
-def test_circuit_opening_mid_retry_propagates_at_once(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=3, reset_timeout=30.0, clock=clock)
-    fn = AlwaysFails(conn_error)
-    with pytest.raises(CircuitOpenError) as caught:
-        run(fn, clock, breaker=breaker)
-    assert fn.calls == 3
-    assert state_of(breaker) == "open"
-    assert caught.value.__cause__ is fn.raised[-1]
-    assert caught.value.message.startswith(f"database unavailable at {TARGET}: circuit breaker")
-    assert caught.value.hint is not None
-    assert "Connection refused" in caught.value.hint
-    # With a low threshold the breaker, not the 15 s deadline, ends the command.
-    assert clock.now - 1000.0 < 1.0
-
-
-def test_half_open_trial_through_run_with_retry(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 5.0
-    assert run(Flaky([]), clock, breaker=breaker) == "ok"
-    assert state_of(breaker) == "closed"
-
-
-def test_permanent_error_in_half_open_trial_closes_circuit(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 5.0
-    with pytest.raises(sa_exc.IntegrityError):
-        run(Flaky([integrity_error()]), clock, breaker=breaker)
-    # The server answered, so it is reachable.
-    assert state_of(breaker) == "closed"
-
-
-def test_connection_failures_are_counted_on_the_breaker(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(failure_threshold=10, clock=clock)
-    run(Flaky([conn_error(), conn_error()]), clock, breaker=breaker)
-    assert breaker.consecutive_failures == 0  # reset by the final success
-    with pytest.raises(DatabaseUnavailable):
-        run(
-            AlwaysFails(conn_error),
-            clock,
-            breaker=breaker,
-            policy=RetryPolicy(deadline=0.2, initial_wait=0.1, max_wait=0.1, jitter=0.0),
-        )
-    assert breaker.consecutive_failures == 2
-    assert state_of(breaker) == "closed"
-
-
-def test_before_retry_failure_is_an_attempt_failure(clock: FakeClock) -> None:
-    # The request-id check itself may hit the still-down database: retry, don't abort.
-    checks: list[BaseException] = []
-
-    def check(exc: BaseException) -> None:
-        checks.append(exc)
-        if len(checks) == 1:
-            raise conn_error()
-
-    fn = Flaky([conn_error()])
-    assert run(fn, clock, before_retry=check) == "ok"
-    assert len(checks) == 2
-    assert fn.calls == 2  # fn was skipped on the attempt whose check failed
-
-
-def test_before_retry_can_stop_the_loop(clock: FakeClock) -> None:
-    class AlreadyCommitted(Exception):
-        pass
-
-    def check(exc: BaseException) -> None:
-        raise AlreadyCommitted
-
-    fn = Flaky([conn_error(), conn_error()])
-    with pytest.raises(AlreadyCommitted):
-        run(fn, clock, before_retry=check)
-    assert fn.calls == 1
 
 
 def test_no_deprecation_warnings_from_tenacity(clock: FakeClock) -> None:

@@ -1,6 +1,7 @@
 """What every command shares: resolved settings, the terminal, the database.
 
-``AppContext`` lives in ``ctx.obj``.  Everything in it is built lazily so that
+``AppContext`` is created by the entry point and passed to Typer as ``obj``,
+so it lives in the root ``ctx.obj``.  Everything in it is built lazily so that
 ``--help``, ``--version`` and shell completion never load settings files,
 SQLAlchemy or argon2.  The secret-input helpers here are the only way a
 command obtains a password or key: never from argv.
@@ -17,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from vutf_cli.errors import ExitCode, InvalidInput, VutfError
+from vutf_cli.output_formats import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMATS
+from vutf_cli.settings import ENV_OUTPUT
 
 if TYPE_CHECKING:
+    from vutf_cli.domain.invocation import Invocation
     from vutf_cli.output import Terminal
-    from vutf_cli.services.runtime import Runtime
+    from vutf_cli.services.audit_trail import Database
     from vutf_cli.settings import Settings
 
 
@@ -29,6 +33,19 @@ class Cancelled(VutfError):
 
     exit_code = ExitCode.INTERRUPTED
     code = "cancelled"
+
+
+class MissingCommand(InvalidInput):
+    """A group (or the root) was invoked without a command.
+
+    On a terminal the entry point shows ``usage_help`` (the group's help) on
+    stderr instead of the one-line error; with -o json|jsonl it is the usual
+    JSON error object.
+    """
+
+    def __init__(self, *, hint: str, usage_help: str) -> None:
+        super().__init__("missing command", hint=hint)
+        self.usage_help = usage_help
 
 
 @dataclass
@@ -55,11 +72,30 @@ class GlobalOptions:
 
 
 class AppContext:
+    """Created by the entry point and handed to Typer as ``obj``; see :func:`get_app`."""
+
     def __init__(self, options: GlobalOptions) -> None:
         self.options = options
         self._settings: Settings | None = None
         self._terminal: Terminal | None = None
-        self._runtime: Runtime | None = None
+        self._database: Database | None = None
+        # The context of the command being run, for the audit rows' metadata.
+        self._command_context: typer.Context | None = None
+
+    def configure(self, options: GlobalOptions) -> None:
+        """Adopt the global options as parsed (the root callback calls this).
+
+        Until then ``options`` holds the entry point's best-effort reading of
+        argv, so that an error raised while parsing is still reported in the
+        requested output format.
+        """
+        self.options = options
+        self._settings = None
+        self._terminal = None
+
+    def enter_command(self, ctx: typer.Context) -> None:
+        """Remember the command being run (its path and options go into audit metadata)."""
+        self._command_context = ctx
 
     @property
     def settings(self) -> Settings:
@@ -84,19 +120,27 @@ class AppContext:
             self._terminal = Terminal(output_format=fmt, no_color=no_color, quiet=quiet)
         return self._terminal
 
-    def runtime(self, *, check_schema: bool = True) -> Runtime:
-        """The services' entry point, with the schema verified to be at head."""
-        if self._runtime is None:
-            from vutf_cli.services.runtime import Runtime
+    def database(self, *, check_schema: bool = True) -> Database:
+        """What the services work on: one Database per command, built on first use.
 
-            self._runtime = Runtime(self.settings)
+        With ``check_schema`` (the default) the schema is verified to be at
+        head first (exit 8 otherwise; the embedded default database is
+        migrated).  Its audit rows record the command being run.
+        """
+        if self._database is None:
+            from vutf_cli.services.audit_trail import database_for
+
+            invocation = None
+            if self._command_context is not None:
+                invocation = invocation_of(self._command_context)
+            self._database = database_for(self.settings, invocation)
         if check_schema:
-            self._runtime.ensure_schema()
-        return self._runtime
+            self._database.ensure_schema()
+        return self._database
 
     def close(self) -> None:
-        if self._runtime is not None:
-            self._runtime.close()
+        if self._database is not None:
+            self._database.dispose()
 
     # -- interaction -----------------------------------------------------------
     def confirm(self, question: str) -> None:
@@ -113,15 +157,56 @@ class AppContext:
 
 
 def fallback_output_format(options: GlobalOptions) -> str:
-    fmt = options.output or os.environ.get("VUTF_OUTPUT") or "table"
-    return fmt if fmt in ("table", "json", "jsonl", "csv") else "table"
+    fmt = options.output or os.environ.get(ENV_OUTPUT) or DEFAULT_OUTPUT_FORMAT
+    return fmt if fmt in OUTPUT_FORMATS else DEFAULT_OUTPUT_FORMAT
 
 
 def get_app(ctx: typer.Context) -> AppContext:
+    """The ``AppContext`` of the command line being run (the root context's ``obj``).
+
+    Made on the spot when the application was invoked without one (a test
+    calling the Typer app directly rather than the entry point).
+    """
     root = ctx.find_root()
     if not isinstance(root.obj, AppContext):
         root.obj = AppContext(GlobalOptions())
+    root.obj.enter_command(ctx)
     return root.obj
+
+
+def invocation_of(ctx: typer.Context) -> Invocation:
+    """The command path and the names of the options typed, never their values.
+
+    What the audit rows record about the command line (docs/architecture.md
+    §3.2): values may hold secrets (a URL with a password, say), and the
+    audit log is append-only.  Only options given on the command line count,
+    not those from the environment or a config file; global options first.
+    """
+    from vutf_cli.domain.invocation import Invocation
+
+    # Any: the parents are typed as the Click Context that Typer vendors privately.
+    chain: list[Any] = []
+    current: Any = ctx
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    chain.reverse()
+    names: list[str] = []
+    for context in chain:
+        for param in context.command.params:
+            if param.param_type_name != "option" or param.name is None:
+                continue
+            source = context.get_parameter_source(param.name)
+            # Compared by name: Click's ParameterSource lives in Typer's private vendored copy.
+            if source is None or source.name != "COMMANDLINE":
+                continue
+            off = param.secondary_opts and not context.params.get(param.name)
+            spellings = param.secondary_opts if off else param.opts
+            name = next((s for s in spellings if s.startswith("--")), spellings[0])
+            if name not in names:
+                names.append(name)
+    path = " ".join(str(context.info_name) for context in chain[1:])  # not the program name
+    return Invocation(path or None, tuple(names))
 
 
 def stdin_is_tty() -> bool:

@@ -16,7 +16,8 @@ from vutf_cli.cli.context import AppContext, get_app
 
 if TYPE_CHECKING:
     from vutf_cli.output import Column
-    from vutf_cli.services.db import DowngradePlan, RenderedSql, RuntimeRoleSql
+    from vutf_cli.services.db import DowngradePlan, RenderedSql
+    from vutf_cli.services.runtime_role import RuntimeRoleSql
 
 app = typer.Typer(
     help="Manage the database schema (migrations, status, connectivity).",
@@ -100,7 +101,7 @@ def upgrade(
     if sql:
         _emit_sql(app_ctx, db_service.render_upgrade_sql(app_ctx.settings, revision))
         return
-    result = db_service.upgrade(app_ctx.runtime(check_schema=False), revision)
+    result = db_service.upgrade(app_ctx.database(check_schema=False), revision)
     if result.changed:
         app_ctx.terminal.notice(
             f"upgraded from {result.previous or BASE_LABEL} to {result.current}"
@@ -141,12 +142,12 @@ def downgrade(
     if sql:
         _emit_sql(app_ctx, db_service.render_downgrade_sql(app_ctx.settings, revision))
         return
-    runtime = app_ctx.runtime(check_schema=False)
-    plan = db_service.plan_downgrade(runtime, revision)
+    db = app_ctx.database(check_schema=False)
+    plan = db_service.plan_downgrade(db, revision)
     if plan.steps:
         app_ctx.terminal.notice(_describe_plan(plan))
         app_ctx.confirm(f"Downgrade {plan.database} to {plan.destination}?")
-    result = db_service.downgrade(runtime, plan)
+    result = db_service.downgrade(db, plan)
     if result.changed:
         app_ctx.terminal.notice(
             f"downgraded from {result.previous} to {result.current or BASE_LABEL}"
@@ -170,7 +171,7 @@ def current(ctx: typer.Context) -> None:
     from vutf_cli.services import db as db_service
 
     app_ctx = get_app(ctx)
-    status = db_service.current(app_ctx.runtime(check_schema=False))
+    status = db_service.current(app_ctx.database(check_schema=False))
     app_ctx.terminal.emit_object(status, fields=_STATUS_FIELDS)
 
 
@@ -223,7 +224,7 @@ def check(ctx: typer.Context) -> None:
     from vutf_cli.services import db as db_service
 
     app_ctx = get_app(ctx)
-    result = db_service.check(app_ctx.runtime(check_schema=False))
+    result = db_service.check(app_ctx.database(check_schema=False))
     app_ctx.terminal.notice(f"schema at head ({result.current}), no drift from the models")
     app_ctx.terminal.emit_object(result)
 
@@ -239,10 +240,10 @@ def status(ctx: typer.Context) -> None:
       vutf db status
       vutf db status --json | jq .users_rows
     """
-    from vutf_cli.services import db as db_service
+    from vutf_cli.services import db_status as db_service
 
     app_ctx = get_app(ctx)
-    app_ctx.terminal.emit_object(db_service.status(app_ctx.runtime(check_schema=False)))
+    app_ctx.terminal.emit_object(db_service.status(app_ctx.database(check_schema=False)))
 
 
 @app.command()
@@ -257,10 +258,10 @@ def ping(ctx: typer.Context) -> None:
       vutf db ping
       VUTF_DB_DEADLINE=3 vutf db ping --json | jq .latency_ms
     """
-    from vutf_cli.services import db as db_service
+    from vutf_cli.services import db_status as db_service
 
     app_ctx = get_app(ctx)
-    app_ctx.terminal.emit_object(db_service.ping(app_ctx.runtime(check_schema=False)))
+    app_ctx.terminal.emit_object(db_service.ping(app_ctx.database(check_schema=False)))
 
 
 # -- the least-privilege runtime role ---------------------------------------------------
@@ -315,7 +316,7 @@ def grant_runtime(
       vutf --database-url postgresql://owner@db/vutf db grant-runtime vutf_app --yes
       vutf db grant-runtime vutf_app --create --sql > grant.sql   # review, then psql -f
     """
-    from vutf_cli.services import db as db_service
+    from vutf_cli.services import runtime_role as db_service
 
     app_ctx = get_app(ctx)
     if sql:
@@ -327,7 +328,7 @@ def grant_runtime(
     db_service.require_postgresql(app_ctx.settings, "grant-runtime")
     app_ctx.confirm(f"Grant vutf's runtime privileges to role {role!r}?")
     result = db_service.grant_runtime(
-        app_ctx.runtime(check_schema=False), role, create=create, hard_delete=not no_hard_delete
+        app_ctx.database(check_schema=False), role, create=create, hard_delete=not no_hard_delete
     )
     app_ctx.terminal.notice(
         f"role {result.role!r} {'created and ' if result.created else ''}"
@@ -363,7 +364,7 @@ def revoke_runtime(
       vutf --yes db revoke-runtime vutf_app
       vutf db revoke-runtime vutf_app --sql
     """
-    from vutf_cli.services import db as db_service
+    from vutf_cli.services import runtime_role as db_service
 
     app_ctx = get_app(ctx)
     if sql:
@@ -373,6 +374,6 @@ def revoke_runtime(
         return
     db_service.require_postgresql(app_ctx.settings, "revoke-runtime")
     app_ctx.confirm(f"Revoke vutf's runtime privileges from role {role!r}?")
-    result = db_service.revoke_runtime(app_ctx.runtime(check_schema=False), role)
+    result = db_service.revoke_runtime(app_ctx.database(check_schema=False), role)
     app_ctx.terminal.notice(f"role {result.role!r}: vutf's runtime privileges revoked")
     app_ctx.terminal.emit_object(result)

@@ -5,6 +5,14 @@ open UnitOfWork and the whole transaction is retried on transient errors.  A
 COMMIT whose outcome is unknown (the connection died while committing) is not
 blindly repeated: before retrying, the request id the audit rows carry is
 looked up, and if it is found the work already landed.
+``Database.run_operation`` is the same retries and circuit breaker for an
+operation that opens its own transaction (Alembic's); it is the only code
+that drives the breaker.
+
+``audit_metadata`` is what every audit row written through this Database
+starts its metadata from (besides the request id); the services decide it
+(``services.audit_trail.process_metadata``).  A Database built without it
+writes only the request id there.
 
 Library exceptions are translated into vutf errors here, at the boundary
 between the data layer and everything above it.
@@ -16,7 +24,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Engine
@@ -30,16 +38,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm.exc import StaleDataError
 
+from vutf_cli.db.breaker import CircuitBreaker, CircuitOpenError
 from vutf_cli.db.engine import io_deadline, make_engine, parse_database_url, sqlite_path
-from vutf_cli.db.resilience import (
-    CircuitBreaker,
-    CircuitOpenError,
-    ErrorKind,
-    RetryPolicy,
-    classify,
-    describe,
-    run_with_retry,
-)
+from vutf_cli.db.resilience import ErrorKind, classify, describe
+from vutf_cli.db.retry import RetryPolicy, run_with_retry
 from vutf_cli.db.schema_version import HEAD_REVISION
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import (
@@ -163,10 +165,13 @@ class Database:
         passwords: Passwords | None = None,
         breaker: CircuitBreaker | None = None,
         create_missing: bool | None = None,
+        audit_metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """``create_missing``: whether a missing SQLite file may be created (default:
-        only for the embedded default database; see :meth:`allow_creating`)."""
+        only for the embedded default database; see :meth:`allow_creating`).
+        ``audit_metadata``: what every audit row's metadata starts from."""
         self.settings = settings
+        self.audit_metadata: Mapping[str, Any] = dict(audit_metadata or {})
         self._engine = engine
         self._owns_engine = engine is None
         self.create_missing = (
@@ -236,65 +241,39 @@ class Database:
             passwords=passwords,
             read_only=read_only,
             request_id=request_id,
+            audit_metadata=self.audit_metadata,
         )
 
     def run(self, fn: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
         """Run ``fn`` in one transaction, retrying the whole of it on transient errors.
 
-        The circuit breaker is asked once, before the operation: while it is
-        open the call fails at once (DatabaseUnavailable) without touching the
-        server.  Every failed connection attempt is counted on it, so the
-        operation that meets an outage opens the circuit (at the latest when
-        it gives up), but an operation already admitted keeps its retries (one
-        command rides out a short restart).  A half-open trial gets a single
-        attempt.
+        The one way services open a transaction.  Retries and the circuit
+        breaker are those of :meth:`run_operation`; on top of them, a COMMIT
+        whose outcome is unknown is checked (by the request id the audit rows
+        carry) before the work is repeated, and library errors are translated
+        into vutf errors.
         """
         request_id = str(uuid.uuid4())
         state: dict[str, object] = {"unknown_commit": False}
-        breaker = self.breaker
 
         def attempt() -> T:
-            try:
-                if state["unknown_commit"] and self._request_committed(request_id):
-                    # The previous attempt's COMMIT landed; its result is the answer.
-                    return state["result"]  # type: ignore[return-value]
-                uow = self.unit_of_work(read_only=read_only, request_id=request_id)
-                with uow:
-                    result = fn(uow)
-                    state["result"] = result
-                    try:
-                        uow.commit()
-                    except SQLAlchemyError as exc:
-                        if classify(exc) is ErrorKind.CONNECTION and not read_only:
-                            state["unknown_commit"] = True
-                        raise
-            except BaseException as exc:
-                if classify(exc) is ErrorKind.CONNECTION:
-                    breaker.record_failure()
-                raise
+            if state["unknown_commit"] and self._request_committed(request_id):
+                # The previous attempt's COMMIT landed; its result is the answer.
+                return state["result"]  # type: ignore[return-value]
+            uow = self.unit_of_work(read_only=read_only, request_id=request_id)
+            with uow:
+                result = fn(uow)
+                state["result"] = result
+                try:
+                    uow.commit()
+                except SQLAlchemyError as exc:
+                    if classify(exc) is ErrorKind.CONNECTION and not read_only:
+                        state["unknown_commit"] = True
+                    raise
             return result
 
         try:
-            breaker.before_call()
-        except CircuitOpenError as exc:
-            raise DatabaseUnavailable(
-                f"database unavailable at {self.settings.masked_url}: {exc.message}",
-                hint=exc.hint,
-            ) from None
-        trial = breaker.state == "half_open"
-        policy = RetryPolicy(deadline=0.0) if trial else self.policy
-        # Connecting never outlasts the deadline (a trial: one connect timeout).
-        started = time.monotonic()
-        connect_budget = (
-            min(self.settings.connect_timeout, self.settings.db_deadline)
-            if trial
-            else self.policy.deadline
-        )
-        try:
-            with io_deadline(started + max(connect_budget, 0.0)):
-                result = run_with_retry(
-                    attempt, policy=policy, breaker=None, target=self.settings.masked_url
-                )
+            return self.run_operation(attempt)
         except DatabaseUnavailable as exc:
             if state["unknown_commit"]:
                 raise DatabaseUnavailable(
@@ -303,6 +282,72 @@ class Database:
                     "not be reached again: the change may or may not have been applied; "
                     "check (e.g. `vutf audit list`) before repeating it",
                 ) from exc
+            raise
+        except SQLAlchemyError as exc:
+            translated = translate_error(exc, self.settings.masked_url)
+            if translated is None:
+                raise
+            raise translated from exc
+        except UnicodeEncodeError:
+            # Text that is not valid UTF-8 (undecodable argv bytes, as lone
+            # surrogates) cannot be sent to the database.
+            raise InvalidInput(
+                "text that is not valid UTF-8 cannot be stored or looked up"
+            ) from None
+        except ValueError as exc:
+            if "NUL (0x00)" in str(exc):  # psycopg2: PostgreSQL text cannot hold NUL
+                raise InvalidInput(
+                    "text with a NUL character cannot be stored or looked up"
+                ) from None
+            raise
+
+    def run_operation(self, operation: Callable[[], T], *, idempotent: bool = True) -> T:
+        """Call ``operation`` (a whole transaction) under the circuit breaker and the retry policy.
+
+        The one place the breaker is driven.  It is asked once, before the
+        operation: while it is open the call fails at once
+        (DatabaseUnavailable) without touching the server.  Every failed
+        connection attempt is counted on it, so the operation that meets an
+        outage opens the circuit (at the latest when it gives up), but an
+        operation already admitted keeps its retries (one command rides out a
+        short restart).  A half-open trial, and an operation that is not
+        ``idempotent`` (it could not tell whether a lost attempt committed),
+        get a single attempt.
+
+        :meth:`run` is this plus a unit of work; Alembic's operations, which
+        open their own transaction, come here directly.  SQLAlchemy errors
+        propagate untranslated.
+        """
+        breaker = self.breaker
+        try:
+            breaker.before_call()
+        except CircuitOpenError as exc:
+            raise DatabaseUnavailable(
+                f"database unavailable at {self.settings.masked_url}: {exc.message}",
+                hint=exc.hint,
+            ) from None
+        trial = breaker.state == "half_open"
+        retries = idempotent and not trial
+        policy = self.policy if retries else RetryPolicy(deadline=0.0)
+        # Connecting never outlasts the deadline (a single attempt: one connect timeout).
+        connect_budget = (
+            self.policy.deadline
+            if retries
+            else min(self.settings.connect_timeout, self.settings.db_deadline)
+        )
+
+        def attempt() -> T:
+            try:
+                return operation()
+            except BaseException as exc:
+                if classify(exc) is ErrorKind.CONNECTION:
+                    breaker.record_failure()
+                raise
+
+        try:
+            with io_deadline(time.monotonic() + max(connect_budget, 0.0)):
+                result = run_with_retry(attempt, policy=policy, target=self.settings.masked_url)
+        except DatabaseUnavailable as exc:
             cause = exc.__cause__
             if cause is not None and classify(cause) is ErrorKind.CONNECTION:
                 # The whole deadline went on connection failures: open now,
@@ -313,30 +358,11 @@ class Database:
             else:
                 breaker.release()
             raise
-        except VutfError:
-            breaker.record_success()
-            raise
-        except SQLAlchemyError as exc:
+        except (VutfError, SQLAlchemyError):
             breaker.record_success()  # the server answered
-            translated = translate_error(exc, self.settings.masked_url)
-            if translated is None:
-                raise
-            raise translated from exc
-        except UnicodeEncodeError:
-            # Text that is not valid UTF-8 (undecodable argv bytes, as lone
-            # surrogates) cannot be sent to the database.
-            breaker.release()
-            raise InvalidInput(
-                "text that is not valid UTF-8 cannot be stored or looked up"
-            ) from None
-        except ValueError as exc:
-            breaker.release()
-            if "NUL (0x00)" in str(exc):  # psycopg2: PostgreSQL text cannot hold NUL
-                raise InvalidInput(
-                    "text with a NUL character cannot be stored or looked up"
-                ) from None
             raise
         except BaseException:
+            # Nothing said about the database's health (a bug, Ctrl-C, bad text).
             breaker.release()
             raise
         breaker.record_success()

@@ -188,16 +188,17 @@ def _check_partial_index_predicates(connection: Connection) -> None:
     Alembic does not compare index predicates; a unique index without its
     ``WHERE NOT is_deleted`` would keep a deleted user's name taken forever.
     """
+    from vutf_cli.db import models  # noqa: F401  (fills Base.metadata)
     from vutf_cli.db.base import Base
-    from vutf_cli.db.models import PARTIAL_INDEX_WHERE  # also fills Base.metadata
 
+    dialect = connection.dialect.name
     wanted = {
-        index.name: str(index.info[PARTIAL_INDEX_WHERE])
+        index.name: str(where)
         for table in Base.metadata.tables.values()
         for index in table.indexes
-        if PARTIAL_INDEX_WHERE in index.info and index.name is not None
+        if (where := index.dialect_options[dialect]["where"]) is not None and index.name is not None
     }
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
     else:
         query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"

@@ -1,16 +1,10 @@
-"""ORM models for the three tables of DESIGN.md section 2 (SQLAlchemy 2.0 typed style).
+"""ORM models for the three tables of docs/architecture.md §2 (SQLAlchemy 2.0 typed style).
 
 Case-insensitive uniqueness is enforced by partial unique indexes over
-``lower(column)`` that exclude soft-deleted rows, so a deleted name can be
-registered again.  ``version`` is SQLAlchemy's ``version_id_col``: every UPDATE
-carries ``WHERE version = :old`` and a stale one fails instead of overwriting.
-
-The partial indexes keep their ``WHERE`` in ``Index.info`` and get it as
-``postgresql_where`` / ``sqlite_where`` only where DDL is built: in a
-``before_create`` hook and in alembic/env.py (:func:`add_partial_index_predicates`).
-SQLAlchemy validates a dialect keyword by importing that dialect, and importing
-the PostgreSQL dialect would cost every SQLite command about 25 ms (and the
-SQLite one, every PostgreSQL command about 7 ms).
+``lower(column)`` that exclude soft-deleted rows (``WHERE NOT is_deleted``,
+declared here for both dialects), so a deleted name can be registered again.
+``version`` is SQLAlchemy's ``version_id_col``: every UPDATE carries ``WHERE
+version = :old`` and a stale one fails instead of overwriting.
 
 No ``from __future__ import annotations`` here: Declarative then receives the
 ``Mapped[...]`` annotations as objects instead of strings it would have to
@@ -25,14 +19,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Connection,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    event,
     false,
     func,
     text,
@@ -45,44 +36,21 @@ from vutf_cli.db.types import GUID, JSONType, UTCDateTime, utcnow
 
 AUDIT_STATUSES = ("success", "failure", "error")
 
-# Where a partial index keeps its predicate (dialect-neutral SQL text).
-PARTIAL_INDEX_WHERE: Final = "vutf_where"
-# The dialects vutf runs on; each gets the predicate as ``<dialect>_where``.
-PARTIAL_INDEX_DIALECTS: Final = ("postgresql", "sqlite")
-# Rows that count for uniqueness: soft-deleted ones do not.
+# Rows that count for uniqueness: soft-deleted ones do not.  Spelled exactly
+# as the repositories' live condition, so SQLite's planner (which matches
+# index predicates syntactically) uses these indexes too.
 LIVE_ROWS: Final = "NOT is_deleted"
 
 
 def unique_among_live_rows(name: str, *expressions: Any) -> Index:
-    """A unique index over the rows that are not soft-deleted (``WHERE NOT is_deleted``)."""
-    return Index(name, *expressions, unique=True, info={PARTIAL_INDEX_WHERE: LIVE_ROWS})
-
-
-def add_partial_index_predicate(index: Index, dialects: tuple[str, ...]) -> None:
-    """Give ``index`` its ``<dialect>_where`` keyword for each of ``dialects`` (idempotent)."""
-    predicate = index.info.get(PARTIAL_INDEX_WHERE)
-    if predicate is None:
-        return
-    for dialect in dialects:
-        index.dialect_kwargs[f"{dialect}_where"] = text(predicate)
-
-
-def add_partial_index_predicates(metadata: MetaData) -> MetaData:
-    """Every partial index of ``metadata`` with its predicate for both dialects.
-
-    For Alembic (alembic/env.py): so that autogenerate renders
-    ``postgresql_where=`` / ``sqlite_where=`` like the hand-written migrations.
-    """
-    for table in metadata.tables.values():
-        for index in table.indexes:
-            add_partial_index_predicate(index, PARTIAL_INDEX_DIALECTS)
-    return metadata
-
-
-@event.listens_for(Index, "before_create")
-def _predicate_before_create(index: Index, connection: Connection, **_: Any) -> None:
-    # create_all() / Index.create() must never build a non-partial index.
-    add_partial_index_predicate(index, (connection.dialect.name,))
+    """A unique index over the rows that are not soft-deleted, on both dialects."""
+    return Index(
+        name,
+        *expressions,
+        unique=True,
+        postgresql_where=text(LIVE_ROWS),
+        sqlite_where=text(LIVE_ROWS),
+    )
 
 
 class AuditColumns:
@@ -199,3 +167,7 @@ class AuditLog(Base):
         Index("ix_audit_log_resource_seq", "resource_type", "resource_id", "seq"),
         Index("ix_audit_log_status_seq", "status", "seq"),
     )
+
+
+# Every table vutf owns (what `vutf db status` counts and a downgrade to base drops).
+APP_TABLES: Final = (User.__tablename__, ApiKey.__tablename__, AuditLog.__tablename__)

@@ -7,9 +7,7 @@
   form of the UTC instant.  Values always come back timezone-aware UTC, and
   naive datetimes are refused on the way in (they are a bug, not data).
 
-The PostgreSQL types are imported when a PostgreSQL dialect asks for them:
-importing ``sqlalchemy.dialects.postgresql`` would cost every SQLite command
-about 25 ms.
+The PostgreSQL types are looked up when a PostgreSQL dialect asks for them.
 """
 
 from __future__ import annotations

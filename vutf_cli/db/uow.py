@@ -2,13 +2,16 @@
 
 Only this class opens, commits and closes sessions.  Repositories receive its
 session and never commit.  Every audit row written through ``uow.audit``
-carries the unit of work's ``request_id`` in its metadata, which is how a
-retry after an unknown COMMIT outcome finds out whether the write landed.
+starts its metadata from the unit of work's ``audit_metadata`` (what the
+services recorded about the process and the invocation) plus its
+``request_id``, which is how a retry after an unknown COMMIT outcome finds
+out whether the write landed.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -33,17 +36,21 @@ class UnitOfWork:
         engine: Engine,
         settings: Settings,
         *,
-        passwords: Passwords | None = None,
+        passwords: Passwords,
         read_only: bool = False,
         request_id: str | None = None,
         actor: str | None = None,
+        audit_metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        """``audit_metadata``: what every audit row's metadata starts from, besides the
+        request id (built by the services; see ``services.audit_trail``)."""
         self.engine = engine
         self.settings = settings
         self.read_only = read_only
         self.request_id = request_id or str(uuid.uuid4())
         self.actor = actor or settings.actor
-        self._passwords = passwords
+        self.passwords = passwords
+        self.audit_metadata: Mapping[str, Any] = audit_metadata or {}
         self._connection: Connection | None = None
         self._session: Session | None = None
         self._resources = ExitStack()
@@ -115,16 +122,6 @@ class UnitOfWork:
         return str(self.engine.dialect.name)
 
     @property
-    def passwords(self) -> Passwords:
-        if self._passwords is None:
-            from vutf_cli.security.passwords import Passwords
-
-            self._passwords = Passwords(
-                self.settings.argon2_profile, min_length=self.settings.min_password_length
-            )
-        return self._passwords
-
-    @property
     def users(self) -> UserRepository:
         if "users" not in self._repos:
             from vutf_cli.db.repositories.users import UserRepository
@@ -154,7 +151,7 @@ class UnitOfWork:
             self._repos["audit"] = AuditLogRepository(
                 self.session,
                 hmac_key=self.settings.audit_key,
-                request_id=self.request_id,
+                default_metadata={**self.audit_metadata, "request_id": self.request_id},
                 actor=self.actor,
             )
         repo: AuditLogRepository = self._repos["audit"]
@@ -169,9 +166,8 @@ class UnitOfWork:
     def _has_version_table(self) -> bool:
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
-            # Resolved on the search_path exactly as the query above resolves it.
-            # Not the inspector: compiling its reflection query costs every
-            # command about 3 ms.
+            # Resolved on the search_path exactly as the query above resolves
+            # it (the inspector looks in the default schema only).
             found = connection.exec_driver_sql("SELECT to_regclass('alembic_version') IS NOT NULL")
             return bool(found.scalar())
         from sqlalchemy import inspect

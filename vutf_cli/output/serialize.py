@@ -1,7 +1,7 @@
 """Turn service results (frozen dataclass views) into JSON-ready values.
 
 This is the one place that decides how values look in machine output
-(DESIGN.md section 5):
+(docs/architecture.md §5):
 
 * timestamps are ISO 8601 in UTC with exactly six fractional digits and a
   ``Z`` suffix (``2026-11-26T06:10:04.123456Z``), so they sort as strings and
@@ -19,7 +19,8 @@ JSON layout (the decision the brief asked for):
   streamed array is byte-for-byte what ``json.dumps(rows, indent=2)`` would
   have produced, without ever building the list.
 
-Nothing here imports rich: the json/jsonl/csv paths must stay cheap.
+All JSON text is made by ``json.JSONEncoder`` (public API only).  Nothing here
+imports rich: the json/jsonl/csv paths must stay cheap.
 """
 
 from __future__ import annotations
@@ -28,16 +29,14 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from enum import Enum
-from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["dumps", "format_timestamp", "json_array_item", "terminal_safe_json", "to_jsonable"]
 
-# Exact types that JSON represents natively; checked with ``type(x) in ...``
-# first because that is the common case and the cheapest test.
+# Exact types that JSON represents natively: the common case, tested first.
 _NATIVE: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 # With ensure_ascii=False, json leaves DEL, the C1 controls (U+0080-U+009F,
@@ -54,16 +53,11 @@ def format_timestamp(value: datetime) -> str:
     A naive datetime is taken to be UTC already (that is how the SQLite
     column type stores it).
     """
-    if value.tzinfo is UTC:
-        # The common case (what the database layer returns), without a copy.
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        utc = value
-    else:
-        utc = value.astimezone(UTC)
+    if value.utcoffset() is not None:
+        value = value.astimezone(UTC)
     # isoformat rather than strftime: strftime does not zero-pad years < 1000
-    # on every platform.
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # on every platform; timespec keeps a zero fraction.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -139,80 +133,23 @@ def _escape_unsafe(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def terminal_safe_json(text: str) -> str:
-    """JSON ``text`` made by someone else (the database) with the escaping :func:`dumps` adds.
+def terminal_safe_json(data: bytes) -> bytes:
+    """UTF-8 JSON text made by someone else (the database) with the escaping :func:`dumps` adds.
 
-    Checked in C first: ASCII text without DEL, the common case, is returned as is.
+    Every character ``_JSON_UNSAFE`` matches is DEL or non-ASCII, so ASCII
+    text without DEL (the common case, checked in C) is returned as it is.
     """
-    if text.isascii() and "\x7f" not in text:
-        return text
-    return _escape_unsafe(text)
+    if data.isascii() and b"\x7f" not in data:
+        return data
+    return _escape_unsafe(data.decode("utf-8")).encode("utf-8")
 
 
-class _NotFlat(Exception):
-    """A value the flat-object writer leaves to json."""
-
-
-def _float_text(value: float) -> str:
-    if value - value != 0:  # NaN or +-inf: json's own spelling, via the general path
-        raise _NotFlat
-    return float.__repr__(value)
-
-
-def _quoted_uuid(value: uuid.UUID) -> str:
-    return f'"{value}"'
-
-
-def _datetime_text(value: datetime) -> str:
-    return encode_basestring(format_timestamp(value))
-
-
-# Exact type -> its text as json.dumps(..., ensure_ascii=False) writes it (after
-# the conversions of to_jsonable).  Subclasses, containers and everything else
-# take the general path.
-_SCALAR_WRITERS: dict[type, Callable[[Any], str]] = {
-    str: encode_basestring,
-    bool: lambda value: "true" if value else "false",
-    type(None): lambda _value: "null",
-    int: int.__repr__,
-    float: _float_text,
-    datetime: _datetime_text,
-    uuid.UUID: _quoted_uuid,
-}
-
-# '  "key": ' for each (margin, key) seen; listings repeat the same few keys.
-_KEY_PREFIXES: dict[tuple[str, str], str] = {}
-_KEY_PREFIXES_MAX = 4096
-
-
-def _key_prefix(margin: str, key: Any) -> str:
-    prefix = _KEY_PREFIXES.get((margin, key))
-    if prefix is None:
-        if type(key) is not str:
-            raise _NotFlat
-        prefix = f"{margin}  {encode_basestring(key)}: "
-        if len(_KEY_PREFIXES) < _KEY_PREFIXES_MAX:
-            _KEY_PREFIXES[(margin, key)] = prefix
-    return prefix
-
-
-def _flat_object_indented(record: dict[Any, Any], margin: str) -> str | None:
-    """``json.dumps(record, indent=2)`` (each new line after ``margin``) for a flat object.
-
-    A row of a listing is a dict of scalars: written directly, it costs a
-    fraction of json's pure-Python indenting encoder.  None when ``record``
-    holds anything but string keys and the scalars of ``_SCALAR_WRITERS``.
-    """
-    if not record:
-        return "{}"
-    writers = _SCALAR_WRITERS
-    try:
-        lines = [
-            _key_prefix(margin, key) + writers[type(value)](value) for key, value in record.items()
-        ]
-    except (KeyError, _NotFlat):
-        return None
-    return "{\n" + ",\n".join(lines) + f"\n{margin}}}"
+# One encoder per layout, with json's public ``default`` hook; json.dumps
+# would build an equal encoder on every call.
+_COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+_INDENTED: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ": "), indent=2, default=_default
+)
 
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
@@ -223,22 +160,19 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
     as is (``ensure_ascii=False``) except for terminal-unsafe characters, see
     ``_JSON_UNSAFE``.
     """
-    if indent == 2 and type(obj) is dict:
-        flat = _flat_object_indented(obj, "")
-        if flat is not None:
-            return _escape_unsafe(flat)
-    separators = (",", ":") if indent is None else (",", ": ")
+    if indent is None:
+        encoder = _COMPACT
+    elif indent == 2:
+        encoder = _INDENTED
+    else:
+        raise ValueError(f"indent must be None or 2, not {indent!r}")
     try:
-        text = json.dumps(
-            obj, ensure_ascii=False, separators=separators, indent=indent, default=_default
-        )
+        text = encoder.encode(obj)
     except TypeError:
-        # Fast path failed, e.g. on a dict with UUID keys (json's default hook
-        # is not called for keys).  The full walk either fixes it or raises a
-        # clearer TypeError.
-        text = json.dumps(
-            to_jsonable(obj), ensure_ascii=False, separators=separators, indent=indent
-        )
+        # json calls ``default`` for values only, never for object keys (a
+        # UUID key, say): convert everything first.  This either works or
+        # raises to_jsonable's clearer TypeError.
+        text = encoder.encode(to_jsonable(obj))
     return _escape_unsafe(text)
 
 
@@ -249,8 +183,4 @@ def json_array_item(obj: Any) -> str:
     exactly ``json.dumps(list, indent=2)``.  Replacing newlines is safe because
     JSON text never has a raw newline inside a string.
     """
-    if type(obj) is dict:
-        flat = _flat_object_indented(obj, "  ")
-        if flat is not None:
-            return _escape_unsafe(flat)
     return dumps(obj, indent=2).replace("\n", "\n  ")

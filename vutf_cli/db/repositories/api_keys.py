@@ -287,9 +287,6 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         now = now or utcnow()
         return sum(1 for key in keys if self.revoke(key, now=now))
 
-    def revoke_all_for_user(self, user_id: uuid.UUID, *, now: datetime | None = None) -> int:
-        return self.revoke_many(self.list_for_user(user_id), now=now)
-
     def _ensure_changeable(self, key: ApiKey) -> None:
         if key.is_deleted:
             raise Conflict(f"API key '{key.name}' ({key.key_prefix}) is deleted")
@@ -299,20 +296,12 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
     def set_expiry(
         self, key: ApiKey, expires_at: datetime | None, *, now: datetime | None = None
     ) -> ApiKey:
-        """Set a future expiry (or none); expiring now is :meth:`expire`."""
+        """Set a future expiry (or none); a key is ended now by revoking it."""
         now = now or utcnow()
         self._ensure_changeable(key)
         if expires_at is not None and _require_aware(expires_at, "expiry") <= now:
             raise InvalidInput("expiry must be in the future (to end a key now, expire it)")
         return self.update(key, expires_at=expires_at)
-
-    def expire(self, key: ApiKey, *, now: datetime | None = None) -> ApiKey:
-        """End ``key`` now; a key already past its expiry is left as it is."""
-        now = now or utcnow()
-        self._ensure_changeable(key)
-        if key.expires_at is not None and key.expires_at <= now:
-            return key
-        return self.update(key, expires_at=now)
 
     def update_permissions(self, key: ApiKey, permissions: Mapping[str, bool]) -> ApiKey:
         self._ensure_changeable(key)

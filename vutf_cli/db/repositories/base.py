@@ -1,4 +1,4 @@
-"""BaseRepository: typed CRUD, filtering, soft delete and pagination over one model.
+"""BaseRepository: typed CRUD, filtering, soft delete and keyset pagination over one model.
 
 A repository receives a Session from the unit of work and only ever flushes;
 it never commits, closes a session or builds an engine.  Everything a caller
@@ -10,15 +10,13 @@ The "live" condition is written ``NOT <table>.is_deleted`` on both dialects,
 literally the predicate of the partial unique indexes, so SQLite's planner
 (which matches index predicates syntactically) can use them too.
 
-Two ways to page:
-
-* ``page()``: offset and limit plus the total, for small tables and people.
-* ``keyset()``: an opaque cursor holding the last row's (order value, primary
-  key); the next page is everything strictly after it in (order, pk) order, so
-  no row is skipped or repeated even when many rows share an order value or
-  rows are inserted meanwhile.  NULL order values sort last ascending (first
-  descending) on both dialects.  ``keyset_rows()`` pages the same way but
-  returns plain result rows, for read-only listings.
+Listing is by keyset pages: ``keyset()`` takes an opaque cursor holding the
+last row's (order value, primary key); the next page is everything strictly
+after it in (order, pk) order, so no row is skipped or repeated even when
+many rows share an order value or rows are inserted meanwhile.  NULL order
+values sort last ascending (first descending) on both dialects.
+``keyset_rows()`` pages the same way but returns plain result rows, for
+read-only listings.
 
 Model introspection reads what a mapper knows from its declaration (its
 columns and primary key), so building a query does not configure every
@@ -27,26 +25,18 @@ mapper of the registry; only loading ORM objects does.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
-    Float,
     Integer,
-    Numeric,
     Row,
     Select,
-    String,
     and_,
     func,
     literal,
@@ -62,13 +52,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.base import ExecutableOption
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Column, Table
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from vutf_cli.db.base import Base
-from vutf_cli.db.types import GUID, JSONType, UTCDateTime, utcnow
+from vutf_cli.db.repositories.cursor import decode_cursor, encode_cursor, type_tag
+from vutf_cli.db.types import GUID, utcnow
 from vutf_cli.errors import Conflict, InvalidInput, NotFound, StaleVersion
 
-__all__ = ["BaseRepository", "KeysetPage", "Page"]
+__all__ = ["BaseRepository", "KeysetPage"]
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=Base)
@@ -76,22 +66,9 @@ StatementT = TypeVar("StatementT", bound=Select[Any])
 
 # Set at creation, never changed by update().
 IMMUTABLE_COLUMNS: Final = frozenset({"id", "created_at", "created_by", "version"})
-DEFAULT_ORDER: Final = ("created_at", "id")
-# A cursor is a few dozen bytes; anything much longer is not one of ours.
-MAX_CURSOR_CHARS: Final = 1024
 
 _STALE_MESSAGE: Final = "the record was changed by someone else meanwhile; nothing was written"
 _STALE_HINT: Final = "re-read it and try again"
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One offset page and the total number of matching rows."""
-
-    items: list[T]
-    total: int
-    offset: int
-    limit: int
 
 
 @dataclass(frozen=True)
@@ -111,78 +88,6 @@ def _words(class_name: str) -> str:
 def _mapper_of(model: type[Base]) -> Mapper[Any]:
     mapper: Mapper[Any] = sa_inspect(model)
     return mapper
-
-
-# -- cursor values ------------------------------------------------------------
-# Every value in a cursor is a [tag, json-value] pair; the tag says how to
-# rebuild the Python value and must match the type of the ordering column.
-_TAG_NULL: Final = "n"
-
-
-def _type_tag(type_: TypeEngine[Any]) -> str | None:
-    """The cursor tag for values of a column type, or None if it cannot be paged by."""
-    if isinstance(type_, JSONType):
-        return None
-    if isinstance(type_, GUID):
-        return "u"
-    if isinstance(type_, UTCDateTime | DateTime):
-        return "t"
-    if isinstance(type_, TypeDecorator):
-        return _type_tag(type_.impl_instance)
-    if isinstance(type_, Boolean):
-        return "b"
-    if isinstance(type_, Integer):
-        return "i"
-    if isinstance(type_, Float | Numeric):
-        return "f"
-    if isinstance(type_, String):
-        return "s"
-    return None
-
-
-def _encode_value(value: Any) -> list[Any]:
-    if value is None:
-        return [_TAG_NULL, None]
-    if isinstance(value, uuid.UUID):
-        return ["u", str(value)]
-    if isinstance(value, datetime):
-        return ["t", value.isoformat()]
-    if isinstance(value, bool):
-        return ["b", value]
-    if isinstance(value, int):
-        return ["i", value]
-    if isinstance(value, float):
-        return ["f", value]
-    if isinstance(value, str):
-        return ["s", value]
-    raise TypeError(f"cannot put a {type(value).__name__} in a cursor")
-
-
-def _decode_value(encoded: Any, expected_tag: str, *, nullable: bool) -> Any:
-    """Rebuild a cursor value; ValueError/TypeError for anything malformed."""
-    if not isinstance(encoded, list) or len(encoded) != 2:
-        raise ValueError("not a [tag, value] pair")
-    tag, raw = encoded
-    if tag == _TAG_NULL and raw is None and nullable:
-        return None
-    if tag != expected_tag:
-        raise ValueError("value of the wrong type")
-    if tag == "u" and isinstance(raw, str):
-        return uuid.UUID(raw)
-    if tag == "t" and isinstance(raw, str):
-        moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
-            raise ValueError("naive datetime")
-        return moment
-    if tag == "b" and isinstance(raw, bool):
-        return raw
-    if tag == "i" and isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if tag == "f" and isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if tag == "s" and isinstance(raw, str):
-        return raw
-    raise ValueError("value does not match its tag")
 
 
 class BaseRepository(Generic[ModelT]):
@@ -309,35 +214,6 @@ class BaseRepository(Generic[ModelT]):
                 )
             options.append(selectinload(getattr(self.model, name)))
         return options
-
-    def _order_clauses(self, order_by: Sequence[str] | str) -> list[ColumnElement[Any]]:
-        """ORDER BY for ``order_by`` names (``-name`` descending), ending in the primary key.
-
-        NULLs sort last ascending and first descending on both dialects, and
-        the primary key is appended when absent so that equal values still
-        come back in one stable order (offset pages never overlap).
-        """
-        names = (order_by,) if isinstance(order_by, str) else tuple(order_by)
-        clauses: list[ColumnElement[Any]] = []
-        seen: set[str] = set()
-        for spec in names:
-            if not isinstance(spec, str) or not spec.lstrip("-"):
-                raise InvalidInput(f"invalid ordering {spec!r}")
-            descending = spec.startswith("-")
-            name = spec[1:] if descending else spec
-            column = self._column(name)
-            if name in seen:
-                continue
-            seen.add(name)
-            nullable = bool(self._table_column(name).nullable)
-            if descending:
-                clause = column.desc().nulls_first() if nullable else column.desc()
-            else:
-                clause = column.asc().nulls_last() if nullable else column.asc()
-            clauses.append(clause)
-        if self._pk_name not in seen:
-            clauses.append(self._column(self._pk_name).asc())
-        return clauses
 
     def _query(
         self,
@@ -485,71 +361,12 @@ class BaseRepository(Generic[ModelT]):
         **filters: Any,
     ) -> int:
         statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
-        return self._count(statement)
-
-    def _count(self, statement: Select[Any]) -> int:
         total = self.session.execute(
             select(func.count()).select_from(statement.order_by(None).subquery())
         ).scalar_one()
         return int(total)
 
     # -- listing ---------------------------------------------------------------
-    def find(
-        self,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        order_by: Sequence[str] = DEFAULT_ORDER,
-        offset: int = 0,
-        limit: int | None = 50,
-        include_deleted: bool = False,
-        load: Sequence[str] = (),
-        where: Sequence[ColumnElement[bool]] = (),
-    ) -> list[ModelT]:
-        """Rows matching ``filters`` and ``where``, ordered, from ``offset``, at most ``limit``.
-
-        ``limit=None`` returns every match.
-        """
-        if offset < 0:
-            raise InvalidInput(f"offset must not be negative (got {offset})")
-        if limit is not None and limit < 0:
-            raise InvalidInput(f"limit must not be negative (got {limit})")
-        statement = self._query(filters=filters, include_deleted=include_deleted, where=where)
-        statement = statement.order_by(*self._order_clauses(order_by))
-        if offset:
-            statement = statement.offset(offset)
-        if limit is not None:
-            statement = statement.limit(limit)
-        options = self._load_options(load)
-        if options:
-            statement = statement.options(*options)
-        return cast(list[ModelT], list(self.session.scalars(statement)))
-
-    def page(
-        self,
-        *,
-        filters: Mapping[str, Any] | None = None,
-        order_by: Sequence[str] = DEFAULT_ORDER,
-        offset: int = 0,
-        limit: int = 50,
-        include_deleted: bool = False,
-        load: Sequence[str] = (),
-        where: Sequence[ColumnElement[bool]] = (),
-    ) -> Page[ModelT]:
-        """One offset page plus the total number of matching rows."""
-        items = self.find(
-            filters=filters,
-            order_by=order_by,
-            offset=offset,
-            limit=limit,
-            include_deleted=include_deleted,
-            load=load,
-            where=where,
-        )
-        total = self._count(
-            self._query(filters=filters, include_deleted=include_deleted, where=where)
-        )
-        return Page(items=items, total=total, offset=offset, limit=limit)
-
     def keyset(
         self,
         *,
@@ -592,9 +409,9 @@ class BaseRepository(Generic[ModelT]):
     ) -> KeysetPage[Row[Any]]:
         """:meth:`keyset` as plain result rows: every column of the table, by column name.
 
-        Same order, cursors and checks, for reads that only copy values out:
-        no ORM object is built and no mapper configured, which saves a
-        one-page command (``vutf users list``) several milliseconds.
+        Same order, cursors and checks (one statement builder), for reads
+        that only copy values out: no ORM object is built and no mapper
+        configured.
         """
         statement = self._keyset_statement(
             filters=filters,
@@ -630,7 +447,7 @@ class BaseRepository(Generic[ModelT]):
             raise InvalidInput(f"limit must be at least 1 (got {limit})")
         column = self._column(order_by)
         table_column = self._table_column(order_by)
-        tag = _type_tag(table_column.type)
+        tag = type_tag(table_column.type)
         if tag is None:
             raise InvalidInput(f"cannot page {self._name} rows by {order_by!r}")
         nullable = bool(table_column.nullable) and order_by != self._pk_name
@@ -641,7 +458,14 @@ class BaseRepository(Generic[ModelT]):
             filters=filters, include_deleted=include_deleted, where=where, rows=rows
         )
         if cursor is not None:
-            value, last_pk = self._decode_cursor(cursor, order_by, descending, tag, nullable)
+            value, last_pk = decode_cursor(
+                cursor,
+                order_by=order_by,
+                descending=descending,
+                tag=tag,
+                nullable=nullable,
+                pk_tag=type_tag(self._table_column(pk_name).type) or "",
+            )
             statement = statement.where(
                 self._after(column, pk, value, last_pk, descending=descending, nullable=nullable)
             )
@@ -666,7 +490,7 @@ class BaseRepository(Generic[ModelT]):
         next_cursor = None
         if len(found) > limit:
             last = items[-1]
-            next_cursor = self._encode_cursor(
+            next_cursor = encode_cursor(
                 order_by, descending, value(last, order_by), value(last, self._pk_name)
             )
         return KeysetPage(items=items, next_cursor=next_cursor)
@@ -700,37 +524,3 @@ class BaseRepository(Generic[ModelT]):
             return tuple_(column, pk) < tuple_(typed_value, typed_pk)
         after = tuple_(column, pk) > tuple_(typed_value, typed_pk)
         return or_(after, column.is_(None)) if nullable else after
-
-    @staticmethod
-    def _encode_cursor(order_by: str, descending: bool, value: Any, last_pk: Any) -> str:
-        payload = {
-            "o": order_by,
-            "d": descending,
-            "v": _encode_value(value),
-            "k": _encode_value(last_pk),
-        }
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-    def _decode_cursor(
-        self, cursor: str, order_by: str, descending: bool, tag: str, nullable: bool
-    ) -> tuple[Any, Any]:
-        """(order value, primary key) from a cursor of this ordering; InvalidInput otherwise."""
-        invalid = InvalidInput(
-            "invalid cursor: pass back the next_cursor of the previous page unchanged"
-        )
-        if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_CHARS:
-            raise invalid
-        try:
-            raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-            payload = json.loads(raw)
-            if not isinstance(payload, dict) or set(payload) != {"o", "d", "v", "k"}:
-                raise ValueError("unexpected cursor shape")
-            if payload["o"] != order_by or payload["d"] is not descending:
-                raise ValueError("cursor of another ordering")
-            pk_tag = _type_tag(self._table_column(self._pk_name).type) or ""
-            value = _decode_value(payload["v"], tag, nullable=nullable)
-            last_pk = _decode_value(payload["k"], pk_tag, nullable=False)
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-            raise invalid from exc
-        return value, last_pk

@@ -1,4 +1,4 @@
-"""UserRepository: lookups, registration, authentication and password changes.
+"""UserRepository: lookups, registration, updates and the password check.
 
 Usernames and emails are unique case-insensitively among rows that are not
 deleted.  Every such comparison is written ``lower(column) = :value`` (the
@@ -8,14 +8,13 @@ The availability checks give a friendly Conflict; the indexes stay the final
 guard against a concurrent registration (an IntegrityError at flush, which
 ``Database.run`` turns into the same Conflict).
 
-Authentication never tells an unknown user from a wrong password: both cost
-one argon2 verify and get the same message.
+The password check never tells an unknown user from a wrong password: both
+cost one argon2 verify and get the same message.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import re
 import uuid
@@ -163,15 +162,6 @@ def escape_like(text: str, escape: str = LIKE_ESCAPE) -> str:
     return text.replace(escape, escape * 2).replace("%", escape + "%").replace("_", escape + "_")
 
 
-def _normalize_ip(ip: str | None) -> str | None:
-    if ip is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(ip.strip()))
-    except ValueError:
-        raise InvalidInput(f"invalid IP address {ip[:64]!r}") from None
-
-
 class UserRepository(BaseRepository[User]):
     model = User
     label = "user"
@@ -242,23 +232,12 @@ class UserRepository(BaseRepository[User]):
             )
         )
 
-    def search(self, text: str, *, include_deleted: bool = False, limit: int = 50) -> list[User]:
-        return self.find(
-            where=[self.search_condition(text)], include_deleted=include_deleted, limit=limit
-        )
-
     def _taken(self, column: Any, value: str, *, exclude: uuid.UUID | None = None) -> bool:
         """Whether a live row other than ``exclude`` holds ``value`` case-insensitively."""
         statement: Select[Any] = self._select().where(func.lower(column) == value.lower())
         if exclude is not None:
             statement = statement.where(User.id != exclude)
         return self.session.scalars(statement.limit(1)).first() is not None
-
-    def is_username_available(self, username: str) -> bool:
-        return not self._taken(User.username, username)
-
-    def is_email_available(self, email: str) -> bool:
-        return not self._taken(User.email, email.strip())
 
     def holders_of(self, usernames: Iterable[str], emails: Iterable[str]) -> list[tuple[str, str]]:
         """``(username, email)`` of every live user holding one of ``usernames`` or ``emails``.
@@ -462,11 +441,12 @@ class UserRepository(BaseRepository[User]):
         return super().restore(obj)
 
     # -- passwords ----------------------------------------------------------------
-    def _verified_user(self, identifier: str, password: str) -> User:
+    def check_password(self, identifier: str, password: str) -> User:
         """The live user ``identifier`` if ``password`` is theirs, else Denied.
 
-        An unknown (or deleted) user costs one dummy verify, like a wrong
-        password, and gets the same message.
+        Records nothing and ignores ``is_active``.  An unknown (or deleted)
+        user costs one dummy verify, like a wrong password, and gets the same
+        message.
         """
         user = self.get_by_identifier(identifier)
         if user is None:
@@ -475,39 +455,6 @@ class UserRepository(BaseRepository[User]):
         if not self.passwords.verify(user.password_hash, password):
             raise Denied(INVALID_CREDENTIALS)
         return user
-
-    def authenticate(self, identifier: str, password: str, *, ip: str | None = None) -> User:
-        """Check the password of an active user and record the login.
-
-        "user is inactive" is only said after the password verified, so it
-        tells nothing to someone who does not know the password.  A hash made
-        with other parameters is replaced by one with the current ones.
-        """
-        login_ip = _normalize_ip(ip)
-        user = self._verified_user(identifier, password)
-        if not user.is_active:
-            raise Denied("user is inactive")
-        if self.passwords.needs_rehash(user.password_hash):
-            user.password_hash = self.passwords.hash(password)
-        # A login is not an edit: updated_by stays as it was.
-        user.last_login_at = utcnow()
-        user.last_login_ip = login_ip
-        self._flush()
-        return user
-
-    def check_password(self, identifier: str, password: str) -> User:
-        """Whether ``password`` is the user's; records nothing and ignores ``is_active``."""
-        return self._verified_user(identifier, password)
-
-    def change_password(
-        self, user: User, new_password: str, *, expected_version: int | None = None
-    ) -> User:
-        self.passwords.check_strength(new_password)
-        return self.update(
-            user,
-            expected_version=expected_version,
-            password_hash=self.passwords.hash(new_password),
-        )
 
     # -- state --------------------------------------------------------------------
     def set_active(self, user: User, active: bool) -> User:

@@ -1,0 +1,146 @@
+"""`vutf users list` and `vutf users show`: reading users.
+
+Registered on the `vutf users` group by :mod:`vutf_cli.cli.users`, in the
+order the help lists the commands; the decisions (sorting, paging, search,
+deleted users) are in :mod:`vutf_cli.services.user_queries`.  ``list`` prints
+the cursor of the next page on stderr as ``next cursor: ...``, even with
+``--quiet`` (a script paging through needs it), and never on stdout, which
+stays a clean document.
+
+No ``from __future__ import annotations`` here: Typer reads the annotations
+of the command being run, and string annotations would be compiled and
+evaluated there, twice each (names imported only for type checking are
+quoted instead).
+"""
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from vutf_cli.cli.context import get_app
+from vutf_cli.cli.user_options import UserArgument, emit_user, user_columns, user_record
+from vutf_cli.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from vutf_cli.output import Column
+
+__all__ = ["list_users", "show"]
+
+_KEY_TABLE_COLUMNS = ("name", "key_prefix", "state", "scopes", "expires_at", "last_used_at")
+
+
+def _key_columns() -> "list[Column]":
+    from dataclasses import fields
+
+    from vutf_cli.domain.views import ApiKeyView
+    from vutf_cli.output import Column
+
+    return [Column(f.name, in_table=f.name in _KEY_TABLE_COLUMNS) for f in fields(ApiKeyView)]
+
+
+def list_users(
+    ctx: typer.Context,
+    active: Annotated[
+        bool | None,
+        typer.Option("--active/--inactive", help="Only active, or only inactive, users."),
+    ] = None,
+    superuser: Annotated[
+        bool | None,
+        typer.Option("--superuser/--no-superuser", help="Only superusers, or only the others."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            metavar="TEXT",
+            help="Case-insensitive substring of username, email or full name (% and _ literal).",
+        ),
+    ] = None,
+    deleted: Annotated[bool, typer.Option("--deleted", help="Only deleted users.")] = False,
+    all_users: Annotated[
+        bool, typer.Option("--all", help="Deleted and live users together.")
+    ] = False,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="FIELD",
+            help="username, email or created_at; prefix - for descending.",
+        ),
+    ] = "created_at",
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most N users (1-10000).")
+    ] = 100,
+    cursor: Annotated[
+        str | None,
+        typer.Option(
+            "--cursor", metavar="CURSOR", help="Continue after a previous page (same sort)."
+        ),
+    ] = None,
+) -> None:
+    """List users, a page at a time.
+
+    When there are more users than --limit, the cursor of the next page is
+    printed on stderr as "next cursor: ..."; pass it to --cursor with the
+    same filters and sort.
+
+    \b
+    Examples:
+      vutf users list
+      vutf users list --inactive --search acme --sort -created_at
+      vutf users list --json | jq -r '.[].email'
+      vutf users list --limit 50 --cursor "$CURSOR" -o jsonl
+    """
+    from vutf_cli.services import user_queries as service
+
+    app_ctx = get_app(ctx)
+    if deleted and all_users:
+        raise InvalidInput("use either --deleted or --all, not both")
+    page = service.list_users(
+        app_ctx.database(),
+        active=active,
+        superuser=superuser,
+        search=search,
+        deleted="deleted" if deleted else "all" if all_users else "live",
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    terminal = app_ctx.terminal
+    terminal.emit_rows(page.items, columns=user_columns(), empty_notice="no users found")
+    if page.next_cursor is not None:
+        # Written even with --quiet: it is how a script gets the next page.
+        terminal.stderr.write(f"next cursor: {page.next_cursor}\n")
+        terminal.stderr.flush()
+
+
+def show(
+    ctx: typer.Context,
+    user: UserArgument,
+    with_keys: Annotated[
+        bool, typer.Option("--with-keys", help="Also list the user's API keys.")
+    ] = False,
+) -> None:
+    """Show one user (deleted users too, marked as such).
+
+    \b
+    Examples:
+      vutf users show alice
+      vutf users show alice@example.com --with-keys
+      vutf users show alice --json | jq .version
+    """
+    from vutf_cli.services import user_queries as service
+
+    app_ctx = get_app(ctx)
+    detail = service.show_user(app_ctx.database(), user, with_keys=with_keys)
+    terminal = app_ctx.terminal
+    if detail.user.is_deleted:
+        terminal.notice(f"user '{detail.user.username}' is deleted")
+    if detail.api_keys is None:
+        emit_user(app_ctx, detail.user)
+    elif terminal.output_format == "table":
+        emit_user(app_ctx, detail.user)
+        terminal.stdout.write("\n")
+        terminal.emit_rows(detail.api_keys, columns=_key_columns(), empty_notice="no API keys")
+    else:
+        terminal.emit_object(user_record(detail.user, api_keys=list(detail.api_keys)))

@@ -1,0 +1,93 @@
+"""``Stdout``: the one place the output layer writes data to stdout.
+
+A reader that stops early (``vutf audit export | head``) closes the pipe, and
+the next write or flush fails with ``BrokenPipeError``.  That is a normal way
+for a pipeline to end, not a failure, so every write here turns it into
+:class:`~vutf_cli.errors.PipeClosed`, which the entry point maps to exit 0
+(docs/architecture.md §5).  Nothing else in the output layer touches the
+stream, so no ``BrokenPipeError`` leaves it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from vutf_cli.errors import PipeClosed
+
+__all__ = ["Stdout", "colors_allowed", "isatty"]
+
+
+def isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        # No isatty, or a closed stream (e.g. at interpreter shutdown).
+        return False
+
+
+def colors_allowed(no_color: bool) -> bool:
+    """Neither --no-color nor NO_COLOR (https://no-color.org/: set *and non-empty*)."""
+    return not no_color and os.environ.get("NO_COLOR", "") == ""
+
+
+class Stdout:
+    """stdout as the renderers and commands see it: text, bytes, and what kind of stream.
+
+    ``stream=None`` means whatever ``sys.stdout`` is *when written to*, so
+    test runners that swap it (Click's CliRunner) see the output.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, no_color: bool = False) -> None:
+        self._stream = stream
+        self.no_color = no_color
+
+    @property
+    def stream(self) -> TextIO:
+        """The text stream written to now."""
+        return self._stream if self._stream is not None else sys.stdout
+
+    @property
+    def is_tty(self) -> bool:
+        return isatty(self.stream)
+
+    @property
+    def color(self) -> bool:
+        """Whether ANSI styling may be written: colours allowed, and a terminal."""
+        return colors_allowed(self.no_color) and self.is_tty
+
+    # The three methods below are every way data reaches stdout; each turns
+    # a closed pipe into PipeClosed.
+    def write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except BrokenPipeError as exc:
+            raise PipeClosed() from exc
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write UTF-8 ``data`` to the binary stream under stdout when there is one.
+
+        The caller flushes the text layer first (:meth:`flush`) so that what
+        it wrote earlier comes first.
+        """
+        stream = self.stream
+        binary = getattr(stream, "buffer", None)
+        try:
+            if binary is not None:
+                binary.write(data)
+            else:
+                stream.write(data.decode("utf-8"))
+        except BrokenPipeError as exc:
+            raise PipeClosed() from exc
+
+    def flush(self) -> None:
+        stream = self.stream
+        binary = getattr(stream, "buffer", None)
+        try:
+            # The text layer first: it hands what it holds to the binary layer.
+            stream.flush()
+            if binary is not None:
+                binary.flush()
+        except BrokenPipeError as exc:
+            raise PipeClosed() from exc
