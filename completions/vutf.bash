@@ -1,5 +1,5 @@
 # bash completion for vutf, generated from its command tree by
-#   python -m vutf_cli.cli.completion --write completions/
+#   python -m vutf_cli.cli.completion_files --write completions/
 # (the same as `vutf completion bash`): do not edit.  Completing starts
 # no process, except `vutf completion names` for usernames and key prefixes.
 # Install: vutf completion bash > ~/.local/share/bash-completion/completions/vutf
@@ -38,23 +38,23 @@ _vutf_options() {  # PATH: sets _vutf_words to its own options and the global on
         'db grant-runtime') _vutf_words='--create --no-hard-delete --sql' ;;
         'db revoke-runtime') _vutf_words='--sql' ;;
         'users create') _vutf_words='--email --full-name --superuser --verified --password-stdin --password-file --generate-password --if-not-exists' ;;
-        'users list') _vutf_words='--active --inactive --superuser --no-superuser --search --deleted --all --sort --limit --cursor' ;;
+        'users list') _vutf_words='--active --inactive --superuser --no-superuser --search --deleted --include-deleted --sort --limit --cursor --all' ;;
         'users show') _vutf_words='--with-keys' ;;
         'users update') _vutf_words='--email --full-name --superuser --no-superuser --expected-version' ;;
         'users set-password') _vutf_words='--password-stdin --password-file --expected-version' ;;
         'users check-password') _vutf_words='--password-stdin --password-file' ;;
         'users delete') _vutf_words='--hard' ;;
-        'users export') _vutf_words='--include-hashes --deleted --all' ;;
+        'users export') _vutf_words='--include-hashes --deleted --include-deleted' ;;
         'users import') _vutf_words='--format --dry-run --skip-existing --skip-invalid' ;;
         'keys create') _vutf_words='--user -u --name -n --scope -s --expires-in --expires-at --no-expiry --description --secret-file' ;;
-        'keys list') _vutf_words='--user -u --active --expired --revoked --all --expiring-within --unused-for --limit --cursor' ;;
+        'keys list') _vutf_words='--user -u --active --expired --revoked --any-state --expiring-within --unused-for --limit --cursor --all' ;;
         'keys revoke') _vutf_words='--user -u --all' ;;
         'keys rotate') _vutf_words='--grace --expires-in --expires-at --no-expiry --secret-file' ;;
         'keys extend') _vutf_words='--expires-in --expires-at --no-expiry' ;;
         'keys set-scopes') _vutf_words='--scope -s' ;;
         'keys prune-expired') _vutf_words='--older-than' ;;
         'keys verify') _vutf_words='--require-scope --record-usage --key-file' ;;
-        'audit list') _vutf_words='--user --action --resource-type --resource-id --status --since --until --reverse --limit --cursor' ;;
+        'audit list') _vutf_words='--user --action --resource-type --resource-id --status --since --until --reverse --limit --cursor --all' ;;
         'audit follow') _vutf_words='--user --action --resource-type --resource-id --status --since-seq --interval --max-events --timeout' ;;
         'audit export') _vutf_words='--user --action --resource-type --resource-id --status --since --until --format --output-file --force' ;;
         'audit verify') _vutf_words='--since-seq --anchor' ;;

@@ -1,5 +1,5 @@
 # fish completion for vutf, generated from its command tree by
-#   python -m vutf_cli.cli.completion --write completions/
+#   python -m vutf_cli.cli.completion_files --write completions/
 # (the same as `vutf completion fish`): do not edit.  Completing starts
 # no process, except `vutf completion names` for usernames and key prefixes.
 # Install: vutf completion fish > ~/.config/fish/completions/vutf.fish
@@ -168,7 +168,7 @@ complete -c vutf -n '__vutf_at "db revoke-runtime"' -l sql -d 'Print the REVOKE 
 
 # vutf users
 complete -c vutf -n '__vutf_at "users" 0' -a create -d 'Create a user.'
-complete -c vutf -n '__vutf_at "users" 0' -a list -d 'List users, a page at a time.'
+complete -c vutf -n '__vutf_at "users" 0' -a list -d 'List users: every one for json, jsonl and csv, a page in a table.'
 complete -c vutf -n '__vutf_at "users" 0' -a show -d 'Show one user (deleted users too, marked as such).'
 complete -c vutf -n '__vutf_at "users" 0' -a update -d 'Change a user\'s email, full name or superuser flag.'
 complete -c vutf -n '__vutf_at "users" 0' -a set-password -d 'Set a user\'s password (at least 15 characters by default; no other rules).'
@@ -196,10 +196,11 @@ complete -c vutf -n '__vutf_at "users list"' -l active -l inactive -d 'Only acti
 complete -c vutf -n '__vutf_at "users list"' -l superuser -l no-superuser -d 'Only superusers, or only the others.'
 complete -c vutf -n '__vutf_at "users list"' -l search -x -d 'Case-insensitive substring of username, email or full name (% and _ literal).'
 complete -c vutf -n '__vutf_at "users list"' -l deleted -d 'Only deleted users.'
-complete -c vutf -n '__vutf_at "users list"' -l all -d 'Deleted and live users together.'
+complete -c vutf -n '__vutf_at "users list"' -l include-deleted -d 'Deleted and live users together.'
 complete -c vutf -n '__vutf_at "users list"' -l sort -x -a 'username email created_at -username -email -created_at' -d 'username, email or created_at; prefix - for descending.'
-complete -c vutf -n '__vutf_at "users list"' -l limit -x -d 'At most N users (1-10000).'
-complete -c vutf -n '__vutf_at "users list"' -l cursor -x -d 'Continue after a previous page (same sort).'
+complete -c vutf -n '__vutf_at "users list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
+complete -c vutf -n '__vutf_at "users list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
+complete -c vutf -n '__vutf_at "users list"' -l all -d 'Every row, in a table too (not with --limit).'
 
 # vutf users show
 complete -c vutf -n '__vutf_at "users show"' -l with-keys -d 'Also list the user\'s API keys.'
@@ -242,7 +243,7 @@ complete -c vutf -n '__vutf_at "users restore" "0"' -x -a '(__vutf_names users)'
 # vutf users export
 complete -c vutf -n '__vutf_at "users export"' -l include-hashes -d 'Include password hashes (treat as a secret).'
 complete -c vutf -n '__vutf_at "users export"' -l deleted -d 'Only deleted users.'
-complete -c vutf -n '__vutf_at "users export"' -l all -d 'Deleted and live users together.'
+complete -c vutf -n '__vutf_at "users export"' -l include-deleted -d 'Deleted and live users together.'
 
 # vutf users import
 complete -c vutf -n '__vutf_at "users import"' -l format -x -a 'json jsonl csv' -d 'json, jsonl or csv (default: from FILE).'
@@ -277,11 +278,12 @@ complete -c vutf -n '__vutf_at "keys list"' -l user -s u -x -a '(__vutf_names us
 complete -c vutf -n '__vutf_at "keys list"' -l active -d 'Usable keys (the default).'
 complete -c vutf -n '__vutf_at "keys list"' -l expired -d 'Expired keys.'
 complete -c vutf -n '__vutf_at "keys list"' -l revoked -d 'Revoked keys.'
-complete -c vutf -n '__vutf_at "keys list"' -l all -d 'Every key, including pruned (deleted) ones.'
+complete -c vutf -n '__vutf_at "keys list"' -l any-state -d 'Keys in every state, pruned (deleted) ones too.'
 complete -c vutf -n '__vutf_at "keys list"' -l expiring-within -x -d 'Only keys expiring within this duration (7d).'
 complete -c vutf -n '__vutf_at "keys list"' -l unused-for -x -d 'Only keys not used for this long (90d).'
-complete -c vutf -n '__vutf_at "keys list"' -l limit -x -d 'Keys per page (1-1000).'
-complete -c vutf -n '__vutf_at "keys list"' -l cursor -x -d 'Continue after the page that printed this cursor.'
+complete -c vutf -n '__vutf_at "keys list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
+complete -c vutf -n '__vutf_at "keys list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
+complete -c vutf -n '__vutf_at "keys list"' -l all -d 'Every row, in a table too (not with --limit).'
 
 # vutf keys show
 complete -c vutf -n '__vutf_at "keys show" "0"' -x -a '(__vutf_names keys)'
@@ -318,7 +320,7 @@ complete -c vutf -n '__vutf_at "keys verify"' -l record-usage -d 'Count this as 
 complete -c vutf -n '__vutf_at "keys verify"' -l key-file -r -F -d 'Read the key from this file instead of stdin.'
 
 # vutf audit
-complete -c vutf -n '__vutf_at "audit" 0' -a list -d 'List audit entries, newest first.'
+complete -c vutf -n '__vutf_at "audit" 0' -a list -d 'List audit entries, newest first: all for json, jsonl and csv, a page in a table.'
 complete -c vutf -n '__vutf_at "audit" 0' -a show -d 'Show one audit entry in full, with its changes and metadata.'
 complete -c vutf -n '__vutf_at "audit" 0' -a follow -d 'Print new audit entries as they are appended, like tail -f.'
 complete -c vutf -n '__vutf_at "audit" 0' -a export -d 'Export audit entries, oldest first, streamed in constant memory.'
@@ -335,8 +337,9 @@ complete -c vutf -n '__vutf_at "audit list"' -l status -x -a 'success failure er
 complete -c vutf -n '__vutf_at "audit list"' -l since -x -d 'From TIME on: ISO 8601 (UTC if no zone), 15m, 2h, 7d, today, yesterday.'
 complete -c vutf -n '__vutf_at "audit list"' -l until -x -d 'Before TIME (same forms as --since).'
 complete -c vutf -n '__vutf_at "audit list"' -l reverse -d 'Oldest first.'
-complete -c vutf -n '__vutf_at "audit list"' -l limit -x -d 'At most N entries.'
-complete -c vutf -n '__vutf_at "audit list"' -l cursor -x -d 'Continue after the page that printed CURSOR.'
+complete -c vutf -n '__vutf_at "audit list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
+complete -c vutf -n '__vutf_at "audit list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
+complete -c vutf -n '__vutf_at "audit list"' -l all -d 'Every row, in a table too (not with --limit).'
 
 # vutf audit show
 

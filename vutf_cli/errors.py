@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 6
     UNAVAILABLE = 7
     SCHEMA_OUTDATED = 8
+    NOT_DELIVERED = 9
     INTERRUPTED = 130
 
 
@@ -103,6 +104,25 @@ class DatabaseUnavailable(VutfError):
 
     exit_code = ExitCode.UNAVAILABLE
     code = "database_unavailable"
+
+
+class OutputFileFailed(VutfError):
+    """Writing an output file failed (full disk, quota, I/O error): an environment failure."""
+
+    exit_code = ExitCode.UNAVAILABLE
+    code = "output_file_failed"
+
+
+class SecretNotDelivered(VutfError):
+    """A one-time secret (a new API key, a generated password) was created but not written out.
+
+    The object exists and the secret is nowhere else, so this is neither
+    success nor "nothing happened": the message names what was created and
+    the hint how to revoke or replace it.
+    """
+
+    exit_code = ExitCode.NOT_DELIVERED
+    code = "secret_not_delivered"
 
 
 class SchemaOutdated(VutfError):

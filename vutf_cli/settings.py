@@ -7,13 +7,15 @@ is imported on every command, so it stays cheap: no SQLAlchemy, no Rich.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus
 
 from vutf_cli.errors import InvalidInput
 from vutf_cli.output_formats import DEFAULT_OUTPUT_FORMAT, check_output_format
@@ -48,6 +50,54 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "audit_key": str,
     "key_pepper": str,
 }
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The values a numeric setting may take; anything else is exit 2 at start-up."""
+
+    low: int
+    high: int
+    what: str
+    low_included: bool = True
+
+    def admits(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False  # (an int of any size compares exactly, never through float)
+        above = value >= self.low if self.low_included else value > self.low
+        return above and value <= self.high
+
+    def describe(self) -> str:
+        if self.low_included:
+            return f"{self.what} from {self.low} to {self.high}"
+        return f"{self.what} above {self.low} and at most {self.high}"
+
+
+# A deadline or timeout that is not a finite, positive number would retry or wait forever;
+# the upper bounds keep every derived value (SQLite's busy_timeout in milliseconds,
+# PostgreSQL's int4 statement_timeout) representable.
+_RANGES: dict[str, _Range] = {
+    "db_deadline": _Range(0, 3600, "a number of seconds", low_included=False),
+    "connect_timeout": _Range(0, 3600, "a number of seconds", low_included=False),
+    "statement_timeout_ms": _Range(1, 2**31 - 1, "a whole number of milliseconds"),
+    "min_password_length": _Range(8, 1024, "a whole number of characters"),
+    "pool_size": _Range(1, 1000, "a whole number of connections"),
+    "max_overflow": _Range(0, 1000, "a whole number of connections"),
+}
+_ENV_NUMBERS = {
+    "db_deadline": ENV_DB_DEADLINE,
+    "connect_timeout": ENV_CONNECT_TIMEOUT,
+    "statement_timeout_ms": ENV_STATEMENT_TIMEOUT,
+    "min_password_length": ENV_MIN_PASSWORD_LENGTH,
+}
+
+
+def _check_number(key: str, value: float, source: str, shown: str) -> None:
+    allowed = _RANGES[key]
+    if not allowed.admits(value):
+        if len(shown) > 40:
+            shown = shown[:40] + "…"
+        raise InvalidInput(f"{source} must be {allowed.describe()}, got {shown}")
 
 
 def default_actor() -> str:
@@ -100,41 +150,141 @@ def config_path() -> Path:
 
 
 def default_database_url() -> str:
-    return f"sqlite:///{data_dir() / 'vutf.db'}"
+    # Absolute, so that messages name the file wherever the command runs.
+    return f"sqlite:///{data_dir().absolute() / 'vutf.db'}"
+
+
+# -- database URLs ---------------------------------------------------------------------------
+# What connects is SQLAlchemy's reading of a URL (make_url): after ``scheme://``, an optional
+# userinfo ``user[:password]@``, the user running to the first ":" or "/", the password to the
+# first "@" -- "#", "/", "?" and ":" included -- and the query after the next "?".  The masker
+# hides what that reading calls a password, stretched to the *last* "@" (an unencoded "@" in
+# a password would make its tail the host), and every password-like query parameter both in
+# that reading and from the first "?" on; so a form :func:`resolve_database_url` refuses is
+# still masked in the message refusing it.
+_SCHEME = re.compile(r"[\w+]+://")
+_USERINFO = re.compile(r"[^:/]*(?::(?P<password>[^@]*))?@")
+_MASK = "***"
+
+
+def _userinfo(url: str) -> tuple[int, re.Match[str] | None]:
+    """Where the URL's authority starts, and SQLAlchemy's userinfo there (if any)."""
+    scheme = _SCHEME.match(url)
+    start = scheme.end() if scheme else 0
+    return start, _USERINFO.match(url, start)
+
+
+def _secret_spans(url: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` slices of ``url`` that hold a password, in any reading."""
+    start, userinfo = _userinfo(url)
+    spans: list[tuple[int, int]] = []
+    query_from = start
+    if userinfo is not None:
+        query_from = userinfo.end()
+        if userinfo.group("password") is not None:
+            query_from = url.rindex("@") + 1
+            spans.append((userinfo.start("password"), query_from - 1))
+    for question_mark in {url.find("?", query_from), url.find("?", start)} - {-1}:
+        position = question_mark + 1
+        for parameter in url[position:].split("&"):
+            key, has_value, _ = parameter.partition("=")
+            # password=, PASSWORD=, sslpassword=, pass%77ord=: as the query parser decodes them.
+            if has_value and "password" in unquote_plus(key).lower():
+                spans.append((position + len(key) + 1, position + len(parameter)))
+            position += len(parameter) + 1
+    return spans
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to print or log)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    if parts.password is None:
-        return url
-    user = quote(unquote(parts.username or ""), safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{user}:***@{host}" + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with every password replaced by ``***`` (safe to print or log).
+
+    The userinfo's password and ``password=``-like query parameters (any case,
+    any number of them) are hidden; user, host, port, database and the other
+    parameters are kept.
+    """
+    parts: list[str] = []
+    shown_to = 0
+    for begin, end in sorted(_secret_spans(url)):
+        if begin > shown_to or not parts:  # touching or overlapping spans make one mask
+            parts += [url[shown_to:begin], _MASK]
+        shown_to = max(shown_to, end)
+    return "".join(parts) + url[shown_to:]
 
 
 def url_has_password(url: str) -> bool:
+    return any(end > begin for begin, end in _secret_spans(url))
+
+
+def resolve_database_url(url: str, source: str) -> str:
+    """The database URL as vutf uses it, or exit 2 for a form that cannot be meant.
+
+    ``source`` says where the URL came from (``--database-url``, the
+    environment variable, the config file) for the message.  ``postgres://``
+    is PostgreSQL; a relative SQLite path is made absolute (messages then name
+    the file), unless it looks like an absolute path missing a slash.
+    """
+    if not url.strip():
+        raise InvalidInput(
+            f"{source} is empty: no database URL",
+            hint="give a postgresql:// or sqlite:/// URL, or unset it for the default database",
+        )
+    if url.startswith(("postgres://", "postgres+")):
+        url = "postgresql" + url[len("postgres") :]
+    start, userinfo = _userinfo(url)
+    if (
+        userinfo is not None
+        and (
+            "@" in url[start : userinfo.end() - 1]  # an "@" in the user name
+            or (userinfo.group("password") is not None and "@" in url[userinfo.end() :])
+        )
+    ):
+        # libpq and SQLAlchemy would disagree on where the host starts, and the tail of a
+        # password could become a host name shown in the driver's errors.
+        raise InvalidInput(
+            f"invalid database URL {mask_url(url)} ({source}): more than one '@'",
+            hint="write '@' in a user name or password as %40 (and '%' as %25)",
+        )
+    if url.startswith(("sqlite:///", "sqlite+")) and "\x00" not in url:
+        url = _absolute_sqlite_url(url, source)
+    return url
+
+
+def _absolute_sqlite_url(url: str, source: str) -> str:
+    head, slashes, rest = url.partition(":///")
+    database, has_query, query = rest.partition("?")
+    if not slashes or not database or database.startswith(("/", "file:")):
+        return url  # in memory, a URI filename, absolute, or malformed (make_url says so)
+    if database == ":memory:":
+        return url
+    path = unquote(database)  # as SQLAlchemy decodes it
     try:
-        return urlsplit(url).password is not None
-    except ValueError:
-        return False
+        absolute = str(Path.cwd() / path)
+    except OSError:  # the working folder was removed: SQLite will say what it can
+        return url
+    first, has_folder, _ = path.partition("/")
+    if (
+        has_folder
+        and first not in (".", "..")
+        and not os.path.lexists(first)
+        and os.path.isdir(os.sep + first)
+    ):
+        raise InvalidInput(
+            f"{source}: sqlite:///{database} names {absolute}, but there is no folder "
+            f"{first!r} here; did you mean /{path}?",
+            hint=f"an absolute path takes four slashes: sqlite:////{database} "
+            f"(or sqlite:///./{database} for this folder)",
+        )
+    # "%" and "?" are the only characters SQLAlchemy would read differently in a path.
+    absolute = absolute.replace("%", "%25").replace("?", "%3F")
+    return f"{head}:///{absolute}" + (f"?{query}" if has_query else "")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know about its environment."""
 
-    database_url: str = field(default_factory=default_database_url)
+    # Secret-bearing fields stay out of repr(): a repr can end up in a traceback or a log.
+    database_url: str = field(default_factory=default_database_url, repr=False)
     output: str = DEFAULT_OUTPUT_FORMAT
     actor: str = field(default_factory=default_actor)
     yes: bool = False
@@ -148,8 +298,8 @@ class Settings:
     max_overflow: int = 5
     argon2_profile: str = "production"
     min_password_length: int = 15
-    audit_key: str | None = None
-    key_pepper: str | None = None
+    audit_key: str | None = field(default=None, repr=False)
+    key_pepper: str | None = field(default=None, repr=False)
     config_file: str | None = None
 
     @property
@@ -180,7 +330,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an int too long to read
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
     # Accept either top-level keys or a [vutf] table.
     section = data.get("vutf", data)
@@ -196,6 +346,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             )
         if not isinstance(value, expected) or isinstance(value, bool):
             raise InvalidInput(f"config file {path}: {key} has the wrong type")
+        if key in _RANGES and isinstance(value, int | float):
+            _check_number(key, value, f"config file {path}: {key}", repr(value))
         result[key] = value
     url = result.get("database_url")
     secrets_held = [
@@ -218,16 +370,17 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return result
 
 
-def _env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+def _env_number(env: Mapping[str, str], key: str) -> int | float | None:
+    name = _ENV_NUMBERS[key]
     text = env.get(name)
-    if text is None or text == "":
+    if text is None:
         return None
+    whole = _RANGES[key].what.startswith("a whole")
     try:
-        value = kind(text)
+        value: int | float = int(text) if whole else float(text)
     except ValueError:
-        raise InvalidInput(f"{name} must be a number, got {text!r}") from None
-    if value <= 0:
-        raise InvalidInput(f"{name} must be positive, got {text!r}")
+        value = math.nan  # reported below, with the range it must be in
+    _check_number(key, value, f"{name} (environment)", repr(text))
     return value
 
 
@@ -243,8 +396,11 @@ def load_settings(
     if values:
         values["config_file"] = str(path)
 
+    url_source = f"config file {path}: database_url" if "database_url" in values else None
+    if ENV_DATABASE_URL in env:  # set but empty is a mistake (a missing CI secret), not "unset"
+        values["database_url"] = env[ENV_DATABASE_URL]
+        url_source = ENV_DATABASE_URL
     env_strings = {
-        "database_url": env.get(ENV_DATABASE_URL),
         "output": env.get(ENV_OUTPUT),
         "actor": env.get(ENV_ACTOR),
         "argon2_profile": env.get(ENV_ARGON2_PROFILE),
@@ -252,20 +408,19 @@ def load_settings(
         "key_pepper": env.get(ENV_KEY_PEPPER),
     }
     values.update({k: v for k, v in env_strings.items() if v})
-    env_numbers = {
-        "db_deadline": _env_number(env, ENV_DB_DEADLINE, float),
-        "connect_timeout": _env_number(env, ENV_CONNECT_TIMEOUT, float),
-        "statement_timeout_ms": _env_number(env, ENV_STATEMENT_TIMEOUT, int),
-        "min_password_length": _env_number(env, ENV_MIN_PASSWORD_LENGTH, int),
-    }
-    values.update({k: v for k, v in env_numbers.items() if v is not None})
+    for key in _ENV_NUMBERS:
+        number = _env_number(env, key)
+        if number is not None:
+            values[key] = number
     if env.get(ENV_NO_COLOR):
         values["no_color"] = True
 
     known = {f.name for f in fields(Settings)}
     values.update({k: v for k, v in flags.items() if k in known})
+    if "database_url" in flags:
+        url_source = "--database-url"
+    if url_source is not None:
+        values["database_url"] = resolve_database_url(values["database_url"], url_source)
 
     check_output_format(values.get("output", DEFAULT_OUTPUT_FORMAT))
-    if values.get("min_password_length", 15) < 8:
-        raise InvalidInput("the minimum password length cannot be below 8")
     return Settings(**values)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import RunCli, invoke
-from vutf_cli.cli import completion
-from vutf_cli.cli.completion import REGENERATE_COMMAND
+from vutf_cli.cli import completion_files
+from vutf_cli.cli.completion_files import REGENERATE_COMMAND
 from vutf_cli.cli.completion_scripts import SCRIPT_FILES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,28 +20,28 @@ COMPLETIONS = REPO_ROOT / "completions"
 
 # -- the committed scripts ---------------------------------------------------------
 def test_committed_scripts_are_what_the_app_generates() -> None:
-    stale = completion.stale_completion_scripts(COMPLETIONS)
+    stale = completion_files.stale_completion_scripts(COMPLETIONS)
     assert not stale, f"stale: {[p.name for p in stale]}; regenerate with: {REGENERATE_COMMAND}"
 
 
 def test_check_names_a_stale_script_and_write_repairs_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert completion.main(["--write", str(tmp_path)]) == 0
-    assert completion.main(["--check", str(tmp_path)]) == 0
+    assert completion_files.main(["--write", str(tmp_path)]) == 0
+    assert completion_files.main(["--check", str(tmp_path)]) == 0
     capsys.readouterr()
 
     (tmp_path / "_vutf").write_text("#compdef vutf\n# edited by hand\n", encoding="utf-8")
     (tmp_path / "vutf.fish").unlink()
-    assert completion.main(["--check", str(tmp_path)]) == 1
+    assert completion_files.main(["--check", str(tmp_path)]) == 1
     stderr = capsys.readouterr().err
     assert f"stale: {tmp_path / '_vutf'}" in stderr
     assert f"stale: {tmp_path / 'vutf.fish'}" in stderr
     assert "vutf.bash" not in stderr
     assert REGENERATE_COMMAND in stderr
 
-    assert completion.main(["--write", str(tmp_path)]) == 0
-    assert completion.main(["--check", str(tmp_path)]) == 0
+    assert completion_files.main(["--write", str(tmp_path)]) == 0
+    assert completion_files.main(["--check", str(tmp_path)]) == 0
 
 
 @pytest.mark.parametrize("shell", sorted(SCRIPT_FILES))

@@ -130,7 +130,7 @@ def test_a_mistyped_command_gets_a_suggestion() -> None:
     [
         ("users", "abc", "Input should be a valid integer, unable to parse string as an integer"),
         ("keys", "0", "Input should be greater than or equal to 1"),
-        ("keys", "1001", "Input should be less than or equal to 1000"),
+        ("keys", "100001", "Input should be less than or equal to 100000"),
     ],
 )
 def test_bad_values_get_typers_own_message(group: str, value: str, message: str) -> None:

@@ -200,9 +200,9 @@ def test_lifecycle_create_verify_use_rotate_grace_revoke(
     assert refused.error() == {"code": "denied", "message": "API key revoked", "exit_code": 5}
 
     for command in (
-        ("keys", "list", "--all"),
-        ("keys", "list", "--all", "--json"),
-        ("keys", "list", "--all", "-o", "csv"),
+        ("keys", "list", "--any-state"),
+        ("keys", "list", "--any-state", "--json"),
+        ("keys", "list", "--any-state", "-o", "csv"),
         ("keys", "show", created["id"], "--json"),
         ("keys", "show", new["id"]),
     ):
@@ -230,6 +230,7 @@ def test_lifecycle_create_verify_use_rotate_grace_revoke(
         ("api_key.use", "success"),
         ("api_key.use", "success"),
         ("api_key.rotate", "success"),
+        ("api_key.retire", "success"),
         ("api_key.revoke", "success"),
     ]
 
@@ -366,7 +367,7 @@ def test_create_refuses_invalid_input_with_exit_2_and_no_audit_row(
     assert message in result.stderr
     assert result.stdout == ""
     assert audit_rows(db) == []
-    assert run_cli("keys", "list", "--all", "--json").json() == []
+    assert run_cli("keys", "list", "--any-state", "--json").json() == []
 
 
 def test_create_refuses_unknown_user_and_duplicate_name_with_failure_rows(
@@ -508,7 +509,7 @@ def test_list_filters_by_state_expiry_usage_and_owner(
     }
     assert _names(run_cli("keys", "list", "--expired", "--json")) == {"expired"}
     assert _names(run_cli("keys", "list", "--revoked", "--json")) == {"revoked"}
-    assert _names(run_cli("keys", "list", "--all", "--json")) == {
+    assert _names(run_cli("keys", "list", "--any-state", "--json")) == {
         "active",
         "soon",
         "stale",
@@ -523,7 +524,7 @@ def test_list_filters_by_state_expiry_usage_and_owner(
     assert _names(run_cli("keys", "list", "-u", "alice", "--revoked", "--json")) == {"revoked"}
 
     states = {
-        row["name"]: row["state"] for row in run_cli("keys", "list", "--all", "--json").json()
+        row["name"]: row["state"] for row in run_cli("keys", "list", "--any-state", "--json").json()
     }
     assert states["expired"] == "expired"
     assert states["revoked"] == "revoked"
@@ -559,7 +560,7 @@ def test_list_table_and_csv_columns(run_cli: RunCli, keyring: dict[str, dict[str
     assert row.split()[:4] == [keyring["bob"]["key_prefix"], "bobs", "bob", "read"]
     assert row.split()[-3:] == ["never", "0", "active"]
 
-    as_csv = run_cli("keys", "list", "--all", "-o", "csv")
+    as_csv = run_cli("keys", "list", "--any-state", "-o", "csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert set(rows[0]) == set(VIEW_FIELDS)
     assert len(rows) == 6
@@ -571,7 +572,7 @@ def test_list_pages_with_a_cursor(run_cli: RunCli, keyring: dict[str, dict[str, 
     cursor: str | None = None
     pages = 0
     while True:
-        args = ["keys", "list", "--all", "--limit", "2", "--json"]
+        args = ["keys", "list", "--any-state", "--limit", "2", "--json"]
         if cursor is not None:
             args += ["--cursor", cursor]
         result = run_cli(*args)
@@ -590,7 +591,7 @@ def test_list_pages_with_a_cursor(run_cli: RunCli, keyring: dict[str, dict[str, 
     assert len(set(seen)) == len(seen)
 
     # A script paging quietly still gets the cursor (and nothing else) on stderr.
-    quiet = run_cli("keys", "list", "--all", "--limit", "5", "--quiet", "--json")
+    quiet = run_cli("keys", "list", "--any-state", "--limit", "5", "--quiet", "--json")
     assert len(quiet.json()) == 5
     assert quiet.stderr.startswith("next cursor: ")
     assert quiet.stderr.count("\n") == 1
@@ -742,7 +743,9 @@ def test_prune_expired_soft_deletes_long_ended_keys(
         row = key_row(db, keyring[name]["id"])
         assert row["is_deleted"] is True
         assert row["deleted_by"] == "tester@test"
-    states = {r["name"]: r["state"] for r in run_cli("keys", "list", "--all", "--json").json()}
+    states = {
+        r["name"]: r["state"] for r in run_cli("keys", "list", "--any-state", "--json").json()
+    }
     assert states["soon"] == "deleted"
     assert states["revoked"] == "deleted"
     assert states["expired"] == "expired"

@@ -442,7 +442,7 @@ def test_list_filters(run_cli: RunCli, db: Database) -> None:
     assert names("--superuser") == ["boss"]
     assert names("--no-superuser") == ["user00", "user01"]
     assert names("--deleted") == ["user02"]
-    assert names("--all") == ["user00", "user01", "user02", "boss"]
+    assert names("--include-deleted") == ["user00", "user01", "user02", "boss"]
     assert names("--sort", "-username") == ["user01", "user00", "boss"]
     assert names("--sort", "email", "--active") == ["boss", "user00"]
     assert names("--search", "USER0") == ["user00", "user01"]
@@ -450,7 +450,7 @@ def test_list_filters(run_cli: RunCli, db: Database) -> None:
 
     refused(run_cli("users", "list", "--sort", "password_hash"), 2)
     refused(run_cli("users", "list", "--limit", "0"), 2)
-    refused(run_cli("users", "list", "--deleted", "--all"), 2)
+    refused(run_cli("users", "list", "--deleted", "--include-deleted"), 2)
     refused(run_cli("users", "list", "--cursor", "garbage!"), 2)
 
 

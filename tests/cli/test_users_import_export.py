@@ -111,11 +111,11 @@ def test_export_equals_list_and_hides_hashes_by_default(run_cli: RunCli) -> None
     assert [user["username"] for user in exported.json()] == ["alice", "bob"]
     assert "exported 2 user(s)" in exported.stderr
     assert (
-        ok(run_cli("users", "export", "--all", "--json")).stdout
-        == ok(run_cli("users", "list", "--all", "--json")).stdout
+        ok(run_cli("users", "export", "--include-deleted", "--json")).stdout
+        == ok(run_cli("users", "list", "--include-deleted", "--json")).stdout
     )
     assert [u["username"] for u in ok(run_cli("users", "export", "--deleted")).json()] == ["gone"]
-    both = run_cli("users", "export", "--deleted", "--all", "--json")
+    both = run_cli("users", "export", "--deleted", "--include-deleted", "--json")
     assert (both.exit_code, both.stdout) == (2, "")
     assert both.error()["code"] == "invalid_input"
     assert all(list(user) == USER_FIELDS for user in exported.json())
@@ -240,7 +240,9 @@ def test_import_plaintext_passwords_writes_one_audit_row_each(
     assert result.json()["created"] == 10
     assert PASSWORD not in result.stdout + result.stderr
     assert usernames(db) == sorted(f"user{i}" for i in range(10))
-    listed = {u["username"]: u for u in ok(run_cli("users", "list", "--all", "--json")).json()}
+    listed = {
+        u["username"]: u for u in ok(run_cli("users", "list", "--include-deleted", "--json")).json()
+    }
     assert listed["user3"]["is_superuser"] is True
     assert listed["user4"]["is_active"] is False
     assert listed["user5"]["is_verified"] is True

@@ -231,7 +231,7 @@ def test_list_pages_and_validates(db: Database) -> None:
     rest = user_queries.list_users(db, sort="username", limit=2, cursor=first.next_cursor)
     assert [u.username for u in rest.items] == ["dora"]
     assert rest.next_cursor is None
-    for bad in ({"sort": "id"}, {"limit": 0}, {"limit": 10_001}, {"deleted": "some"}):
+    for bad in ({"sort": "id"}, {"limit": 0}, {"limit": 100_001}, {"deleted": "some"}):
         with pytest.raises(InvalidInput):
             user_queries.list_users(db, **bad)
     assert user_queries.parse_sort("-email") == ("email", True)

@@ -8,7 +8,8 @@
 * A SQLite file named by ``--database-url`` and the folder made for it, the
   ``--secret-file`` of ``keys create`` / ``rotate`` and the ``--output-file``
   of ``audit export``: 0600 whatever the umask, and an existing file is never
-  silently overwritten.  An existing device or named pipe given as
+  silently overwritten (an export replaces it whole, by rename, only with
+  ``--force``: test_atomic_output).  An existing device or named pipe given as
   ``--output-file`` (``/dev/null``) is written through as it is: never made
   0600, never removed (as root, either would break the machine).  A SQLite
   URL naming a device or a folder is refused (SQLite would put its journal
@@ -181,7 +182,7 @@ def test_secret_files_and_audit_exports_are_private(
     refused = run(url, "keys", "create", "-u", "alice", "-n", "other", "--secret-file", str(taken))
     assert refused.exit_code == 4, refused.stderr
     assert taken.read_text() == "keep me\n"
-    listed = run(url, "--json", "keys", "list", "--all").json()
+    listed = run(url, "--json", "keys", "list", "--any-state").json()
     assert "other" not in {key["name"] for key in listed}  # no key was issued either
 
     # An audit export overwrites only with --force, and then makes the file private.
@@ -256,22 +257,30 @@ def test_an_audit_export_to_a_named_pipe_streams_into_it(database_url: str, tmp_
 
 
 def test_a_failed_export_removes_its_own_file_but_never_a_device(tmp_path: Path) -> None:
+    """A failure leaves no new file, the old file as it was, and the device in place.
+
+    The failures a user meets (SIGTERM, a full disk) are in test_atomic_output.
+    """
     from vutf_cli.cli.private_file import private_file
 
     device = _null_device(tmp_path / "null")
     new_file = tmp_path / "new.jsonl"
+    old_file = tmp_path / "old.jsonl"
+    old_file.write_text("old\n")
 
     def fail_half_way(target: Path) -> None:
         with private_file(target, force=True) as handle:
             handle.write("partial\n")
             raise RuntimeError("the export failed half way")
 
-    for target in (device, new_file):
+    for target in (device, new_file, old_file):
         with pytest.raises(RuntimeError, match="half way"):
             fail_half_way(target)
     assert _is_untouched_stream(device, stat.S_ISCHR, 0o666)
     assert not new_file.exists()
-    record(MODULE, files_checked=2)
+    assert old_file.read_text() == "old\n"
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    record(MODULE, files_checked=3)
 
 
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["users", "list"]], ids=" ".join)
@@ -308,7 +317,7 @@ def test_a_config_file_with_a_password_readable_by_others_is_refused(
     password = "pw-in-the-config-file-0123"
     _config_with(config, f"postgresql://vutf:{password}@db.invalid/vutf", file_mode)
     for args in (["users", "list"], ["-o", "json", "users", "list"], ["db", "heads"]):
-        result = run_subprocess(args, env={"VUTF_DATABASE_URL": ""})
+        result = run_subprocess(args)
         err = result.stderr.decode()
         assert result.returncode == 2, err
         assert str(config) in err
@@ -330,7 +339,6 @@ def test_a_private_config_file_with_a_password_is_used(
     _config_with(config, url, file_mode)
     created = run_subprocess(
         ["--json", "users", "create", "alice", "--email", "a@example.com", "--password-stdin"],
-        env={"VUTF_DATABASE_URL": ""},
         input=PASSWORD.encode(),
     )
     assert created.returncode == 0, created.stderr
@@ -348,6 +356,6 @@ def test_a_readable_config_file_without_a_password_is_used(database_url: str) ->
                  "--generate-password")  # fmt: skip
     assert seeded.exit_code == 0, seeded.stderr
     _config_with(config, database_url, 0o644)
-    result = run_subprocess(["--json", "users", "list"], env={"VUTF_DATABASE_URL": ""})
+    result = run_subprocess(["--json", "users", "list"])
     assert result.returncode == 0, result.stderr
     assert [user["username"] for user in json.loads(result.stdout)] == ["alice"]

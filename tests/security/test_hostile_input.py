@@ -396,7 +396,7 @@ def test_terminal_escapes_in_stored_data_are_printed_inert(url: str) -> None:
         "users show --with-keys": ["users", "show", "alice", "--with-keys"],
         "users show (escaped name)": ["users", "show", bob],
         "users export": ["users", "export"],
-        "keys list": ["keys", "list", "--all"],
+        "keys list": ["keys", "list", "--any-state"],
         "keys show": ["keys", "show", prefix],
         "audit list": ["audit", "list"],
         "audit show": ["audit", "show", "1"],
@@ -503,7 +503,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(url: str, tmp_path: Path)
         names = {row["username"]: row["full_name"] for row in _csv_rows(result.stdout)}
         for label, formula in FORMULAS.items():
             _assert_defused(names[f"f-{label}"], formula)
-    keys = _csv_rows(run(url, "-o", "csv", "keys", "list", "--all").stdout)
+    keys = _csv_rows(run(url, "-o", "csv", "keys", "list", "--any-state").stdout)
     _assert_defused(keys[0]["name"], FORMULAS["at"])
     audit = _csv_rows(run(url, "audit", "export", "--format", "csv").stdout)
     actors = [row["actor"] for row in audit if row["action"] == "user.deactivate"]

@@ -346,9 +346,9 @@ def test_sentinels_appear_nowhere_but_the_one_intended_display(
 
     # -- reading it all back ----------------------------------------------------------------------
     for label, args in {
-        "users list": ["-o", "json", "users", "list", "--all"],
-        "users export": ["-o", "jsonl", "users", "export", "--all", "--include-hashes"],
-        "keys list": ["-o", "csv", "keys", "list", "--all"],
+        "users list": ["-o", "json", "users", "list", "--include-deleted"],
+        "users export": ["-o", "jsonl", "users", "export", "--include-deleted", "--include-hashes"],
+        "keys list": ["-o", "csv", "keys", "list", "--any-state"],
         "audit export": ["audit", "export", "--format", "json"],
         "audit list": ["audit", "list", "--limit", "500"],
         "audit stats": ["audit", "stats", "--by", "actor"],

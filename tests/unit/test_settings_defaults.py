@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,17 @@ def test_actor_without_variables_falls_back_to_getpass(monkeypatch: pytest.Monke
     except (KeyError, OSError):
         expected = f"unknown@{socket.gethostname()}"
     assert default_actor() == expected
+
+
+def test_the_default_database_is_named_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative ``VUTF_DATA_DIR`` still gives messages an absolute path (issue 12 item 1)."""
+    from tests.cli.conftest import invoke
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VUTF_DATA_DIR", "relative-data")
+    result = invoke(["-o", "json", "db", "status"])
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["database"] == f"sqlite:///{tmp_path}/relative-data/vutf.db"
+    assert (tmp_path / "relative-data" / "vutf.db").is_file()

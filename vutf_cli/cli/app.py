@@ -8,7 +8,7 @@ map whatever comes back to the documented exit code (docs/architecture.md §5):
 * a normal return, or ``typer.Exit``: its code (0 unless the command said otherwise);
 * a usage error (Typer's ``TyperException`` family: bad flag, bad value,
   unknown command): ``InvalidInput``, exit 2, the message masked and capped;
-* ``typer.Abort`` (end of input at a prompt) or Ctrl-C: exit 130;
+* ``typer.Abort`` (end of input at a prompt), Ctrl-C or SIGTERM: exit 130;
 * a :class:`VutfError`: its own exit code;
 * :class:`PipeClosed` (the reader of stdout went away, ``| head``): exit 0, quietly;
 * anything else is a bug: exit 1, the traceback only with ``--debug``.
@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 from typing import NoReturn
 
 import typer
@@ -170,8 +172,21 @@ def _report(error: VutfError, app_ctx: AppContext) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Console-script entry point: ``vutf ARGS``."""
+    """Console-script entry point: ``vutf ARGS``.
+
+    SIGTERM (``kill``, a service manager, a CI timeout) ends vutf like Ctrl-C:
+    as ``KeyboardInterrupt`` in the main thread, so transactions roll back,
+    temporary files are removed and the exit code is 130.  Installed here and
+    not in :func:`run`, which tests call inside their own process.
+    """
+    # A SIGTERM ignored by whoever started vutf stays ignored, as SIGINT does.
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 # `app` is re-exported for tests that walk the Typer application itself.

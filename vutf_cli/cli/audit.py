@@ -31,6 +31,13 @@ from vutf_cli.cli.audit_options import (
     entry_columns,
 )
 from vutf_cli.cli.context import get_app
+from vutf_cli.cli.list_options import (
+    AllOption,
+    CursorOption,
+    LimitOption,
+    emit_listing,
+    page_limit,
+)
 
 app = typer.Typer(
     help="Read and check the audit log: list, show, follow, export, verify, head, stats.",
@@ -63,27 +70,23 @@ def list_entries(
     since: SinceOption = None,
     until: UntilOption = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
-    limit: Annotated[
-        int, typer.Option("--limit", metavar="N", min=1, help="At most N entries.")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option(
-            "--cursor", metavar="CURSOR", help="Continue after the page that printed CURSOR."
-        ),
-    ] = None,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
+    all_rows: AllOption = False,
 ) -> None:
-    """List audit entries, newest first.
+    """List audit entries, newest first: all for json, jsonl and csv, a page in a table.
 
-    When more entries follow, "next cursor: CURSOR" is printed on stderr;
-    pass it back with --cursor (and the same filters) for the next page.
-    Entries appended meanwhile never shift the pages.
+    When rows are left out (a table's page, or --limit), "next cursor:
+    CURSOR" is printed on stderr (even with --quiet); pass it back with
+    --cursor (and the same filters) for the next page.  Entries appended
+    meanwhile never shift the pages.
 
     \b
     Examples:
       vutf audit list --since 2h --action 'user.*'
       vutf audit list --user alice --status failure --json
       vutf audit list --limit 500 --cursor dnV0Zi1hdWRpdC0xOmQ6NTAx
+      vutf audit list --since 1d --all
     """
     from vutf_cli.services import audit as audit_service
 
@@ -99,15 +102,14 @@ def list_entries(
         since=since,
         until=until,
     )
-    after_seq = (
-        None if cursor is None else audit_service.decode_cursor(cursor, descending=not reverse)
+    listing = audit_service.stream_entries(
+        app_ctx.database(),
+        query,
+        descending=not reverse,
+        cursor=cursor,
+        limit=page_limit(app_ctx, limit=limit, all_rows=all_rows),
     )
-    page = audit_service.list_entries(
-        app_ctx.database(), query, descending=not reverse, after_seq=after_seq, limit=limit
-    )
-    app_ctx.terminal.emit_rows(page.entries, columns=entry_columns(), empty_notice=NO_ENTRIES)
-    if page.next_cursor is not None:
-        app_ctx.terminal.notice(f"next cursor: {page.next_cursor}")
+    emit_listing(app_ctx, listing, columns=entry_columns(), empty_notice=NO_ENTRIES, noun="entries")
 
 
 @app.command()

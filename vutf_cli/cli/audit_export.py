@@ -2,8 +2,9 @@
 
 The snapshot, and the JSON lines the database renders itself, are in
 ``vutf_cli.services.audit_export``; here are the format, the target (stdout,
-or an ``--output-file`` made by :func:`~vutf_cli.cli.private_file.private_file`)
-and the progress bar.  Registered on the `vutf audit` group in
+or an ``--output-file`` written by :func:`~vutf_cli.cli.private_file.private_file`:
+a temporary file renamed over PATH once the export is complete) and the
+progress bar.  Registered on the `vutf audit` group in
 ``vutf_cli.cli.audit``.
 """
 

@@ -15,14 +15,16 @@ answer.
 The scripts in ``completions/`` are these outputs, committed; a test fails
 when they are stale.  Regenerate after changing any command or option::
 
-    python -m vutf_cli.cli.completion --write completions/
+    python -m vutf_cli.cli.completion_files --write completions/
+
+(:mod:`vutf_cli.cli.completion_files`: it runs the whole application, which
+imports this module, so it lives apart.)
 
 The shell renderers live in :mod:`vutf_cli.cli.completion_scripts`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -31,7 +33,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from vutf_cli.cli.completion_scripts import (
-    SCRIPT_FILES,
     CommandSpec,
     OptionSpec,
     Values,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Print a shell completion script (bash, zsh, fish).")
 
 PROG_NAME = "vutf"
-REGENERATE_COMMAND = "python -m vutf_cli.cli.completion --write completions/"
 
 # Parameters whose values live in the database: Click parameter name -> kind
 # of `vutf completion names KIND`.  Decided here, by name, not guessed from
@@ -302,77 +302,9 @@ def _key_prefixes(db: Database, prefix: str) -> list[str]:
     found: list[str] = []
     cursor: str | None = None
     while len(found) < MAX_CANDIDATES:
-        page = keys_service.list_keys(
-            db, state="active", limit=keys_service.MAX_LIST_LIMIT, cursor=cursor
-        )
+        page = keys_service.list_keys(db, state="active", limit=MAX_CANDIDATES, cursor=cursor)
         found.extend(k.key_prefix for k in page.items if k.key_prefix.startswith(prefix))
         cursor = page.next_cursor
         if cursor is None:
             break
     return found[:MAX_CANDIDATES]
-
-
-# -- python -m vutf_cli.cli.completion --write|--check DIR -------------------------------
-def completion_script(shell: str) -> str:
-    """What ``vutf completion SHELL`` prints, from the application in this process."""
-    if shell not in SCRIPT_FILES:
-        raise ValueError(f"unsupported shell {shell!r}; expected one of {sorted(SCRIPT_FILES)}")
-    from typer.testing import CliRunner
-
-    from vutf_cli.cli.app import app as vutf_app  # here: vutf_cli.cli.app imports this module
-
-    result = CliRunner().invoke(vutf_app, ["completion", shell], prog_name=PROG_NAME, env={})
-    if result.exit_code != 0:
-        raise RuntimeError(f"vutf completion {shell} failed: {result.output}")
-    return result.stdout
-
-
-def write_completion_scripts(directory: Path) -> list[Path]:
-    """Write every shell's script into ``directory`` (created if missing)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for shell, file_name in SCRIPT_FILES.items():
-        path = directory / file_name
-        # newline="": the files are compared byte for byte on every platform.
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(completion_script(shell))
-        written.append(path)
-    return written
-
-
-def stale_completion_scripts(directory: Path) -> list[Path]:
-    """The scripts in ``directory`` that are missing or differ from what would be generated."""
-    stale: list[Path] = []
-    for shell, file_name in SCRIPT_FILES.items():
-        path = directory / file_name
-        if not path.is_file() or path.read_bytes() != completion_script(shell).encode("utf-8"):
-            stale.append(path)
-    return stale
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vutf_cli.cli.completion",
-        description="Generate or check vutf's shell completion scripts (bash, zsh, fish).",
-    )
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", metavar="DIR", type=Path, help="write the scripts into DIR")
-    action.add_argument(
-        "--check", metavar="DIR", type=Path, help="exit 1 if a script in DIR is stale"
-    )
-    args = parser.parse_args(argv)
-    if args.write is not None:
-        for path in write_completion_scripts(args.write):
-            sys.stdout.write(f"wrote {path}\n")
-        return 0
-    stale = stale_completion_scripts(args.check)
-    for path in stale:
-        sys.stderr.write(f"stale: {path}\n")
-    if stale:
-        sys.stderr.write(f"regenerate with: {REGENERATE_COMMAND}\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -117,7 +117,7 @@ class _Tree:
 
 HEADER = """\
 {comment} {shell} completion for vutf, generated from its command tree by
-{comment}   python -m vutf_cli.cli.completion --write completions/
+{comment}   python -m vutf_cli.cli.completion_files --write completions/
 {comment} (the same as `vutf completion {shell}`): do not edit.  Completing starts
 {comment} no process, except `vutf completion names` for usernames and key prefixes.
 """

@@ -6,23 +6,32 @@ stderr), as the ``key`` field of the JSON object, or, with ``--secret-file
 PATH``, only into a new file of mode 0600 (then stdout carries the metadata
 and a ``secret_file`` field instead of ``key``).  An existing PATH is never
 overwritten (exit 4).
+
+The key exists nowhere else, so it is delivered or the command fails
+(docs/architecture.md §3.4): a file is written whole and synced, stdout is
+written and flushed (:mod:`vutf_cli.cli.secret_delivery`).  When that
+fails, :class:`KeyDelivery` raises
+:class:`~vutf_cli.errors.SecretNotDelivered` (exit 9) naming the key that
+was created, how to revoke or replace it and, for a rotation, that the old
+key still works; a partly written secret file is removed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from vutf_cli.cli.context import AppContext
 from vutf_cli.cli.key_options import DETAIL_FIELDS, key_record
-from vutf_cli.errors import Conflict, InternalError, InvalidInput
+from vutf_cli.cli.secret_delivery import stdout_failure
+from vutf_cli.errors import Conflict, InvalidInput, SecretNotDelivered
 
 if TYPE_CHECKING:
     from vutf_cli.services.keys import IssuedKey
 
-__all__ = ["SECRET_FILE_MODE", "STORE_IT_NOW", "SecretFile", "emit_issued", "issue_once"]
+__all__ = ["SECRET_FILE_MODE", "STORE_IT_NOW", "KeyDelivery", "SecretFile"]
 
 STORE_IT_NOW = "store it now, it will not be shown again"
 SECRET_FILE_MODE = 0o600
@@ -52,67 +61,107 @@ class SecretFile:
         os.fchmod(self._fd, SECRET_FILE_MODE)
 
     def write(self, secret: str) -> None:
+        """Write ``secret`` whole and sync it; on any failure remove the file and raise OSError."""
         try:
-            data = (secret + "\n").encode("utf-8")
-            while data:
-                data = data[os.write(self._fd, data) :]
-            os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
+            try:
+                data = (secret + "\n").encode("utf-8")
+                while data:
+                    data = data[os.write(self._fd, data) :]
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+        except OSError:
+            # A partial key is no key: leave nothing that looks like one.
+            self.path.unlink(missing_ok=True)
+            raise
 
     def discard(self) -> None:
         os.close(self._fd)
         self.path.unlink(missing_ok=True)
 
 
-def issue_once(
-    secret_file: Path | None, issue: Callable[[], IssuedKey]
-) -> tuple[IssuedKey, SecretFile | None]:
-    """The key ``issue`` issues, and the new secret file it was written to (if one was asked)."""
-    target = SecretFile(secret_file) if secret_file is not None else None
-    try:
-        issued = issue()
-    except BaseException:
-        if target is not None:
-            target.discard()
-        raise
-    if target is not None:
-        try:
-            target.write(issued.plaintext)
-        except OSError as exc:
-            prefix = issued.api_key.key_prefix
-            raise InternalError(
-                f"API key {prefix} was issued, but writing it to {target.path} failed: "
-                f"{exc.strerror}",
-                hint=f"revoke it (vutf keys revoke {prefix}) and try again",
-            ) from None
-    return issued, target
+class KeyDelivery:
+    """Where a new key goes, and the one way it gets there.
 
+    Made before the key is issued (a bad ``--secret-file`` fails first), used
+    as a context manager around issuing (the secret file is removed again if
+    issuing fails), called with the issued key to deliver it (a service's
+    ``deliver`` callback, or right after issuing), then :meth:`report` shows
+    the rest once the command has succeeded.
+    """
 
-def emit_issued(
-    app_ctx: AppContext,
-    issued: IssuedKey,
-    target: SecretFile | None,
-    *,
-    verb: str,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Show the issued key once: its plaintext on stdout, or where the secret file is."""
-    terminal = app_ctx.terminal
-    view = issued.api_key
-    extra = dict(extra or {})
-    if target is None:
-        secret: dict[str, Any] = {"key": issued.plaintext}
-        title = f"API key {verb}: {STORE_IT_NOW}"
-    else:
-        secret = {"secret_file": str(target.path)}
-        title = f"API key {verb}; the key is in secret_file (mode 0600)"
-    if terminal.output_format == "table":
-        record = {**secret, **{name: getattr(view, name) for name in DETAIL_FIELDS}, **extra}
+    def __init__(self, app_ctx: AppContext, secret_file: Path | None, *, verb: str) -> None:
+        self._app = app_ctx
+        self._verb = verb
+        self.target = SecretFile(secret_file) if secret_file is not None else None
+        self._delivered = False
+
+    def __enter__(self) -> KeyDelivery:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and self.target is not None and not self._delivered:
+            self.target.discard()
+
+    def __call__(self, issued: IssuedKey) -> None:
+        """Deliver the plaintext of ``issued``: SecretNotDelivered if it was not written whole."""
+        if self.target is not None:
+            self._delivered = True  # whatever happens now, the file is dealt with
+            try:
+                self.target.write(issued.plaintext)
+            except OSError as exc:
+                raise self._not_delivered(issued, str(self.target.path), exc.strerror) from None
+            return
+        record = self._record(issued, {"key": issued.plaintext})
+        title = f"API key {self._verb}: {STORE_IT_NOW}"
+        terminal = self._app.terminal
+        reason = stdout_failure(terminal, lambda: terminal.emit_object(record, title=title))
+        if reason is not None:
+            raise self._not_delivered(issued, "stdout", reason)
+        self._delivered = True
+
+    def report(self, issued: IssuedKey) -> None:
+        """What follows a delivered key: the metadata (with --secret-file), the warning."""
+        terminal = self._app.terminal
+        if self.target is None:
+            if terminal.output_format == "table":
+                terminal.warning(f"this is the only time the key is shown: {STORE_IT_NOW}")
+            return
+        record = self._record(issued, {"secret_file": str(self.target.path)})
+        title = f"API key {self._verb}; the key is in secret_file (mode 0600)"
         terminal.emit_object(record, title=title)
-        if target is None:
-            terminal.warning(f"this is the only time the key is shown: {STORE_IT_NOW}")
-        else:
-            terminal.notice(f"key written to {target.path}")
-    else:
-        terminal.emit_object({**secret, **key_record(view), **extra})
+        if terminal.output_format == "table":
+            terminal.notice(f"key written to {self.target.path}")
+
+    def _record(self, issued: IssuedKey, secret: dict[str, Any]) -> dict[str, Any]:
+        view = issued.api_key
+        replaced = issued.replaced
+        extra: dict[str, Any] = {}
+        if replaced is not None:
+            extra = {
+                "replaced_key_id": replaced.id,
+                "replaced_key_name": replaced.name,
+                "replaced_key_expires_at": issued.replaced_ends_at,
+            }
+        if self._app.terminal.output_format == "table":
+            return {**secret, **{name: getattr(view, name) for name in DETAIL_FIELDS}, **extra}
+        return {**secret, **key_record(view), **extra}
+
+    @staticmethod
+    def _not_delivered(issued: IssuedKey, where: str, reason: str | None) -> SecretNotDelivered:
+        prefix = issued.api_key.key_prefix
+        message = f"API key {prefix} was created but could not be written to {where}: {reason}"
+        hint = (
+            f"revoke it (vutf keys revoke {prefix}) or replace it by a key written to a file "
+            f"(vutf keys rotate {prefix} --secret-file PATH)"
+        )
+        if issued.replaced is not None:
+            old = issued.replaced.key_prefix
+            message += f"; the old key {old} still works"
+            hint += f"; then end the old key: vutf keys revoke {old}"
+        return SecretNotDelivered(message, hint=hint)

@@ -2,7 +2,8 @@
 
 Registered on the `vutf keys` group by :mod:`vutf_cli.cli.keys`, in the order
 the help lists the commands; the decisions (states, filters, paging) are in
-:mod:`vutf_cli.services.key_queries`.
+:mod:`vutf_cli.services.key_queries`.  ``list`` gives every row or says where
+the rest is, as every list does (:mod:`vutf_cli.cli.list_options`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import typer
 
 from vutf_cli.cli.context import get_app
 from vutf_cli.cli.key_options import KeyArgument, emit_key, key_columns
+from vutf_cli.cli.list_options import (
+    AllOption,
+    CursorOption,
+    LimitOption,
+    emit_listing,
+    page_limit,
+)
 from vutf_cli.errors import InvalidInput
 
 __all__ = ["list_", "show"]
@@ -26,8 +34,9 @@ def list_(
     active: Annotated[bool, typer.Option("--active", help="Usable keys (the default).")] = False,
     expired: Annotated[bool, typer.Option("--expired", help="Expired keys.")] = False,
     revoked: Annotated[bool, typer.Option("--revoked", help="Revoked keys.")] = False,
-    all_: Annotated[
-        bool, typer.Option("--all", help="Every key, including pruned (deleted) ones.")
+    any_state: Annotated[
+        bool,
+        typer.Option("--any-state", help="Keys in every state, pruned (deleted) ones too."),
     ] = False,
     expiring_within: Annotated[
         str | None,
@@ -43,30 +52,26 @@ def list_(
             "--unused-for", metavar="DURATION", help="Only keys not used for this long (90d)."
         ),
     ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", metavar="N", min=1, max=1000, help="Keys per page (1-1000).")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        typer.Option(
-            "--cursor", metavar="CURSOR", help="Continue after the page that printed this cursor."
-        ),
-    ] = None,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
+    all_rows: AllOption = False,
 ) -> None:
     """List API keys (default: the active ones).
 
     Oldest first: prefix, name, owner, scopes, dates, uses and state in the
     table; every field with -o json, jsonl or csv (never the digest).
 
-    Pages hold --limit keys; when there are more, the cursor of the next page
-    is printed on stderr as "next cursor: ..." (even with --quiet); pass it
-    to --cursor with the same filters.
+    Every key for json, jsonl and csv, a page in a table.  When rows are
+    left out (a table's page, or --limit), the cursor of the next page is
+    printed on stderr as "next cursor: ..." (even with --quiet); pass it to
+    --cursor with the same filters.
 
     \b
     Examples:
       vutf keys list --user alice
       vutf keys list --expiring-within 7d --json | jq -r '.[].key_prefix'
-      vutf keys list --all --unused-for 90d -o csv
+      vutf keys list --any-state --unused-for 90d -o csv
+      vutf keys list --revoked --all
     """
     from vutf_cli.services import key_queries as keys_service
 
@@ -76,31 +81,31 @@ def list_(
             ("active", active),
             ("expired", expired),
             ("revoked", revoked),
-            ("all", all_),
+            ("all", any_state),
         )
         if flag
     ]
     if len(chosen) > 1:
-        raise InvalidInput("--active, --expired, --revoked and --all are mutually exclusive")
+        raise InvalidInput("--active, --expired, --revoked and --any-state are mutually exclusive")
     state = chosen[0] if chosen else "active"
     app_ctx = get_app(ctx)
-    page = keys_service.list_keys(
+    listing = keys_service.stream_keys(
         app_ctx.database(),
         user=user,
         state=state,
         expiring_within=expiring_within,
         unused_for=unused_for,
-        limit=limit,
+        limit=page_limit(app_ctx, limit=limit, all_rows=all_rows),
         cursor=cursor,
     )
-    hint = "" if state == "all" else " (--all shows keys in every state)"
-    app_ctx.terminal.emit_rows(
-        page.items, columns=key_columns(), empty_notice=f"no {state} API keys found{hint}"
+    hint = "" if state == "all" else " (--any-state shows keys in every state)"
+    emit_listing(
+        app_ctx,
+        listing,
+        columns=key_columns(),
+        empty_notice=f"no {state} API keys found{hint}",
+        noun="keys",
     )
-    if page.next_cursor is not None:
-        # Written even with --quiet (as `vutf users list` does): a script needs it.
-        app_ctx.terminal.stderr.write(f"next cursor: {page.next_cursor}\n")
-        app_ctx.terminal.stderr.flush()
 
 
 def show(ctx: typer.Context, key: KeyArgument) -> None:

@@ -19,7 +19,7 @@ registered here, in the order the help lists the commands.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ from vutf_cli.cli.key_options import (
     key_record,
     time_or_never,
 )
-from vutf_cli.cli.key_plaintext import emit_issued, issue_once
+from vutf_cli.cli.key_plaintext import KeyDelivery
 from vutf_cli.cli.key_queries import list_, show
 from vutf_cli.cli.key_verification import verify
 from vutf_cli.errors import InvalidInput
@@ -72,7 +72,8 @@ def create(
 ) -> None:
     """Issue an API key and print it once.
 
-    Defaults: scope read, expiry in 90 days (--no-expiry for none).
+    Defaults: scope read, expiry in 90 days (--no-expiry for none).  If the
+    key cannot be written out (closed pipe, full disk), exit 9 names it.
 
     \b
     Examples:
@@ -84,9 +85,8 @@ def create(
 
     app_ctx = get_app(ctx)
     db = app_ctx.database()
-    issued, target = issue_once(
-        secret_file,
-        lambda: keys_service.create_key(
+    with KeyDelivery(app_ctx, secret_file, verb="created") as deliver:
+        issued = keys_service.create_key(
             db,
             user=user,
             name=name,
@@ -95,9 +95,9 @@ def create(
             expires_at=expires_at,
             no_expiry=no_expiry,
             description=description,
-        ),
-    )
-    emit_issued(app_ctx, issued, target, verb="created")
+        )
+        deliver(issued)
+    deliver.report(issued)
 
 
 app.command("list")(list_)
@@ -175,8 +175,10 @@ def rotate(
 
     The new key has the same owner, name, scopes and description.  The old
     key is renamed "<name> (rotated <time>)" and stops working at once, or
-    after --grace.  The new key lives as long as the old one was meant to
-    (counted from now), unless an expiry option is given.
+    after --grace, once the new key is delivered; if the new key cannot be
+    written out (exit 9), the old key keeps working.  The new key lives as
+    long as the old one was meant to (counted from now), unless an expiry
+    option is given.
 
     \b
     Examples:
@@ -187,30 +189,24 @@ def rotate(
 
     app_ctx = get_app(ctx)
     db = app_ctx.database()
-    issued, target = issue_once(
-        secret_file,
-        lambda: keys_service.rotate_key(
+    with KeyDelivery(app_ctx, secret_file, verb="rotated") as deliver:
+        # The old key's end is set only after `deliver` has delivered the new key.
+        issued = keys_service.rotate_key(
             db,
             key,
             grace=grace,
             expires_in=expires_in,
             expires_at=expires_at,
             no_expiry=no_expiry,
-        ),
-    )
+            deliver=deliver,
+        )
     replaced = issued.replaced
-    extra: dict[str, Any] = {}
     if replaced is not None:
-        extra = {
-            "replaced_key_id": replaced.id,
-            "replaced_key_name": replaced.name,
-            "replaced_key_expires_at": replaced.expires_at,
-        }
         app_ctx.terminal.notice(
             f"old key {replaced.key_prefix} renamed {replaced.name!r}; "
             f"it stops working at {format_time(replaced.expires_at)}"
         )
-    emit_issued(app_ctx, issued, target, verb="rotated", extra=extra)
+    deliver.report(issued)
 
 
 @app.command()

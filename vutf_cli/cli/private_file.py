@@ -1,75 +1,191 @@
-"""Where an ``--output-file`` goes: a regular file of mode 0600, or an existing stream.
+"""Where an ``--output-file`` goes: a private file replaced atomically, or an existing stream.
 
 Used by `vutf audit export --output-file`: an export is the audit log, which
-must not become readable by every local user on its way out.
+must not become readable by every local user on its way out, and an export
+that fails half way (full disk, Ctrl-C, SIGTERM) must not cost the previous
+export (docs/architecture.md §3.6).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from vutf_cli.errors import Conflict, InvalidInput
+from vutf_cli.errors import Conflict, InvalidInput, OutputFileFailed
 
 PRIVATE_FILE_MODE = 0o600
+# File systems without hard links (FAT, some network and FUSE mounts) say so with these.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
 
 
 @contextlib.contextmanager
 def private_file(path: Path, *, force: bool) -> Iterator[TextIO]:
-    """``path`` opened for writing text: a regular file of mode 0600, or an existing stream.
+    """``path`` opened for writing text: a private regular file, or an existing stream.
 
-    A new file is created 0600; an existing regular file is replaced only with
-    ``force`` (truncated and made 0600), and either is removed if writing
-    fails.  An existing device or FIFO (``/dev/null``, ``/dev/stdout`` on a
-    pipe, a named pipe) holds nothing to overwrite: it is written as it is,
-    never chmod-ed or removed; run as root, doing either would break the
-    machine for everybody else.
+    A regular file is written to a temporary file of mode 0600 in the same
+    folder, synced, and renamed to ``path`` only once everything was written;
+    if anything fails (or Ctrl-C / SIGTERM arrives) the temporary file is
+    removed and ``path`` is as it was.  An existing regular file is replaced
+    only with ``force``.  A symbolic link is refused: following it would let
+    whoever planted it choose what gets overwritten.  An existing device or
+    FIFO (``/dev/null``, a named pipe) holds nothing to overwrite: it is
+    written as it is, never chmod-ed, truncated or removed; run as root,
+    doing either would break the machine for everybody else.
     """
-    fd, owned = _open_output_file(path, force=force)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+    stream = _open_stream(path, force=force)
+    if stream is None:
+        with _replacement(path, force=force) as handle:
             yield handle
-    except BaseException:
-        if owned:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        return
+    handle = os.fdopen(stream, "w", encoding="utf-8", newline="")
+    try:
+        yield handle
+        handle.close()
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            handle.close()
+        _raise_if_write_error(exc, path, "")
         raise
 
 
-def _open_output_file(path: Path, *, force: bool) -> tuple[int, bool]:
-    """The open descriptor, and whether it is a regular file vutf may make private or remove."""
+def _open_stream(path: Path, *, force: bool) -> int | None:
+    """An open descriptor if ``path`` is an existing device or FIFO; None for a regular file.
+
+    None also when nothing is at ``path``.  Refuses symbolic links and folders
+    (exit 2), and an existing regular file without ``force`` (exit 4).
+    """
+    if not _is_stream(_status(path), path, force=force):
+        return None
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    except FileExistsError:
-        fd = _open_existing(path, force=force)
+        # No O_CREAT or O_TRUNC: nothing changes before the type is known again.
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
-    else:
-        os.fchmod(fd, PRIVATE_FILE_MODE)  # the mode given to open() is filtered by the umask
-        return fd, True
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        return fd, False
-    if not force:  # it became a regular file after the check in _open_existing
+        if exc.errno == errno.ELOOP:
+            raise _symlink(path) from None
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+    found = os.fstat(fd)
+    if stat.S_ISREG(found.st_mode):  # replaced by a regular file since the lstat
         os.close(fd)
-        raise _exists(path)
-    os.ftruncate(fd, 0)
-    os.fchmod(fd, PRIVATE_FILE_MODE)  # an overwritten file keeps its old mode otherwise
-    return fd, True
-
-
-def _open_existing(path: Path, *, force: bool) -> int:
-    """Open what is at ``path``: no O_CREAT or O_TRUNC, nothing changes before its type is known."""
-    with contextlib.suppress(OSError):
-        if not force and stat.S_ISREG(os.stat(path).st_mode):
+        if not force:
             raise _exists(path)
+        return None
+    return fd
+
+
+def _status(path: Path) -> os.stat_result | None:
     try:
-        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _is_stream(found: os.stat_result | None, path: Path, *, force: bool) -> bool:
+    if found is None:
+        return False
+    if stat.S_ISLNK(found.st_mode):
+        raise _symlink(path)
+    if stat.S_ISDIR(found.st_mode):
+        raise InvalidInput(f"{path} is a folder; nothing was written")
+    if stat.S_ISREG(found.st_mode):
+        if not force:
+            raise _exists(path)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _replacement(path: Path, *, force: bool) -> Iterator[TextIO]:
+    """A temporary file beside ``path`` that becomes ``path`` when the block succeeds."""
+    folder = path.parent
+    # Named after the target so that a file left by SIGKILL says what it was.
+    prefix = f".{path.name[:40]}."
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+    temp = Path(temp_name)
+    # mkstemp creates it 0600 minus the umask; a umask such as 0277 would leave 0400.
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    try:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        _put_in_place(temp, path, force=force)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        kept = f"; {path} is unchanged" if os.path.lexists(path) else "; nothing was written"
+        _raise_if_write_error(exc, path, kept)
+        raise
+    _sync_folder(folder, path)
+
+
+def _put_in_place(temp: Path, path: Path, *, force: bool) -> None:
+    """Rename ``temp`` to ``path``: over a regular file only with ``force``, never over a stream."""
+    found = _status(path)
+    if found is not None:
+        if not stat.S_ISREG(found.st_mode):
+            raise Conflict(f"{path} was taken by something else meanwhile; nothing was written")
+        if not force:
+            raise _exists(path)
+        os.replace(temp, path)
+        return
+    if force:
+        os.replace(temp, path)
+        return
+    try:
+        # A hard link fails if the name was taken meanwhile; a rename would replace it.
+        os.link(temp, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        os.replace(temp, path)
+        return
+    temp.unlink()
+
+
+def _sync_folder(folder: Path, path: Path) -> None:
+    """Make the rename durable: it lives in the folder, which has its own fsync."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return  # an unreadable folder: the rename is done, only its durability is unproven
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OutputFileFailed(
+                f"{path} was written, but its folder could not be synced: {exc.strerror}"
+            ) from exc
+    finally:
+        os.close(fd)
+
+
+def _raise_if_write_error(exc: BaseException, path: Path, kept: str) -> None:
+    """A write error as one line with its exit code (a closed pipe stays what it is)."""
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+        raise OutputFileFailed(f"cannot write {path}: {exc.strerror}{kept}") from exc
+
+
+def _symlink(path: Path) -> InvalidInput:
+    return InvalidInput(
+        f"{path} is a symbolic link; nothing was written",
+        hint="give the path it points to, or leave out --output-file to write to stdout",
+    )
 
 
 def _exists(path: Path) -> Conflict:

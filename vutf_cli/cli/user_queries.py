@@ -2,10 +2,9 @@
 
 Registered on the `vutf users` group by :mod:`vutf_cli.cli.users`, in the
 order the help lists the commands; the decisions (sorting, paging, search,
-deleted users) are in :mod:`vutf_cli.services.user_queries`.  ``list`` prints
-the cursor of the next page on stderr as ``next cursor: ...``, even with
-``--quiet`` (a script paging through needs it), and never on stdout, which
-stays a clean document.
+deleted users) are in :mod:`vutf_cli.services.user_queries`.  ``list`` gives
+every row or says where the rest is, as every list does
+(:mod:`vutf_cli.cli.list_options`).
 
 No ``from __future__ import annotations`` here: Typer reads the annotations
 of the command being run, and string annotations would be compiled and
@@ -18,6 +17,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vutf_cli.cli.context import get_app
+from vutf_cli.cli.list_options import (
+    AllOption,
+    CursorOption,
+    LimitOption,
+    emit_listing,
+    page_limit,
+)
 from vutf_cli.cli.user_options import UserArgument, emit_user, user_columns, user_record
 from vutf_cli.errors import InvalidInput
 
@@ -57,8 +63,8 @@ def list_users(
         ),
     ] = None,
     deleted: Annotated[bool, typer.Option("--deleted", help="Only deleted users.")] = False,
-    all_users: Annotated[
-        bool, typer.Option("--all", help="Deleted and live users together.")
+    include_deleted: Annotated[
+        bool, typer.Option("--include-deleted", help="Deleted and live users together.")
     ] = False,
     sort: Annotated[
         str,
@@ -68,50 +74,41 @@ def list_users(
             help="username, email or created_at; prefix - for descending.",
         ),
     ] = "created_at",
-    limit: Annotated[
-        int, typer.Option("--limit", metavar="N", help="At most N users (1-10000).")
-    ] = 100,
-    cursor: Annotated[
-        str | None,
-        typer.Option(
-            "--cursor", metavar="CURSOR", help="Continue after a previous page (same sort)."
-        ),
-    ] = None,
+    limit: LimitOption = None,
+    cursor: CursorOption = None,
+    all_rows: AllOption = False,
 ) -> None:
-    """List users, a page at a time.
+    """List users: every one for json, jsonl and csv, a page in a table.
 
-    When there are more users than --limit, the cursor of the next page is
-    printed on stderr as "next cursor: ..."; pass it to --cursor with the
-    same filters and sort.
+    When rows are left out (a table's page, or --limit), the cursor of the
+    next page is printed on stderr as "next cursor: ..." (even with
+    --quiet); pass it to --cursor with the same filters and sort.
 
     \b
     Examples:
       vutf users list
-      vutf users list --inactive --search acme --sort -created_at
+      vutf users list --inactive --search acme --sort -created_at --all
       vutf users list --json | jq -r '.[].email'
       vutf users list --limit 50 --cursor "$CURSOR" -o jsonl
     """
     from vutf_cli.services import user_queries as service
 
     app_ctx = get_app(ctx)
-    if deleted and all_users:
-        raise InvalidInput("use either --deleted or --all, not both")
-    page = service.list_users(
+    if deleted and include_deleted:
+        raise InvalidInput("use either --deleted or --include-deleted, not both")
+    listing = service.stream_users(
         app_ctx.database(),
         active=active,
         superuser=superuser,
         search=search,
-        deleted="deleted" if deleted else "all" if all_users else "live",
+        deleted="deleted" if deleted else "all" if include_deleted else "live",
         sort=sort,
-        limit=limit,
+        limit=page_limit(app_ctx, limit=limit, all_rows=all_rows),
         cursor=cursor,
     )
-    terminal = app_ctx.terminal
-    terminal.emit_rows(page.items, columns=user_columns(), empty_notice="no users found")
-    if page.next_cursor is not None:
-        # Written even with --quiet: it is how a script gets the next page.
-        terminal.stderr.write(f"next cursor: {page.next_cursor}\n")
-        terminal.stderr.flush()
+    emit_listing(
+        app_ctx, listing, columns=user_columns(), empty_notice="no users found", noun="users"
+    )
 
 
 def show(

@@ -54,8 +54,8 @@ def export(
         typer.Option("--include-hashes", help="Include password hashes (treat as a secret)."),
     ] = False,
     deleted: Annotated[bool, typer.Option("--deleted", help="Only deleted users.")] = False,
-    all_users: Annotated[
-        bool, typer.Option("--all", help="Deleted and live users together.")
+    include_deleted: Annotated[
+        bool, typer.Option("--include-deleted", help="Deleted and live users together.")
     ] = False,
 ) -> None:
     """Export users as json (default), jsonl or csv, streamed.
@@ -74,11 +74,11 @@ def export(
     from vutf_cli.services import user_transfer as service
 
     app_ctx = get_app(ctx)
-    if deleted and all_users:
-        raise InvalidInput("use either --deleted or --all, not both")
+    if deleted and include_deleted:
+        raise InvalidInput("use either --deleted or --include-deleted, not both")
     rows = service.export_users(
         app_ctx.database(),
-        deleted="deleted" if deleted else "all" if all_users else "live",
+        deleted="deleted" if deleted else "all" if include_deleted else "live",
         include_hashes=include_hashes,
     )
     terminal = app_ctx.terminal

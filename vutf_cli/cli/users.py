@@ -18,7 +18,9 @@ that belong to the command line:
   ``--password-stdin`` (all of stdin, one trailing newline removed) or
   ``--password-file``; ``create`` can also ``--generate-password``, which is
   printed once, on stdout (a ``password`` row or JSON field), with a note on
-  stderr.  Never from argv.
+  stderr; if stdout cannot take it (closed pipe, full disk) the command
+  exits 9 saying the user was created (:mod:`vutf_cli.cli.secret_delivery`).
+  Never from argv.
 * ``delete`` (soft or ``--hard``) asks for confirmation on a terminal and
   needs ``--yes`` otherwise.
 
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vutf_cli.cli.context import AppContext, get_app
+from vutf_cli.cli.secret_delivery import stdout_failure
 from vutf_cli.cli.user_options import (
     ExpectedVersion,
     PasswordFile,
@@ -45,7 +48,7 @@ from vutf_cli.cli.user_options import (
 from vutf_cli.cli.user_passwords import check_password, set_password
 from vutf_cli.cli.user_queries import list_users, show
 from vutf_cli.cli.user_transfer import export, import_users
-from vutf_cli.errors import InvalidInput
+from vutf_cli.errors import InvalidInput, SecretNotDelivered
 
 if TYPE_CHECKING:
     from vutf_cli.domain.user_view import UserView
@@ -138,7 +141,16 @@ def create(
     if result.password is None:
         emit_user(app_ctx, result.user)
         return
-    terminal.emit_object(user_record(result.user, password=result.password))
+    record = user_record(result.user, password=result.password)
+    reason = stdout_failure(terminal, lambda: terminal.emit_object(record))
+    if reason is not None:
+        # The password is nowhere else: the user exists, but nobody can log in as it.
+        name = result.user.username
+        raise SecretNotDelivered(
+            f"user '{name}' was created but its generated password could not be written "
+            f"to stdout: {reason}",
+            hint=f"set a new password: vutf users set-password {name}",
+        )
     terminal.warning("the generated password is shown only this once: store it now")
 
 

@@ -145,7 +145,7 @@ def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[No
         seen, since = progress.rows, time.monotonic()
         while not done.is_set():
             readable, _, _ = select.select([signals], [], [], _WATCH_INTERVAL)
-            if readable and signal.SIGINT in os.read(signals, 64):
+            if readable and {signal.SIGINT, signal.SIGTERM} & set(os.read(signals, 64)):
                 progress.interrupted = True
                 _shut(raw)
                 return

@@ -15,7 +15,11 @@ starts its metadata from (besides the request id); the services decide it
 writes only the request id there.
 
 Library exceptions are translated into vutf errors here, at the boundary
-between the data layer and everything above it.
+between the data layer and everything above it; a failure of the storage
+itself (a SQLite file that is not a database, corrupt, read-only, on a full
+disk) is exit 7 naming the file.  A SQLite file that cannot be written (or
+whose folder cannot) is opened read-only, so that reading and verifying a
+read-only copy work and a write says why it cannot.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import (
@@ -40,7 +47,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from vutf_cli.db.breaker import CircuitBreaker, CircuitOpenError
 from vutf_cli.db.engine import io_deadline, make_engine, parse_database_url, sqlite_path
-from vutf_cli.db.resilience import ErrorKind, classify, describe
+from vutf_cli.db.resilience import (
+    ErrorKind,
+    classify,
+    describe,
+    explain_storage,
+    storage_failure,
+)
 from vutf_cli.db.retry import RetryPolicy, run_with_retry
 from vutf_cli.db.schema_version import HEAD_REVISION
 from vutf_cli.db.uow import UnitOfWork
@@ -89,6 +102,45 @@ _CONSTRAINT_MESSAGES = {
     "uq_api_keys_key_hash": "an API key with that digest already exists",
     "uq_audit_log_seq": "audit sequence number taken (concurrent writer)",
 }
+
+
+def storage_error(exc: BaseException, settings: Settings) -> DatabaseUnavailable | None:
+    """Exit 7 naming the SQLite file (or the masked URL) when ``exc`` is a storage failure."""
+    failure = storage_failure(exc)
+    if failure is None:
+        return None
+    path = _sqlite_file(settings)
+    if path is None:
+        message, hint = explain_storage(failure, settings.masked_url, is_file=False)
+        return DatabaseUnavailable(f"{message}: {describe(exc)}", hint=hint)
+    # SQLite's own words ("file is not a database") would only repeat the message.
+    message, hint = explain_storage(failure, str(path), is_file=True)
+    return DatabaseUnavailable(message, hint=hint)
+
+
+def _sqlite_file(settings: Settings) -> Path | None:
+    url = parse_database_url(settings.database_url)
+    return sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+
+
+def _read_only_url(settings: Settings) -> str | None:
+    """A read-only URI for a SQLite file that cannot be written, or None to open it as usual.
+
+    Writable is asked of the file and its folder (SQLite keeps -wal and -shm
+    there).  When the folder cannot be written and there is no pending -wal
+    file, nothing can change the file under us, so it is opened immutable:
+    otherwise SQLite could not read a WAL database without creating -shm.
+    """
+    path = _sqlite_file(settings)
+    if path is None or not path.is_file():
+        return None
+    folder_writable = os.access(path.parent, os.W_OK)
+    if folder_writable and os.access(path, os.W_OK):
+        return None
+    wal = path.with_name(path.name + "-wal")
+    immutable = not folder_writable and (not wal.exists() or wal.stat().st_size == 0)
+    options = "mode=ro" + ("&immutable=1" if immutable else "")
+    return f"sqlite:///file:{quote(str(path.absolute()))}?{options}&uri=true"
 
 
 def translate_error(exc: BaseException, masked_url: str = "the database") -> VutfError | None:
@@ -191,7 +243,22 @@ class Database:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings, create_missing=self.create_missing)
+            try:
+                read_only = _read_only_url(self.settings)
+                if read_only is not None:
+                    # The engine's own settings only: messages keep naming the file.
+                    self._engine = make_engine(
+                        replace(self.settings, database_url=read_only), create_missing=False
+                    )
+                else:
+                    self._engine = make_engine(self.settings, create_missing=self.create_missing)
+            except OSError as exc:  # creating the SQLite file or its folder
+                raise DatabaseUnavailable(
+                    f"cannot create the database file {_sqlite_file(self.settings)}: "
+                    f"{exc.strerror or exc}",
+                    hint="make its folder writable, or choose another place "
+                    "(VUTF_DATA_DIR, or --database-url)",
+                ) from None
         return self._engine
 
     def allow_creating(self) -> None:
@@ -284,7 +351,7 @@ class Database:
                 ) from exc
             raise
         except SQLAlchemyError as exc:
-            translated = translate_error(exc, self.settings.masked_url)
+            translated = self.translate(exc)
             if translated is None:
                 raise
             raise translated from exc
@@ -368,6 +435,10 @@ class Database:
         breaker.record_success()
         return result
 
+    def translate(self, exc: BaseException) -> VutfError | None:
+        """``exc`` as a vutf error: storage failures name the file; else :func:`translate_error`."""
+        return storage_error(exc, self.settings) or translate_error(exc, self.settings.masked_url)
+
     def _request_committed(self, request_id: str) -> bool:
         """Whether an audit row carrying ``request_id`` exists (so the work landed)."""
         with self.unit_of_work(read_only=True) as uow:
@@ -380,16 +451,22 @@ class Database:
         The embedded default SQLite database is created and migrated on first
         use; any other database is only ever migrated by ``vutf db upgrade``.
         Compares the ``alembic_version`` row with a constant, so ordinary
-        commands never import Alembic.
+        commands at head never import Alembic; a revision this vutf does not
+        know (a newer vutf migrated the database) is exit 8 saying so.
         """
         if self._schema_checked:
             return
         revision = self.run(lambda uow: uow.schema_revision(), read_only=True)
         if revision != HEAD_REVISION:
-            if self.settings.is_default_database:
-                from vutf_cli.db import migrations
+            from vutf_cli.db import migrations
 
-                migrations.upgrade(self.settings, self.engine)
+            if revision is not None and not migrations.is_known_revision(revision):
+                raise migrations.newer_schema_error(self.settings.masked_url, revision)
+            if self.settings.is_default_database:
+                try:
+                    self.migrate("head")
+                except SQLAlchemyError as exc:
+                    raise (self.translate(exc) or InternalError(describe(exc))) from exc
             elif revision is None:
                 raise SchemaOutdated(
                     f"the database at {self.settings.masked_url} has no vutf schema"
@@ -400,3 +477,22 @@ class Database:
                     f"this vutf needs {HEAD_REVISION}"
                 )
         self._schema_checked = True
+
+    def migrate(self, revision: str) -> str | None:
+        """Upgrade to ``revision`` under the retries, serialized with every other migrator.
+
+        Returns the revision found under the migration lock (see
+        ``migrations.upgrade``): the processes that waited find the work done.
+        """
+        from vutf_cli.db import migrations
+
+        try:
+            return self.run_operation(
+                lambda: migrations.upgrade(self.settings, self.engine, revision),
+                idempotent=not migrations.is_relative_revision(revision),
+            )
+        except SQLAlchemyError as exc:
+            translated = storage_error(exc, self.settings)
+            if translated is None:
+                raise
+            raise translated from exc

@@ -49,7 +49,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from vutf_cli.errors import InvalidInput, SchemaOutdated
-from vutf_cli.settings import Settings, mask_url
+from vutf_cli.settings import Settings, mask_url, resolve_database_url
 
 # Execution option read by the SQLite "begin" hook: how to open the transaction.
 SQLITE_BEGIN_OPTION = "vutf_sqlite_begin"
@@ -61,6 +61,14 @@ _URL_HINT = "use postgresql://user@host:5432/dbname or sqlite:///path/to/file.db
 
 
 def parse_database_url(raw: str) -> URL:
+    """The one reading of a database URL, for connecting and for checking it.
+
+    The forms :func:`resolve_database_url` refuses or rewrites (an empty URL,
+    an unencoded "@" in the userinfo, ``postgres://``, a relative SQLite path)
+    are handled there, so a ``Settings`` built without ``load_settings`` gets
+    the same answer.
+    """
+    raw = resolve_database_url(raw, "the database URL")
     try:
         if "\x00" in raw:
             raise ArgumentError("NUL character")  # no file or host name holds one

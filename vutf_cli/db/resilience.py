@@ -6,6 +6,13 @@ re-running a whole transaction) and only ``CONNECTION`` counts against the
 circuit breaker (:mod:`vutf_cli.db.breaker`).  :func:`describe` gives the
 one-line reason that is safe to show.
 
+:func:`storage_failure` names, among the permanent failures, those of the
+database's storage rather than of the command: a file that is not a
+database, corrupt, read-only, on a full disk, failing I/O, or that cannot
+be opened (and the PostgreSQL equivalents).  Retrying cannot help them, and
+they are the operator's to fix, so they are exit 7 with what to do, never an
+internal error.
+
 The module knows SQLAlchemy's exception wrappers but is driver-agnostic: the
 SQLSTATE is read with ``getattr`` (``pgcode`` for psycopg2, ``sqlstate`` for
 psycopg 3) and libpq's connect-time messages are matched as text, because
@@ -20,7 +27,15 @@ from enum import Enum
 
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["RETRYABLE", "ErrorKind", "classify", "describe"]
+__all__ = [
+    "RETRYABLE",
+    "ErrorKind",
+    "StorageFailure",
+    "classify",
+    "describe",
+    "explain_storage",
+    "storage_failure",
+]
 
 
 class ErrorKind(Enum):
@@ -84,6 +99,45 @@ _CONNECTION_MARKERS = (
     "remaining connection slots are reserved",
 )
 _SQLITE_BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
+
+
+class StorageFailure(Enum):
+    """What is wrong with the database's storage (see :func:`storage_failure`)."""
+
+    NOT_A_DATABASE = "not_a_database"
+    CORRUPT = "corrupt"
+    READ_ONLY = "read_only"
+    DISK_FULL = "disk_full"
+    IO_ERROR = "io_error"
+    CANNOT_OPEN = "cannot_open"
+
+
+# SQLite's primary result codes (the low byte of an extended code).
+_SQLITE_STORAGE_CODES = {
+    26: StorageFailure.NOT_A_DATABASE,  # SQLITE_NOTADB
+    11: StorageFailure.CORRUPT,  # SQLITE_CORRUPT
+    8: StorageFailure.READ_ONLY,  # SQLITE_READONLY (file, folder or file system)
+    13: StorageFailure.DISK_FULL,  # SQLITE_FULL
+    10: StorageFailure.IO_ERROR,  # SQLITE_IOERR
+    14: StorageFailure.CANNOT_OPEN,  # SQLITE_CANTOPEN
+    3: StorageFailure.CANNOT_OPEN,  # SQLITE_PERM
+}
+# Their messages, for a driver that does not expose the code.
+_SQLITE_STORAGE_MESSAGES = (
+    ("file is not a database", StorageFailure.NOT_A_DATABASE),
+    ("database disk image is malformed", StorageFailure.CORRUPT),
+    ("attempt to write a readonly database", StorageFailure.READ_ONLY),
+    ("database or disk is full", StorageFailure.DISK_FULL),
+    ("disk i/o error", StorageFailure.IO_ERROR),
+    ("unable to open database file", StorageFailure.CANNOT_OPEN),
+)
+_PG_STORAGE_STATES = {
+    "53100": StorageFailure.DISK_FULL,  # disk_full
+    "25006": StorageFailure.READ_ONLY,  # read_only_sql_transaction (a standby)
+    "XX001": StorageFailure.CORRUPT,  # data_corrupted
+    "XX002": StorageFailure.CORRUPT,  # index_corrupted
+    "58030": StorageFailure.IO_ERROR,  # io_error
+}
 
 _MAX_REASON = 300
 
@@ -160,6 +214,26 @@ def classify(exc: BaseException) -> ErrorKind:
     return ErrorKind.PERMANENT
 
 
+def storage_failure(exc: BaseException) -> StorageFailure | None:
+    """What is wrong with the database's storage, if that is what ``exc`` reports.
+
+    ``classify`` calls all of these PERMANENT (never retried); this says
+    which, so that the message can name the file and what to do.
+    """
+    err = _driver_error(exc)
+    if isinstance(err, sqlite3.Error):
+        code = getattr(err, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_STORAGE_CODES:
+            return _SQLITE_STORAGE_CODES[code & 0xFF]
+        message = str(err).lower()
+        for marker, failure in _SQLITE_STORAGE_MESSAGES:
+            if marker in message:
+                return failure
+        return None
+    state = _sqlstate(err)
+    return _PG_STORAGE_STATES.get(state) if state is not None else None
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason for ``exc`` that is safe to show.
 
@@ -178,3 +252,54 @@ def describe(exc: BaseException) -> str:
     if len(reason) > _MAX_REASON:
         reason = reason[: _MAX_REASON - 1] + "…"
     return reason
+
+
+_WAL_FILES = "SQLite also writes FILE-wal and FILE-shm beside it"
+
+
+def explain_storage(failure: StorageFailure, where: str, *, is_file: bool) -> tuple[str, str]:
+    """``(message, hint)`` for a storage failure of ``where`` (a SQLite file, or a masked URL)."""
+    if not is_file:
+        server = f"the database at {where}"
+        return {
+            StorageFailure.DISK_FULL: (
+                f"{server} is out of disk space",
+                "free space on the database server; nothing was written",
+            ),
+            StorageFailure.READ_ONLY: (
+                f"{server} is read-only (a standby, or default_transaction_read_only)",
+                "connect to the primary server to change anything",
+            ),
+            StorageFailure.CORRUPT: (
+                f"{server} reports corrupt data",
+                "ask its administrator to check the server; restore from a backup",
+            ),
+        }.get(
+            failure, (f"{server} reports an I/O error", "ask its administrator to check the server")
+        )
+    return {
+        StorageFailure.NOT_A_DATABASE: (
+            f"{where} is not a SQLite database",
+            "check the path, or restore the file from a backup",
+        ),
+        StorageFailure.CORRUPT: (
+            f"the database file {where} is corrupt",
+            "restore it from a backup (`sqlite3 FILE .recover` may salvage its rows)",
+        ),
+        StorageFailure.READ_ONLY: (
+            f"the database file {where} is read-only",
+            f"make the file and its folder writable ({_WAL_FILES}), or work on a writable copy",
+        ),
+        StorageFailure.DISK_FULL: (
+            f"no space left on the disk of the database file {where}",
+            "free disk space, then run the command again; nothing was written",
+        ),
+        StorageFailure.IO_ERROR: (
+            f"disk I/O error on the database file {where}",
+            "check the disk and its free space, then run the command again",
+        ),
+        StorageFailure.CANNOT_OPEN: (
+            f"cannot open the database file {where}",
+            f"check that the file and its folder exist and may be read and written ({_WAL_FILES})",
+        ),
+    }[failure]

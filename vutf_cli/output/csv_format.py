@@ -1,7 +1,8 @@
 """``-o csv``: a header line, then one line per row; every column, exact values.
 
-Strings that a spreadsheet would run as a formula get a leading ``'``
-(:func:`~vutf_cli.output.sanitize.csv_safe`); numbers keep their value.
+Strings that a spreadsheet would run as a formula, and strings that start
+with ``'``, get a leading ``'`` (:func:`~vutf_cli.output.sanitize.csv_safe`),
+which ``users import`` removes exactly; numbers keep their value.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from vutf_cli.domain.csv_cells import escape_cell
+
 __all__ = ["csv_safe", "inert"]
 
 
@@ -56,21 +58,6 @@ def inert(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-# OWASP "CSV Injection": a cell starting with one of these is evaluated as a
-# formula by Excel / LibreOffice / Google Sheets (tab and CR because some
-# importers strip them and then see the next character).
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_safe(cell: str) -> str:
-    """Prefix a leading ``'`` to a cell a spreadsheet would run as a formula.
-
-    The apostrophe is the OWASP recommendation: spreadsheets treat it as "this
-    is text" and do not display it, while the value stays readable to humans
-    and to scripts (who can strip one leading ``'`` when the next character is
-    a trigger).  Only strings are passed here: numbers such as ``-3`` keep
-    their value because they are written by the CSV writer, not this function.
-    """
-    if cell.startswith(_FORMULA_TRIGGERS):
-        return "'" + cell
-    return cell
+    """A text cell as ``-o csv`` writes it (the escape rule: :mod:`vutf_cli.domain.csv_cells`)."""
+    return escape_cell(cell)

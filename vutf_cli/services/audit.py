@@ -9,7 +9,9 @@ one statement of ``db.audit_sql.page_statement`` (filters, keyset bound on
 
 Cursors are opaque to the user: the seq of the last row shown and the
 direction, base64url-encoded.  New rows get larger seqs, so a newest-first
-walk never repeats or skips a row while others append.
+walk never repeats or skips a row while others append.  :func:`stream_entries`
+walks the pages (every entry, or ``--limit`` of them; sizes in
+:mod:`vutf_cli.services.paging`).
 
 ``head`` of an empty log is ``0`` with the genesis hash (64 zeros), so
 ``$(vutf audit head)`` always yields something to record; as an anchor it
@@ -40,11 +42,10 @@ from vutf_cli.domain.views import AuditEntry
 from vutf_cli.errors import InvalidInput, NotFound
 from vutf_cli.security.audit_chain import GENESIS_HASH
 from vutf_cli.security.audit_fields import ENTRY_FIELDS
+from vutf_cli.services.paging import DEFAULT_PAGE_SIZE, Listing, check_limit
 
 __all__ = [
     "AUDIT_STATUSES",
-    "DEFAULT_LIMIT",
-    "MAX_LIST_LIMIT",
     "MAX_SEQ",
     "STATS_DIMENSIONS",
     "AuditHead",
@@ -66,11 +67,9 @@ __all__ = [
     "show",
     "stats",
     "stats_dimension",
+    "stream_entries",
 ]
 
-DEFAULT_LIMIT: Final = 50
-# One page is held in memory; more than this is what `vutf audit export` is for.
-MAX_LIST_LIMIT: Final = 100_000
 # seq is a signed 64-bit integer on both dialects: a larger number is no seq
 # (and SQLite's driver cannot even send it).
 MAX_SEQ: Final = 2**63 - 1
@@ -327,18 +326,14 @@ def list_entries(
     *,
     descending: bool = True,
     after_seq: int | None = None,
-    limit: int = DEFAULT_LIMIT,
+    limit: int = DEFAULT_PAGE_SIZE,
 ) -> AuditPage:
     """One page of entries, newest first unless ``descending`` is False.
 
     ``after_seq`` is where the previous page ended (:func:`decode_cursor` of
     its ``next_cursor``).
     """
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidInput(
-            f"--limit must be between 1 and {MAX_LIST_LIMIT} (got {limit})",
-            hint="`vutf audit export` streams any number of entries",
-        )
+    check_limit(limit)
     if after_seq is not None and not 0 <= after_seq <= MAX_SEQ:
         raise InvalidInput("invalid cursor: its seq is out of range")
 
@@ -353,6 +348,27 @@ def list_entries(
         return AuditPage(tuple(rows), None)
 
     return db.run(work, read_only=True)
+
+
+def stream_entries(
+    db: Database,
+    query: AuditQuery,
+    *,
+    descending: bool = True,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Listing[AuditEntry]:
+    """Every entry after ``cursor`` (or the first ``limit``), one page per transaction.
+
+    A cursor of the other order is InvalidInput (exit 2) before anything is read.
+    """
+
+    def fetch(after: str | None, size: int) -> tuple[tuple[AuditEntry, ...], str | None]:
+        after_seq = None if after is None else decode_cursor(after, descending=descending)
+        page = list_entries(db, query, descending=descending, after_seq=after_seq, limit=size)
+        return page.entries, page.next_cursor
+
+    return Listing(fetch, cursor=cursor, limit=limit)
 
 
 def parse_seq_or_id(text_: str) -> str:

@@ -7,8 +7,9 @@ Alembic is imported only inside the functions that need it (``upgrade``,
 :mod:`vutf_cli.services.runtime_role`.
 
 Every function returns a frozen view.  Failures arrive as vutf errors:
-unreachable database → DatabaseUnavailable (7), unknown revision → NotFound
-(3), pending migrations → SchemaOutdated (8), drift → IntegrityFailure (6).
+unreachable or unusable database → DatabaseUnavailable (7), unknown target
+revision → NotFound (3), pending migrations, or a database migrated by a
+newer vutf → SchemaOutdated (8), drift → IntegrityFailure (6).
 """
 
 from __future__ import annotations
@@ -108,8 +109,22 @@ def _current_revision(db: Database) -> str | None:
 
 
 def _inspected_revision(db: Database) -> str | None:
-    """The revision for a read-only look: None for a missing SQLite file, left uncreated."""
-    return None if db.missing_file else _current_revision(db)
+    """The revision for a read-only look: None for a missing SQLite file, left uncreated.
+
+    A revision this vutf does not know is exit 8 (a newer vutf migrated the database).
+    """
+    revision = None if db.missing_file else _current_revision(db)
+    _refuse_unknown(db, revision)
+    return revision
+
+
+def _refuse_unknown(db: Database, revision: str | None) -> None:
+    if revision is None or revision == _head():
+        return
+    from vutf_cli.db import migrations
+
+    if not migrations.is_known_revision(revision):
+        raise migrations.newer_schema_error(db.settings.masked_url, revision)
 
 
 def _head() -> str:
@@ -159,16 +174,19 @@ def _view(script: ScriptRevision) -> RevisionView:
 
 # -- running Alembic against the live database ------------------------------------------
 @contextmanager
-def _sql_errors(failure: Callable[[str], VutfError]) -> Iterator[None]:
+def _sql_errors(db: Database, failure: Callable[[str], VutfError]) -> Iterator[None]:
     """SQLAlchemy errors that survived the retries, as vutf errors."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from vutf_cli.db.database import storage_error
     from vutf_cli.db.resilience import describe
 
     try:
         yield
     except SQLAlchemyError as exc:
-        raise _permanent_error(exc, describe(exc), failure) from exc
+        # A file that is not a database, read-only or on a full disk is exit 7, like elsewhere.
+        translated = storage_error(exc, db.settings)
+        raise translated or _permanent_error(exc, describe(exc), failure) from exc
 
 
 def _permanent_error(
@@ -196,7 +214,7 @@ def _run_alembic(
     revision that did commit before the connection dropped is a no-op the
     second time, whereas a relative one (``+1``, ``-1``) would move again.
     """
-    with _sql_errors(failure):
+    with _sql_errors(db, failure):
         db.run_operation(operation, idempotent=idempotent)
 
 
@@ -216,19 +234,18 @@ def current(db: Database) -> RevisionStatus:
 
 
 def upgrade(db: Database, revision: str = "head") -> MigrationResult:
-    from vutf_cli.db import migrations
-
     # The one command (with the default database's first use) that creates a
     # missing SQLite file.
     db.allow_creating()
-    # Reach the server first (with the retry policy) so an outage is exit 7.
-    previous = _current_revision(db)
-    _run_alembic(
-        db,
-        lambda: migrations.upgrade(db.settings, db.engine, revision),
-        idempotent=not migrations.is_relative_revision(revision),
-        failure=_rolled_back(f"the upgrade to {revision}"),
-    )
+    # Reach the server first (with the retry policy) so an outage is exit 7;
+    # at head already, no migration lock is taken (a read-only copy says so too).
+    found = _current_revision(db)
+    _refuse_unknown(db, found)
+    if revision == "head" and found == _head():
+        return _migration_result(db, found)
+    # What a waiting process finds under the migration lock is its "before".
+    with _sql_errors(db, _rolled_back(f"the upgrade to {revision}")):
+        previous = db.migrate(revision)
     return _migration_result(db, previous)
 
 
@@ -238,6 +255,7 @@ def plan_downgrade(db: Database, revision: str) -> DowngradePlan:
     from vutf_cli.services.db_status import probe
 
     found = db.run(probe, read_only=True)
+    _refuse_unknown(db, found.revision)
     steps = tuple(_view(step) for step in migrations.downgrade_steps(found.revision, revision))
     destination = revision
     if not steps:
@@ -332,15 +350,10 @@ def check(db: Database) -> CheckResult:
 
 
 def _not_at_head(status: RevisionStatus, known_newest_first: list[str]) -> SchemaOutdated:
+    # A revision this vutf does not know was refused by current() already.
     where = f"the database at {status.database}"
     if status.current is None:
         return SchemaOutdated(f"{where} has no vutf schema (head is {status.head})")
-    if status.current not in known_newest_first:
-        return SchemaOutdated(
-            f"{where} is at revision {status.current}, which this vutf does not know "
-            f"(its head is {status.head})",
-            hint="the database was probably migrated by a newer vutf; upgrade vutf",
-        )
     pending = known_newest_first.index(status.current)
     return SchemaOutdated(
         f"{where} is at revision {status.current}, head is {status.head} "

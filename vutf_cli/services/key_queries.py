@@ -1,7 +1,9 @@
 """Reading API keys, the work behind ``vutf keys list`` and ``show``.
 
 Each read runs in one read-only unit of work and returns views built inside
-it, as of one moment.  ``list`` pages by keyset, oldest first; ``show`` finds
+it, as of one moment.  ``list`` pages by keyset, oldest first, and
+:func:`stream_keys` walks the pages (every key, or ``--limit`` of them; sizes
+in :mod:`vutf_cli.services.paging`); ``show`` finds
 deleted (pruned) keys too.  A KEY reference is the key id or its prefix, never
 the key itself (:func:`vutf_cli.services.key_arguments.check_reference`).
 """
@@ -22,18 +24,18 @@ from vutf_cli.domain.views import ApiKeyView
 from vutf_cli.errors import InvalidInput
 from vutf_cli.services.key_arguments import check_reference, parse_optional_duration
 from vutf_cli.services.key_transactions import key_view, lookup_user
+from vutf_cli.services.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Listing, check_limit
 
 __all__ = [
-    "DEFAULT_LIST_LIMIT",
     "LIST_STATES",
     "MAX_LIST_LIMIT",
     "KeyPage",
     "list_keys",
     "show_key",
+    "stream_keys",
 ]
 
-DEFAULT_LIST_LIMIT: Final = 50
-MAX_LIST_LIMIT: Final = 1000
+MAX_LIST_LIMIT: Final = MAX_PAGE_SIZE  # the name callers of list_keys know
 # "active" (the default), "expired", "revoked", or "all" (every key, deleted ones too).
 LIST_STATES: Final = ("active", "expired", "revoked", "all")
 
@@ -53,7 +55,7 @@ def list_keys(
     state: str = "active",
     expiring_within: str | None = None,
     unused_for: str | None = None,
-    limit: int = DEFAULT_LIST_LIMIT,
+    limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
 ) -> KeyPage:
     """Keys in ``state``, oldest first, one keyset page at a time.
@@ -67,8 +69,7 @@ def list_keys(
             f"unknown key state {validation.shorten_for_message(state)}; "
             f"use one of {', '.join(LIST_STATES)}"
         )
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT} (got {limit})")
+    check_limit(limit)
     expiring = parse_optional_duration(expiring_within)
     unused = parse_optional_duration(unused_for)
 
@@ -104,6 +105,33 @@ def list_keys(
         )
 
     return db.run(read, read_only=True)
+
+
+def stream_keys(
+    db: Database,
+    *,
+    user: str | None = None,
+    state: str = "active",
+    expiring_within: str | None = None,
+    unused_for: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Listing[ApiKeyView]:
+    """Every key after ``cursor`` (or the first ``limit``), one page per transaction."""
+
+    def fetch(after: str | None, size: int) -> tuple[tuple[ApiKeyView, ...], str | None]:
+        page = list_keys(
+            db,
+            user=user,
+            state=state,
+            expiring_within=expiring_within,
+            unused_for=unused_for,
+            limit=size,
+            cursor=after,
+        )
+        return page.items, page.next_cursor
+
+    return Listing(fetch, cursor=cursor, limit=limit)
 
 
 def show_key(db: Database, ref: str) -> ApiKeyView:

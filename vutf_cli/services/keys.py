@@ -46,13 +46,23 @@ Rotation
     so the old key is renamed ``<name> (rotated <UTC timestamp>)`` (truncated
     to fit 100 characters).  Only an active key can be rotated, and a key
     that was already rotated out is refused: rotate its replacement.
+
+    The old key's end is set only once the new key is delivered: the new
+    key and the renaming commit first (audited ``api_key.rotate``), then
+    ``deliver`` shows the new key, then a second transaction sets the old
+    key's expiry to the end computed in the first (audited
+    ``api_key.retire``).  A new key that could not be delivered must not
+    take the working key with it; if ``deliver`` fails, the old key keeps
+    its expiry and the caller reports both keys.  Between the two
+    transactions both keys work, as they would during a grace period.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -62,7 +72,7 @@ from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain import validation
 from vutf_cli.domain.views import ApiKeyView, api_key_state
-from vutf_cli.errors import Conflict, InvalidInput
+from vutf_cli.errors import Conflict, InvalidInput, VutfError
 from vutf_cli.services import audit_trail
 from vutf_cli.services.key_arguments import (
     check_reference,
@@ -95,12 +105,16 @@ _ROTATED_RE: Final = re.compile(r" \(rotated \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}
 class IssuedKey:
     """A newly issued key and its plaintext, which is shown once and never stored.
 
-    ``replaced`` is the key a rotation replaced, as it is after the rotation.
+    ``replaced`` is the key a rotation replaced: before delivery (the
+    ``deliver`` callback of :func:`rotate_key`) as the first transaction left
+    it, still working; afterwards as the rotation left it.  ``replaced_ends_at``
+    is when it stops working once the new key is delivered.
     """
 
     api_key: ApiKeyView
     plaintext: str = field(repr=False)
     replaced: ApiKeyView | None = None
+    replaced_ends_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,15 +196,22 @@ def rotate_key(
     expires_in: str | None = None,
     expires_at: str | None = None,
     no_expiry: bool = False,
+    deliver: Callable[[IssuedKey], None] | None = None,
 ) -> IssuedKey:
-    """Replace an active key by a new one; the old one works for ``grace`` more."""
+    """Replace an active key by a new one; the old one works for ``grace`` more.
+
+    ``deliver`` is called with the new key after it is committed and before
+    the old key's end is set; when it raises, the old key keeps working and
+    the exception propagates.  Without it the key counts as delivered when
+    this returns it.
+    """
     ref = check_reference(ref)
     grace_period = parse_optional_duration(grace)
     requested_expiry(
         expires_in=expires_in, expires_at=expires_at, no_expiry=no_expiry, now=utcnow()
     )
 
-    def rotate(uow: UnitOfWork) -> IssuedKey:
+    def rotate(uow: UnitOfWork) -> tuple[IssuedKey, uuid.UUID, datetime]:
         now = utcnow()
         requested, expiry = requested_expiry(
             expires_in=expires_in, expires_at=expires_at, no_expiry=no_expiry, now=now
@@ -213,9 +234,9 @@ def rotate_key(
         old_end = now + grace_period if grace_period is not None else now
         if old.expires_at is not None:
             old_end = min(old_end, old.expires_at)
-        previous_expiry, original_name = old.expires_at, old.name
+        original_name = old.name
         # Rename first: the new key takes the name, unique per owner among live keys.
-        uow.keys.update(old, name=_rotated_name(original_name, now), expires_at=old_end)
+        uow.keys.update(old, name=_rotated_name(original_name, now))
         new, plaintext = uow.keys.create_key(
             user=old.user,
             name=original_name,
@@ -232,7 +253,6 @@ def rotate_key(
             user_id=old.user_id,
             changes={
                 "name": {"old": original_name, "new": old.name},
-                "expires_at": {"old": previous_expiry, "new": old.expires_at},
                 "replaced_by": {
                     "id": new.id,
                     "key_prefix": new.key_prefix,
@@ -242,11 +262,60 @@ def rotate_key(
                 },
             },
         )
-        return IssuedKey(
-            api_key=key_view(new, now), plaintext=plaintext, replaced=key_view(old, now)
+        issued = IssuedKey(
+            api_key=key_view(new, now),
+            plaintext=plaintext,
+            replaced=key_view(old, now),
+            replaced_ends_at=old_end,
         )
+        return issued, old.id, old_end
 
-    return key_mutation(db, rotate, action="api_key.rotate", resource_id=ref)
+    issued, old_id, ends_at = key_mutation(db, rotate, action="api_key.rotate", resource_id=ref)
+    if deliver is not None:
+        deliver(issued)
+    try:
+        return _retire_replaced(db, issued, old_id, ends_at)
+    except VutfError as exc:
+        # The new key is out; say so, and that the old one has not stopped.
+        old_prefix = issued.replaced.key_prefix if issued.replaced else str(old_id)
+        exc.message = (
+            f"the new key {issued.api_key.key_prefix} was issued, but the old key "
+            f"{old_prefix} could not be ended and still works: {exc.message}"
+        )
+        exc.hint = f"once the new key is in use, revoke the old one: vutf keys revoke {old_prefix}"
+        raise
+
+
+def _retire_replaced(
+    db: Database, issued: IssuedKey, old_id: uuid.UUID, ends_at: datetime
+) -> IssuedKey:
+    """End the replaced key at ``ends_at``, never later than it would have ended anyway."""
+    new = issued.api_key
+
+    def retire(uow: UnitOfWork) -> IssuedKey:
+        now = utcnow()
+        old = uow.keys.get(old_id)
+        if old is None or old.revoked_at is not None:
+            # Deleted or revoked meanwhile: it has already stopped working.
+            return issued
+        previous = old.expires_at
+        end = ends_at if previous is None else min(previous, ends_at)
+        if end != previous:
+            uow.keys.update(old, expires_at=end)
+            audit_trail.append(
+                uow,
+                action="api_key.retire",
+                resource_type=RESOURCE_TYPE,
+                resource_id=str(old.id),
+                user_id=old.user_id,
+                changes={
+                    "expires_at": {"old": previous, "new": end},
+                    "replaced_by": {"id": new.id, "key_prefix": new.key_prefix},
+                },
+            )
+        return replace(issued, replaced=key_view(old, now))
+
+    return key_mutation(db, retire, action="api_key.retire", resource_id=str(old_id))
 
 
 # -- changing ------------------------------------------------------------------------

@@ -9,11 +9,12 @@ Decisions where the issue left room (the command help refers here):
   also finds soft-deleted users (a live user of the same name wins; a
   deleted one is marked ``is_deleted``).
 * ``list`` pages by keyset: ``--sort`` is ``username``, ``email`` or
-  ``created_at`` (default), ``-`` in front for descending; a page holds
-  ``--limit`` rows (default 100, at most 10000) and the cursor of the next
-  page is only valid with the same sort.  ``--deleted`` lists only deleted
-  users, ``--all`` both.  ``--search`` is a case-insensitive substring of the
-  username, email or full name in which ``%`` and ``_`` are literal.
+  ``created_at`` (default), ``-`` in front for descending; the cursor of the
+  next page is only valid with the same sort.  :func:`stream_users` walks
+  the pages (every user, or ``--limit`` of them; sizes in
+  :mod:`vutf_cli.services.paging`).  ``--deleted`` lists only deleted users,
+  ``--include-deleted`` both.  ``--search`` is a case-insensitive substring
+  of the username, email or full name in which ``%`` and ``_`` are literal.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.user_view import UserView
 from vutf_cli.errors import InvalidInput
+from vutf_cli.services.paging import DEFAULT_PAGE_SIZE, Listing, check_limit
 
 if TYPE_CHECKING:
     from vutf_cli.domain.user_results import UserDetail
 
 __all__ = [
-    "DEFAULT_LIMIT",
     "DELETED_SCOPES",
-    "MAX_LIMIT",
     "MAX_SEARCH_LENGTH",
     "SORT_FIELDS",
     "UserPage",
@@ -41,12 +41,11 @@ __all__ = [
     "parse_sort",
     "scope_arguments",
     "show_user",
+    "stream_users",
 ]
 
 SORT_FIELDS: Final = ("username", "email", "created_at")
 DELETED_SCOPES: Final = ("live", "deleted", "all")
-DEFAULT_LIMIT: Final = 100
-MAX_LIMIT: Final = 10_000
 MAX_SEARCH_LENGTH = 254  # the longest searchable column (email)
 
 
@@ -86,13 +85,12 @@ def list_users(
     search: str | None = None,
     deleted: str = "live",
     sort: str = "created_at",
-    limit: int = DEFAULT_LIMIT,
+    limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
 ) -> UserPage:
     """One keyset page of users; pass ``next_cursor`` back (same filters and sort) for more."""
     order_by, descending = parse_sort(sort)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"--limit must be between 1 and {MAX_LIMIT} (got {limit})")
+    check_limit(limit)
     filters, include_deleted = scope_arguments(deleted)
     if active is not None:
         filters["is_active"] = active
@@ -117,6 +115,35 @@ def list_users(
         return UserPage(tuple(UserView.from_row(u) for u in page.items), page.next_cursor)
 
     return db.run(read, read_only=True)
+
+
+def stream_users(
+    db: Database,
+    *,
+    active: bool | None = None,
+    superuser: bool | None = None,
+    search: str | None = None,
+    deleted: str = "live",
+    sort: str = "created_at",
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Listing[UserView]:
+    """Every user after ``cursor`` (or the first ``limit``), one page per transaction."""
+
+    def fetch(after: str | None, size: int) -> tuple[tuple[UserView, ...], str | None]:
+        page = list_users(
+            db,
+            active=active,
+            superuser=superuser,
+            search=search,
+            deleted=deleted,
+            sort=sort,
+            limit=size,
+            cursor=after,
+        )
+        return page.items, page.next_cursor
+
+    return Listing(fetch, cursor=cursor, limit=limit)
 
 
 def show_user(db: Database, ident: str, *, with_keys: bool = False) -> UserDetail:

@@ -29,8 +29,8 @@ Columns:
 In CSV, booleans are ``true/false``, ``yes/no``, ``1/0`` (empty: the
 default), an empty ``full_name`` is none, an empty ``password`` or
 ``password_hash`` is absent, and one leading apostrophe before ``=``, ``+``,
-``-``, ``@``, tab or CR is removed (it is how ``-o csv`` defuses spreadsheet
-formulas) in every column except ``password``.
+``-``, ``@``, tab, CR or another ``'`` is removed in every column except
+``password`` (exactly the escape ``-o csv`` adds: vutf_cli.domain.csv_cells).
 
 Every problem is reported with the line it was found on (for JSON, the line
 where the object starts); line 1 of a CSV file is its header.

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any, Final
 
+from vutf_cli.domain.csv_cells import unescape_cell
 from vutf_cli.errors import InvalidInput
 from vutf_cli.services.user_import.records import (
     IMPORT_COLUMNS,
@@ -24,12 +25,10 @@ from vutf_cli.services.user_import.records import (
     json_type,
 )
 
-__all__ = ["FORMATS", "decode", "detect_format", "parse_records"]
+__all__ = ["FORMATS", "csv_value", "decode", "detect_format", "parse_records"]
 
 FORMATS: Final = ("json", "jsonl", "csv")
 _SUFFIX_FORMATS: Final = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-# What csv_safe (vutf_cli.output.sanitize) puts an apostrophe in front of.
-_FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def detect_format(text: str, *, explicit: str | None, source: str | None) -> str:
@@ -141,7 +140,10 @@ def _json_records(text: str) -> Iterator[RawRecord]:
 
 def _jsonl_records(text: str) -> Iterator[RawRecord]:
     row = 1
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (a "\r" before it is JSON whitespace):
+    # str.splitlines would also cut at U+2028, U+0085 and other characters
+    # that JSON allows raw inside a string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -204,10 +206,9 @@ def _check_columns(names: set[str]) -> None:
 _starts_with_apostrophe: Final = operator.methodcaller("startswith", "'")
 
 
-def _unescape_formula(cell: str) -> str:
-    if len(cell) > 1 and cell[0] == "'" and cell[1:].startswith(_FORMULA_TRIGGERS):
-        return cell[1:]
-    return cell
+def csv_value(cell: str) -> str:
+    """The value a CSV cell holds (the escape rule: :mod:`vutf_cli.domain.csv_cells`)."""
+    return unescape_cell(cell)
 
 
 def _csv_records(text: str) -> Iterator[RawRecord]:
@@ -245,7 +246,7 @@ def _csv_records(text: str) -> Iterator[RawRecord]:
         values = dict(zip(columns, cells, strict=True))
         if any(map(_starts_with_apostrophe, cells)):  # rare: only then look cell by cell
             values = {
-                name: cell if name == "password" else _unescape_formula(cell)
+                name: cell if name == "password" else csv_value(cell)
                 for name, cell in values.items()
             }
         yield RawRecord(row, start, values, from_csv=True)
