@@ -52,11 +52,11 @@ _CANONICAL_ENCODER: Final = json.JSONEncoder(
     # A value parsed from text or built by jsonable has no cycles to detect.
     check_circular=False,
 )
-_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
-# Where the JSON fields' texts go into the encoded scalars (see canonical_row_text).
-_CHANGES_SLOT: Final = '"changes":null'
-_METADATA_SLOT: Final = '"metadata":null'
-_NULL_LENGTH: Final = len("null")
+# The hashed fields in the order sort_keys puts them: name, its `"name":`
+# prefix (plain ASCII names: nothing to escape), whether it holds JSON text.
+_ROW_LAYOUT: Final = tuple(
+    (name, f'"{name}":', name not in SCALAR_FIELDS) for name in sorted(HASHED_FIELDS)
+)
 
 
 def format_timestamp(value: datetime) -> str:
@@ -115,31 +115,39 @@ def canonical_row_text(
     spelled as :func:`jsonable` spells them).  ``changes`` and ``metadata``
     are JSON texts put in as they are (None: null); the writer passes
     :func:`canonical_value_text` of its values, so the result is the sorted,
-    compact JSON of the whole row.
-
-    The scalars are encoded as one object with null in the two JSON slots,
-    and the texts put into those slots.  With sorted keys, only scalars come
-    before each slot, and an encoded scalar cannot contain an unescaped
-    quote, so the first ``"changes":null`` (then ``"metadata":null``) is the
-    slot itself.
+    compact JSON of the whole row: the fields in sorted order, each scalar
+    written as the canonical encoder writes it.
     """
+    encode = _CANONICAL_ENCODER.encode
+    parts = []
+    for name, prefix, holds_json in _ROW_LAYOUT:
+        if holds_json:
+            text = changes if name == "changes" else metadata
+            parts.append(prefix + ("null" if text is None else text))
+            continue
+        value = scalars.get(name)
+        kind = type(value)
+        if kind is str or kind is float:  # the encoder's escaping, and its refusal of NaN
+            parts.append(prefix + encode(value))
+        elif value is None:
+            parts.append(prefix + "null")
+        elif kind is int:
+            parts.append(prefix + int.__repr__(value))
+        elif kind is bool:
+            parts.append(prefix + ("true" if value else "false"))
+        else:
+            return _whole_row_text(scalars, changes, metadata)
+    return "{" + ",".join(parts) + "}"
+
+
+def _whole_row_text(scalars: Mapping[str, Any], changes: str | None, metadata: str | None) -> str:
+    # A container or another type where a scalar belongs (no row vutf writes):
+    # the whole document goes through the encoder, which refuses what JSON
+    # cannot hold.
     document = {name: scalars.get(name) for name in SCALAR_FIELDS}
-    if not _SCALAR_TYPES.issuperset(map(type, document.values())):
-        # A container where a scalar belongs (no row vutf writes): the slots
-        # cannot be found safely, so the whole document is encoded.
-        document["changes"] = None if changes is None else json.loads(changes)
-        document["metadata"] = None if metadata is None else json.loads(metadata)
-        return _CANONICAL_ENCODER.encode(document)
-    document["changes"] = None
-    document["metadata"] = None
-    text = _CANONICAL_ENCODER.encode(document)
-    if metadata is not None:
-        at = text.index(_METADATA_SLOT) + len(_METADATA_SLOT) - _NULL_LENGTH
-        text = text[:at] + metadata + text[at + _NULL_LENGTH :]
-    if changes is not None:
-        at = text.index(_CHANGES_SLOT) + len(_CHANGES_SLOT) - _NULL_LENGTH
-        text = text[:at] + changes + text[at + _NULL_LENGTH :]
-    return text
+    document["changes"] = None if changes is None else json.loads(changes)
+    document["metadata"] = None if metadata is None else json.loads(metadata)
+    return _CANONICAL_ENCODER.encode(document)
 
 
 def _scalar(value: Any) -> Any:
