@@ -57,29 +57,13 @@ from tests.benchmarks.environment import (
 from vutf_cli.db.repositories.audit import hash_content, stored_json
 from vutf_cli.db.types import dumps_json
 from vutf_cli.security.audit_chain import GENESIS_HASH, canonical_json, compute_row_hash
+from vutf_cli.security.audit_fields import ENTRY_FIELDS
 
 if TYPE_CHECKING:
     from tests.benchmarks.settings import Settings
 
-AUDIT_COLUMNS: Final = (
-    "id",
-    "seq",
-    "created_at",
-    "actor",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "status",
-    "changes",
-    "metadata",
-    "error_message",
-    "duration_ms",
-    "ip_address",
-    "user_agent",
-    "prev_hash",
-    "row_hash",
-)
+# Every column of audit_log, in the order vutf lists and exports them.
+AUDIT_COLUMNS: Final = ENTRY_FIELDS
 USER_COLUMNS: Final = (
     "id",
     "username",
