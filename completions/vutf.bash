@@ -53,7 +53,7 @@ _vutf_options() {  # PATH: sets _vutf_words to its own options and the global on
         'keys extend') _vutf_words='--expires-in --expires-at --no-expiry' ;;
         'keys set-scopes') _vutf_words='--scope -s' ;;
         'keys prune-expired') _vutf_words='--older-than' ;;
-        'keys verify') _vutf_words='--require-scope --record-usage --key-file' ;;
+        'keys verify') _vutf_words='--require-scope --record-usage --no-record --key-file' ;;
         'audit list') _vutf_words='--user --action --resource-type --resource-id --status --since --until --reverse --limit --cursor --all' ;;
         'audit follow') _vutf_words='--user --action --resource-type --resource-id --status --since-seq --interval --max-events --timeout' ;;
         'audit export') _vutf_words='--user --action --resource-type --resource-id --status --since --until --format --output-file --force' ;;

@@ -317,6 +317,7 @@ complete -c vutf -n '__vutf_at "keys prune-expired"' -l older-than -x -d 'Only k
 # vutf keys verify
 complete -c vutf -n '__vutf_at "keys verify"' -l require-scope -x -d 'Also require this scope (exit 5 if missing).'
 complete -c vutf -n '__vutf_at "keys verify"' -l record-usage -d 'Count this as a use (last used, usage count).'
+complete -c vutf -n '__vutf_at "keys verify"' -l no-record -d 'Write nothing, not even the audit row of this attempt.'
 complete -c vutf -n '__vutf_at "keys verify"' -l key-file -r -F -d 'Read the key from this file instead of stdin.'
 
 # vutf audit

@@ -17,14 +17,19 @@ from sqlalchemy.engine import Connection
 
 from vutf_cli.db.database import Database
 
-SQLITE_TRIGGER_NAMES = ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace")
-POSTGRES_TRIGGER_NAMES = ("audit_log_append_only", "audit_log_no_truncate")
+SQLITE_TRIGGER_NAMES = (
+    "audit_log_no_update",
+    "audit_log_no_delete",
+    "audit_log_no_replace",
+    "audit_log_chain_link",
+)
+POSTGRES_TRIGGER_NAMES = ("audit_log_append_only", "audit_log_no_truncate", "audit_log_chain_link")
 
 
-def load_initial_migration() -> Any:
-    """The initial revision as a module (its trigger DDL is the one to restore)."""
-    path = Path(__file__).resolve().parents[1] / "alembic" / "versions" / "0001_initial.py"
-    spec = importlib.util.spec_from_file_location("vutf_test_0001_initial", path)
+def load_migration(name: str = "0001_initial") -> Any:
+    """A revision as a module (its trigger DDL is the one to restore)."""
+    path = Path(__file__).resolve().parents[1] / "alembic" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"vutf_test_{name}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -46,5 +51,6 @@ def tampering(db: Database) -> Iterator[Connection]:
             for name in POSTGRES_TRIGGER_NAMES:
                 conn.exec_driver_sql(f"ALTER TABLE audit_log ENABLE ALWAYS TRIGGER {name}")
         else:
-            for statement in load_initial_migration().SQLITE_TRIGGERS:
+            for statement in load_migration().SQLITE_TRIGGERS:
                 conn.exec_driver_sql(statement)
+            conn.exec_driver_sql(load_migration("0002_audit_chain_link").SQLITE_TRIGGER)

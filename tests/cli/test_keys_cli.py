@@ -141,7 +141,7 @@ def test_lifecycle_create_verify_use_rotate_grace_revoke(
     assert created["state"] == "active"
     assert "key_hash" not in created
 
-    # verify from stdin: valid, writes nothing
+    # verify from stdin: valid; it counts no use but the attempt is one audit row
     before = audit_rows(db)
     ok = seen(verify(run_cli, key, "--json"))
     assert ok.exit_code == 0, ok.stderr
@@ -152,8 +152,14 @@ def test_lifecycle_create_verify_use_rotate_grace_revoke(
     assert verified["scopes"] == ["read", "targets:write"]
     assert verified["expires_at"] == created["expires_at"]
     assert verified["usage_recorded"] is False
-    assert audit_rows(db) == before
+    assert audit_rows(db) == [*before, ("api_key.use", "success", created["id"])]
     assert key_row(db, created["id"])["usage_count"] == 0
+    # --no-record is the read-only check: nothing at all is written
+    before = audit_rows(db)
+    assert seen(verify(run_cli, key, "--no-record")).exit_code == 0
+    assert audit_rows(db) == before
+    both = seen(verify(run_cli, key, "--no-record", "--record-usage"))
+    assert (both.exit_code, audit_rows(db)) == (2, before)
 
     # --record-usage counts each use
     for expected in (1, 2):
@@ -224,14 +230,19 @@ def test_lifecycle_create_verify_use_rotate_grace_revoke(
     for digest in digests:
         assert digest not in audit_text
 
-    # One success row per mutation, nothing for the plain verifications.
+    # One row per mutation and one per verification (none for --no-record).
     assert [(action, status) for action, status, _ in audit_rows(db)] == [
         ("api_key.create", "success"),
         ("api_key.use", "success"),
         ("api_key.use", "success"),
+        ("api_key.use", "success"),
         ("api_key.rotate", "success"),
         ("api_key.retire", "success"),
+        ("api_key.use", "success"),
+        ("api_key.use", "success"),
+        ("api_key.use", "failure"),
         ("api_key.revoke", "success"),
+        ("api_key.use", "failure"),
     ]
 
 
@@ -465,9 +476,14 @@ def test_verify_reasons_for_owner_state_and_scopes(
     deleted = verify(run_cli, key, "--record-usage", "--json")
     assert deleted.exit_code == 5
     assert deleted.error()["message"] == "owner deleted"
-    # Only --record-usage makes verify a mutation, so only it leaves a failure row.
+    # Every attempt that reached the database is one api_key.use row (an
+    # unknown scope is a usage error, not an attempt).
     assert [(a, s) for a, s, _ in audit_rows(db)] == [
         ("api_key.create", "success"),
+        ("api_key.use", "success"),
+        ("api_key.use", "failure"),
+        ("api_key.use", "failure"),
+        ("api_key.use", "failure"),
         ("api_key.use", "failure"),
     ]
 

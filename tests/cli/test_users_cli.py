@@ -246,7 +246,12 @@ def test_create_reads_stdin_and_reports_the_user(run_cli: RunCli, db: Database) 
     refused(check(run_cli, "alice", PASSWORD + "\n\n"), 5)
 
     rows = audit_rows(db)
-    assert [(r["action"], r["status"]) for r in rows] == [("user.create", "success")]
+    assert [(r["action"], r["status"]) for r in rows] == [
+        ("user.create", "success"),
+        ("user.login", "success"),
+        ("user.login", "success"),
+        ("user.login", "failure"),
+    ]
     assert rows[0]["resource_id"] == user["id"]
     assert str(rows[0]["user_id"]) == user["id"]
     assert rows[0]["changes"]["username"] == "alice"
@@ -644,6 +649,8 @@ def test_set_password(run_cli: RunCli, db: Database, tmp_path: Path) -> None:
     assert [(r["action"], r["status"]) for r in rows] == [
         ("user.create", "success"),
         ("user.set_password", "success"),
+        ("user.login", "failure"),
+        ("user.login", "success"),
         ("user.set_password", "failure"),
     ]
     assert rows[1]["changes"] == {"changed": ["password_hash"]}
@@ -674,8 +681,17 @@ def test_check_password_says_the_same_for_unknown_user_and_wrong_password(
     # A deleted user is as unknown as one that never existed.
     ok(run_cli("--yes", "users", "delete", "paul"))
     assert refused(check(run_cli, "paul", PASSWORD), 5).stderr == unknown.stderr
-    # Checking is a read: the audit log has the create and the delete only.
-    assert new_audit_rows(db, 0) == [("user.create", "success"), ("user.delete", "success")]
+    # Each check is one user.login row; the reasons are for the operator only.
+    rows = audit_rows(db)
+    assert [(r["action"], r["status"], r["changes"]) for r in rows[1:]] == [
+        ("user.login", "success", None),
+        ("user.login", "failure", {"reason": "wrong_password"}),
+        ("user.login", "failure", {"reason": "unknown_user", "identifier": "nobody"}),
+        ("user.login", "failure", {"reason": "wrong_password"}),
+        ("user.login", "failure", {"reason": "unknown_user", "identifier": "nobody"}),
+        ("user.delete", "success", rows[-2]["changes"]),
+        ("user.login", "failure", {"reason": "deleted"}),
+    ]
 
 
 # -- state ---------------------------------------------------------------------------------
@@ -750,6 +766,7 @@ def test_soft_delete_revokes_keys_and_frees_the_name(run_cli: RunCli, db: Databa
     assert new_audit_rows(db, 0) == [
         ("user.create", "success"),
         ("user.delete", "success"),
+        ("user.login", "failure"),
         ("user.delete", "failure"),
         ("user.create", "success"),
         ("user.restore", "failure"),
@@ -774,6 +791,7 @@ def test_restore(run_cli: RunCli, db: Database) -> None:
         ("user.create", "success"),
         ("user.delete", "success"),
         ("user.restore", "success"),
+        ("user.login", "success"),
         ("user.restore", "failure"),
         ("user.restore", "failure"),
     ]

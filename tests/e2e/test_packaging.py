@@ -36,7 +36,7 @@ import vutf_cli
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MIGRATION_FILES = ("env.py", "versions/0001_initial.py")
+MIGRATION_FILES = ("env.py", "versions/0001_initial.py", "versions/0002_audit_chain_link.py")
 TIMEOUT = 120
 
 
@@ -159,7 +159,7 @@ def test_installed_package_finds_its_own_migrations(installed: Installed) -> Non
         "assert migrations.head_revision() == schema_version.HEAD_REVISION;"
         "print(migrations.head_revision())",
     )
-    assert head == "0001_initial"
+    assert head == "0002_audit_chain_link"
 
 
 def test_installed_package_migrates_a_fresh_sqlite_file(installed: Installed) -> None:
@@ -188,7 +188,7 @@ def test_installed_package_migrates_a_fresh_sqlite_file(installed: Installed) ->
     finally:
         connection.close()
     assert tables == {"alembic_version", "users", "api_keys", "audit_log"}
-    assert versions == [("0001_initial",)]
+    assert versions == [("0002_audit_chain_link",)]
     assert list(installed.workdir.iterdir()) == []  # nothing written to the working directory
 
 
@@ -214,4 +214,4 @@ def test_installed_console_script_upgrades_a_database(installed: Installed) -> N
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     finally:
         connection.close()
-    assert versions == [("0001_initial",)]
+    assert versions == [("0002_audit_chain_link",)]

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from vutf_cli.db.schema_version import HEAD_REVISION
+
 VUTF = Path(sys.executable).with_name("vutf")
 PROCESSES = 6
 TIMEOUT = 60.0
@@ -125,7 +127,7 @@ def _assert_migrated(path: Path) -> None:
         found = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     finally:
         conn.close()
-    assert found == [("0001_initial",)]
+    assert found == [(HEAD_REVISION,)]
 
 
 def test_first_use_of_the_default_database_by_several_processes() -> None:
@@ -157,6 +159,6 @@ def test_concurrent_upgrades_of_a_fresh_database(
     assert all(result["current"] == result["head"] for result in results)
     # One process migrated; the others waited and found the database at head.
     assert sorted(result["changed"] for result in results) == [False] * (PROCESSES - 1) + [True]
-    assert sorted(result["previous"] or "base" for result in results) == ["0001_initial"] * (
+    assert sorted(result["previous"] or "base" for result in results) == [HEAD_REVISION] * (
         PROCESSES - 1
     ) + ["base"]

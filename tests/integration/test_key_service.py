@@ -303,7 +303,9 @@ def test_a_malformed_key_never_builds_an_engine() -> None:
     assert unreachable._engine is None
 
 
-def test_verify_writes_nothing_unless_usage_is_recorded(db: Database, alice: uuid.UUID) -> None:
+def test_verify_records_the_attempt_and_counts_only_a_recorded_use(
+    db: Database, alice: uuid.UUID
+) -> None:
     issued = keys.create_key(db, user="alice", name="ci", scopes=["read"])
     before = key_columns(db, issued.api_key.id)
     rows_before = len(audit(db))
@@ -312,7 +314,13 @@ def test_verify_writes_nothing_unless_usage_is_recorded(db: Database, alice: uui
     assert checked.username == "alice"
     assert checked.usage_recorded is False
     assert key_columns(db, issued.api_key.id) == before
-    assert len(audit(db)) == rows_before
+    assert len(audit(db)) == rows_before + 1
+    attempt = audit(db)[-1]
+    assert (attempt.action, attempt.status, attempt.user_id) == ("api_key.use", "success", alice)
+    assert attempt.changes == {"usage_recorded": False}
+    quiet = key_verification.verify_key(db, issued.plaintext, record=False)
+    assert quiet.usage_recorded is False
+    assert len(audit(db)) == rows_before + 1
 
     used = key_verification.verify_key(db, issued.plaintext, record_usage=True)
     assert used.usage_count == 1
@@ -338,6 +346,8 @@ def test_verify_writes_nothing_unless_usage_is_recorded(db: Database, alice: uui
     refused = audit(db)[-1]
     assert (refused.action, refused.status) == ("api_key.use", "failure")
     assert refused.error_message == "denied: API key revoked"
+    assert refused.changes == {"reason": "revoked", "usage_recorded": False}
+    assert refused.user_id == alice
     assert key_columns(db, issued.api_key.id)["usage_count"] == 1
 
 

@@ -336,13 +336,18 @@ def test_the_runtime_role_cannot_alter_the_audit_log_even_without_the_triggers(
             database_url,
             "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only",
             "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate",
+            "ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_chain_link",
         )
     restored = admin_rows(
         database_url,
         "SELECT tgname, tgenabled FROM pg_trigger "
         "WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal",
     )
-    assert sorted(restored) == [("audit_log_append_only", "A"), ("audit_log_no_truncate", "A")]
+    assert sorted(restored) == [
+        ("audit_log_append_only", "A"),
+        ("audit_log_chain_link", "A"),
+        ("audit_log_no_truncate", "A"),
+    ]
     after = admin_rows(database_url, "SELECT seq, actor, row_hash FROM audit_log ORDER BY seq")
     assert after == before
     assert ok(url, "--json", "audit", "verify").json()["ok"] is True

@@ -31,8 +31,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 APP_TABLES = {"users", "api_keys", "audit_log"}
 PG_TRIGGER_FUNCTION = "audit_log_refuse_change"
-SQLITE_TRIGGERS = {"audit_log_no_update", "audit_log_no_delete", "audit_log_no_replace"}
-PG_TRIGGERS = {"audit_log_append_only", "audit_log_no_truncate"}
+PG_CHAIN_FUNCTION = "audit_log_refuse_unlinked"
+SQLITE_TRIGGERS = {
+    "audit_log_no_update",
+    "audit_log_no_delete",
+    "audit_log_no_replace",
+    "audit_log_chain_link",
+}
+PG_TRIGGERS = {"audit_log_append_only", "audit_log_no_truncate", "audit_log_chain_link"}
 # Offline rendering never connects, so these hosts need not exist.
 OFFLINE_PG_URL = "postgresql://vutf:s3cret-offline@db.invalid:5432/vutf"
 OFFLINE_SQLITE_URL = "sqlite:////nonexistent-dir/vutf-offline.db"
@@ -61,11 +67,10 @@ def _versions(engine: Engine) -> list[str]:
         return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
 
 
-def _pg_function_exists(engine: Engine) -> bool:
+def _pg_function_exists(engine: Engine, name: str = PG_TRIGGER_FUNCTION) -> bool:
     with engine.connect() as conn:
         count = conn.execute(
-            sa.text("SELECT count(*) FROM pg_proc WHERE proname = :name"),
-            {"name": PG_TRIGGER_FUNCTION},
+            sa.text("SELECT count(*) FROM pg_proc WHERE proname = :name"), {"name": name}
         ).scalar_one()
     return bool(count)
 
@@ -102,6 +107,7 @@ def test_upgrade_check_downgrade_upgrade_cycle(settings_empty: Settings, engine:
     assert _trigger_names(engine) == set()
     if engine.dialect.name == "postgresql":
         assert not _pg_function_exists(engine)
+        assert not _pg_function_exists(engine, PG_CHAIN_FUNCTION)
     else:
         with engine.connect() as conn:
             leftovers = conn.execute(
@@ -215,7 +221,9 @@ def test_offline_sql_for_postgresql() -> None:
     assert f"CREATE FUNCTION {PG_TRIGGER_FUNCTION}() RETURNS trigger" in sql
     assert "CREATE TRIGGER audit_log_append_only" in sql
     assert "CREATE TRIGGER audit_log_no_truncate" in sql
-    assert sql.count("ENABLE ALWAYS TRIGGER") == 2
+    assert f"CREATE FUNCTION {PG_CHAIN_FUNCTION}() RETURNS trigger" in sql
+    assert "CREATE TRIGGER audit_log_chain_link" in sql
+    assert sql.count("ENABLE ALWAYS TRIGGER") == 3
     assert "CREATE UNIQUE INDEX uq_users_username_live ON users (lower(username))" in sql
     assert f"'{schema_version.HEAD_REVISION}'" in sql
     assert sql.lstrip().startswith("BEGIN;")
@@ -240,6 +248,7 @@ def test_offline_downgrade_sql_drops_everything() -> None:
     for table in APP_TABLES:
         assert f"DROP TABLE {table};" in sql
     assert f"DROP FUNCTION IF EXISTS {PG_TRIGGER_FUNCTION}()" in sql
+    assert f"DROP FUNCTION IF EXISTS {PG_CHAIN_FUNCTION}()" in sql
 
 
 def test_offline_sql_runs_and_leaves_no_drift(

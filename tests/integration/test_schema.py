@@ -202,7 +202,8 @@ def audit_row(seq: int = 1, **overrides: Any) -> dict[str, Any]:
         "action": "user.create",
         "resource_type": "user",
         "status": "success",
-        "prev_hash": "0" * 64,
+        # Linked as the chain trigger demands: row n's row_hash is n in hex.
+        "prev_hash": f"{seq - 1:064x}",
         "row_hash": f"{seq:064x}",
     }
     row.update(overrides)
@@ -560,7 +561,6 @@ def test_status_check_refuses_unknown_values(engine: Engine) -> None:
     [
         ("users", {"username": "ab"}, "ck_users_username_length"),
         ("api_keys", {"usage_count": -1}, "ck_api_keys_usage_count_non_negative"),
-        ("audit_log", {"seq": 0}, "ck_audit_log_seq_positive"),
     ],
 )
 def test_other_checks(engine: Engine, table: str, row: dict[str, Any], constraint: str) -> None:
@@ -577,11 +577,46 @@ def test_other_checks(engine: Engine, table: str, row: dict[str, Any], constrain
     assert constraint in str(caught.value.orig)
 
 
-def test_audit_seq_is_unique(engine: Engine) -> None:
-    insert(engine, AUDIT_LOG, audit_row(1))
-    with pytest.raises(IntegrityError):
+def insert_without_chain_trigger(engine: Engine, row: dict[str, Any]) -> None:
+    """INSERT with the chain-link trigger off for this transaction only (restored after)."""
+    if engine.dialect.name == "postgresql":
+        off = "ALTER TABLE audit_log DISABLE TRIGGER audit_log_chain_link"
+    else:
+        off = "DROP TRIGGER audit_log_chain_link"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(off))
+            conn.execute(sa.insert(AUDIT_LOG), row)
+    finally:
+        query = (
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'audit_log_chain_link' "
+            "AND tgenabled = 'A'"
+            if engine.dialect.name == "postgresql"
+            else "SELECT count(*) FROM sqlite_master WHERE name = 'audit_log_chain_link'"
+        )
+        assert scalar(engine, query) == 1  # the rollback restored the trigger
+
+
+@pytest.mark.parametrize(
+    ("first", "row", "constraint"),
+    [
+        (False, audit_row(0), "ck_audit_log_seq_positive"),
+        # PostgreSQL: the unique seq index; SQLite: the no-replace trigger, before it.
+        (True, audit_row(1), "uq_audit_log_seq|append-only: replacing INSERT"),
+    ],
+)
+def test_audit_seq_checks_hold_behind_the_chain_trigger(
+    engine: Engine, first: bool, row: dict[str, Any], constraint: str
+) -> None:
+    """The chain trigger refuses these first; the constraints still hold without it."""
+    if first:
         insert(engine, AUDIT_LOG, audit_row(1))
-    assert scalar(engine, "SELECT count(*) FROM audit_log") == 1
+    # SQLite: a row whose seq exists is the no-replace trigger's to refuse.
+    with pytest.raises(DBAPIError, match=r"does not extend the chain|append-only: replacing"):
+        insert(engine, AUDIT_LOG, row)
+    with pytest.raises(IntegrityError, match=constraint):
+        insert_without_chain_trigger(engine, row)
+    assert scalar(engine, "SELECT count(*) FROM audit_log") == int(first)
 
 
 def test_hard_user_delete_cascades_to_api_keys(engine: Engine) -> None:
@@ -631,7 +666,7 @@ def test_audit_log_append_only_cannot_be_sidestepped(engine: Engine) -> None:
             "SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger "
             "WHERE tgrelid = 'audit_log'::regclass AND NOT tgisinternal",
         )
-        assert enabled == "AA"  # ENABLE ALWAYS
+        assert enabled == "AAA"  # ENABLE ALWAYS
     else:
         replace = sa.insert(AUDIT_LOG).prefix_with("OR REPLACE")
         with pytest.raises(IntegrityError, match="append-only"), engine.begin() as conn:

@@ -258,7 +258,7 @@ def test_show_with_keys_leaves_deleted_keys_out(db: Database) -> None:
         user_queries.show_user(db, "nobody")
 
 
-def test_check_password_reads_only_and_says_the_same(db: Database) -> None:
+def test_check_password_records_each_attempt_and_says_the_same(db: Database) -> None:
     make(db, "finn")
     before = actions(db)
     assert user_passwords.check_password(db, "finn@example.com", PASSWORD).username == "finn"
@@ -267,7 +267,12 @@ def test_check_password_reads_only_and_says_the_same(db: Database) -> None:
     with pytest.raises(Denied) as unknown:
         user_passwords.check_password(db, "nobody", PASSWORD + "!")
     assert wrong.value.message == unknown.value.message
-    assert actions(db) == before
+    assert actions(db) == [
+        *before,
+        ("user.login", "success"),
+        ("user.login", "failure"),
+        ("user.login", "failure"),
+    ]
 
     def last_login(uow: UnitOfWork) -> object:
         return uow.users.require("finn").last_login_at
@@ -371,7 +376,10 @@ def test_import_in_a_pool_reports_progress(db: Database) -> None:
             user_passwords.check_password(db, f"pool{i}", f"{PASSWORD}{i}").username == f"pool{i}"
         )
     rows = audit(db)
-    assert [r.action for r in rows] == ["user.create"] * count + ["user.import"]
+    assert [r.action for r in rows] == ["user.create"] * count + ["user.import"] + [
+        "user.login"
+    ] * 2
+    rows = rows[:-2]
     assert all(r.changes is not None and r.changes["source"] == "import" for r in rows[:-1])
     assert rows[-1].changes == {
         "format": "jsonl",

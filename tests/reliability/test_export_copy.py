@@ -83,7 +83,9 @@ SELECT gen_random_uuid(), n,
     CASE WHEN n % 777 = 0 THEN jsonb_build_object('n', n, 'ratio', 0.25)
          ELSE jsonb_build_object('n', n, 'name', 'row ' || n || ' zoë') END,
     '{{"host": "seed", "tags": [1, 2]}}'::jsonb, NULL, n % 500, '10.0.0.1', NULL,
-    md5(n::text) || md5((n + 1)::text), md5((n + 2)::text) || md5((n + 3)::text)
+    -- linked as the chain trigger demands: row n's prev_hash is row n-1's row_hash
+    CASE WHEN n = 1 THEN repeat('0', 64) ELSE md5((n + 1)::text) || md5((n + 2)::text) END,
+    md5((n + 2)::text) || md5((n + 3)::text)
 FROM generate_series(1, {TOTAL_ROWS}) AS n
 """
 

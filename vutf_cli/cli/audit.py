@@ -38,6 +38,7 @@ from vutf_cli.cli.list_options import (
     emit_listing,
     page_limit,
 )
+from vutf_cli.output_formats import OUTPUT_FORMATS
 
 app = typer.Typer(
     help="Read and check the audit log: list, show, follow, export, verify, head, stats.",
@@ -186,7 +187,9 @@ def head(ctx: typer.Context) -> None:
     """Print the head of the chain as SEQ:HASH, to record somewhere else.
 
     An empty log prints 0 and the genesis hash (64 zeros).  Pass a recorded
-    head to `vutf audit verify --anchor` later to detect truncation.
+    head to `vutf audit verify --anchor` later to detect truncation.  The
+    line is printed whatever VUTF_OUTPUT or the config file say; -o on the
+    command line gives a record {seq, row_hash} instead.
 
     \b
     Examples:
@@ -196,13 +199,15 @@ def head(ctx: typer.Context) -> None:
     from vutf_cli.services import audit as audit_service
 
     app_ctx = get_app(ctx)
+    fmt = app_ctx.raw_output_format(OUTPUT_FORMATS, prints="SEQ:HASH")
     current = audit_service.head(app_ctx.database())
     terminal = app_ctx.terminal
-    if terminal.output_format == "table":
-        # A plain line, so that $(vutf audit head) is the anchor itself.
+    if fmt == "table":
+        # A plain line whatever VUTF_OUTPUT says, so that $(vutf audit head) is the anchor.
         terminal.stdout.write(current.anchor + "\n")
         terminal.stdout.flush()
     else:
+        # Asked for with -o on the command line, which the terminal's format follows.
         terminal.emit_object(current, fields=["seq", "row_hash"])
 
 

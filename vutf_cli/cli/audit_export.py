@@ -88,7 +88,7 @@ def export(
     from vutf_cli.output import Terminal
 
     app_ctx = get_app(ctx)
-    fmt = _export_format(export_format, app_ctx.settings.output)
+    fmt = _export_format(export_format, app_ctx.raw_output_format(EXPORT_FORMATS, prints="jsonl"))
     query = build_query(
         app_ctx,
         actor=actor,
@@ -120,15 +120,24 @@ def export(
     terminal.notice(f"exported {count} audit {'entry' if count == 1 else 'entries'}{where}")
 
 
-def _export_format(explicit: str | None, global_format: str) -> str:
-    if explicit is not None:
-        chosen = explicit.strip().lower()
-        if chosen not in EXPORT_FORMATS:
-            raise InvalidInput(
-                f"unknown export format {explicit!r}", hint="use one of: jsonl, csv, json"
-            )
-        return chosen
-    return global_format if global_format in EXPORT_FORMATS else "jsonl"
+def _export_format(explicit: str | None, flag_format: str) -> str:
+    """--format, else -o from the command line, else jsonl.
+
+    ``flag_format`` is "table" unless -o/--json was given: the format
+    configured in VUTF_OUTPUT or the config file does not change what
+    `vutf audit export > audit.jsonl` writes (docs/architecture.md §5.3).
+    """
+    given = None if flag_format == "table" else flag_format
+    if explicit is None:
+        return given or "jsonl"
+    chosen = explicit.strip().lower()
+    if chosen not in EXPORT_FORMATS:
+        raise InvalidInput(
+            f"unknown export format {explicit!r}", hint="use one of: jsonl, csv, json"
+        )
+    if given is not None and given != chosen:
+        raise InvalidInput(f"--format {chosen} conflicts with -o {given}")
+    return chosen
 
 
 def _export_to(

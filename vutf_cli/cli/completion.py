@@ -193,7 +193,11 @@ def command_tree(ctx: typer.Context) -> list[CommandSpec]:
 
 # -- vutf completion SHELL ------------------------------------------------------------
 def _print_script(ctx: typer.Context, shell: str) -> None:
-    # Raw text on stdout: not a result to render in -o's format.
+    # Raw text on stdout whatever VUTF_OUTPUT says; a script has no json form, so
+    # -o json on the command line is refused rather than ignored (docs/architecture.md §5.3).
+    from vutf_cli.cli.context import get_app
+
+    get_app(ctx).raw_output_format((), prints="a shell script")
     sys.stdout.write(render(shell, command_tree(ctx)))
     sys.stdout.flush()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,25 @@ class AppContext:
                 no_color, quiet = self.options.no_color, self.options.quiet
             self._terminal = Terminal(output_format=fmt, no_color=no_color, quiet=quiet)
         return self._terminal
+
+    def raw_output_format(self, honoured: Collection[str], *, prints: str) -> str:
+        """The format of a raw output (docs/architecture.md §5.3): its plain form unless asked.
+
+        A raw output (a line, a script, an export) is fed to other programs, so
+        the format configured in ``VUTF_OUTPUT`` or the config file does not
+        apply: only ``-o``/``--json`` on the command line does.  Returns
+        "table" (the plain form) or the explicit format if it is in
+        ``honoured``; any other explicit format is exit 2, never ignored.
+        """
+        flag = self.options.output
+        if flag is None or flag == "table" or flag in honoured:
+            return flag or "table"
+        command = "" if self._command_context is None else self._command_context.command_path
+        raise InvalidInput(
+            f"{command.partition(' ')[2] or command} prints {prints}; "
+            f"-o {flag} is not supported here",
+            hint="run it without -o/--json",
+        )
 
     def database(self, *, check_schema: bool = True) -> Database:
         """What the services work on: one Database per command, built on first use.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vutf_cli.cli.context import AppContext, get_app
+from vutf_cli.output_formats import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from vutf_cli.output import Column
@@ -57,9 +58,13 @@ def _emit_sql(
     rendered: RenderedSql | RuntimeRoleSql,
     fields: list[str] = _SQL_FIELDS,
 ) -> None:
-    """The SQL as a plain script for -o table, as a record for the machine formats."""
+    """The SQL as a plain script, or as a record when -o on the command line asks for one.
+
+    A script whatever VUTF_OUTPUT or the config file say, so that
+    `vutf db upgrade --sql > schema.sql` is SQL (docs/architecture.md §5.3).
+    """
     terminal = app_ctx.terminal
-    if terminal.output_format == "table":
+    if app_ctx.raw_output_format(OUTPUT_FORMATS, prints="SQL") == "table":
         terminal.stdout.write(rendered.sql if rendered.sql.endswith("\n") else rendered.sql + "\n")
         terminal.stdout.flush()
     else:

@@ -2,7 +2,7 @@
 
 Registered on the `vutf keys` group by :mod:`vutf_cli.cli.keys`, last, as the
 help lists it; the decisions (what is checked before the database, what
-``--record-usage`` writes) are in :mod:`vutf_cli.services.key_verification`.
+``--record-usage`` and ``--no-record`` write) are in :mod:`vutf_cli.services.key_verification`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ def verify(
         bool,
         typer.Option("--record-usage", help="Count this as a use (last used, usage count)."),
     ] = False,
+    no_record: Annotated[
+        bool,
+        typer.Option("--no-record", help="Write nothing, not even the audit row of this attempt."),
+    ] = False,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -41,8 +45,10 @@ def verify(
     Prints the owner, key id, scopes and expiry of a usable key; otherwise
     exits 5 with the reason: malformed, checksum mismatch, unknown, expired,
     revoked, deleted, owner inactive, owner deleted, lacks the required scope.
-    A malformed key is refused without contacting the database.  Nothing is
-    written unless --record-usage is given.
+    A malformed key is refused without contacting the database (and is not
+    recorded).  Every other attempt, valid or refused, appends one
+    api_key.use audit row with the owner and the reason; --record-usage also
+    counts the use, --no-record writes nothing at all.
 
     \b
     Examples:
@@ -67,6 +73,7 @@ def verify(
         plaintext,
         required_scope=require_scope,
         record_usage=record_usage,
+        record=not no_record,
     )
     app_ctx.terminal.notice(f"API key {result.key_prefix} is valid")
     app_ctx.terminal.emit_object(result)

@@ -36,7 +36,8 @@ GLOBAL_FLAGS = frozenset({"--json", "--yes", "--quiet", "--no-color", "--debug",
 EPILOG = (
     "Global options may also follow the subcommand (vutf users list --json). "
     "Exit codes: 0 ok, 2 invalid input, 3 not found, 4 conflict, 5 denied, "
-    "6 integrity failure, 7 database unavailable, 8 schema not at head."
+    "6 integrity failure, 7 database unavailable, 8 schema not at head, "
+    "9 one-time secret created but not delivered."
 )
 
 

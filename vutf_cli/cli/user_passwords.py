@@ -62,8 +62,10 @@ def check_password(
 ) -> None:
     """Check a user's password: exit 0 if it matches, 5 if not.
 
-    An unknown user gets the same answer (and takes as long) as a wrong
-    password.  Nothing is written to stdout.
+    An unknown, inactive or deleted user gets the same answer (and takes as
+    long) as a wrong password.  Every attempt appends one user.login audit
+    row with the reason (vutf audit list --action user.login).  Nothing is
+    written to stdout.
 
     \b
     Examples:

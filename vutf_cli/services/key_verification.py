@@ -1,12 +1,22 @@
 """Verifying an API key, the work behind ``vutf keys verify``.
 
 :func:`verify_key` checks the key's format and checksum before it touches the
-database at all (no engine is even built for a malformed key).  Without
-``record_usage`` it is a read-only transaction and writes nothing, not even
-an audit row.  With ``record_usage`` it is a mutation: it counts the use
-(``usage_count``, ``last_used_at``) and appends an ``api_key.use`` row, and a
-refused key leaves an ``api_key.use`` failure row.  The reason for a refusal
-is one line and never contains the key.
+database at all (no engine is even built for a malformed key), so a
+malformed key or a checksum mismatch is refused (Denied) and *not* recorded:
+it names no key and no owner, and recording it would need the database.
+
+Every other verification is an authentication attempt and appends exactly
+one ``api_key.use`` audit row (docs/architecture.md §3.2), in the same
+transaction as the check: status ``success`` or ``failure``, ``user_id`` of
+the key's owner and ``resource_id`` of the key whenever the key exists (also
+revoked or deleted), the caller's ``ip_address``/``user_agent`` when given,
+and ``changes`` with ``usage_recorded`` and, on failure, the ``reason``:
+``unknown_key``, ``deleted``, ``revoked``, ``expired``, ``owner_deleted``,
+``inactive_owner`` or ``missing_scope``.  With ``record_usage`` the use is
+also counted (``usage_count``, ``last_used_at``, in ``changes`` too).  Only
+``record=False`` (``vutf keys verify --no-record``) is a read-only check that
+writes nothing.  The message of a refusal is one line and never contains
+the key; it is raised after the failure row is committed.
 """
 
 from __future__ import annotations
@@ -14,16 +24,32 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final
 
 from vutf_cli.db.database import Database
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain import validation
+from vutf_cli.errors import Denied, InvalidInput
 from vutf_cli.security import api_keys as key_format
 from vutf_cli.services import audit_trail
-from vutf_cli.services.key_transactions import RESOURCE_TYPE, key_mutation
+from vutf_cli.services.key_transactions import RESOURCE_TYPE
 
-__all__ = ["Verification", "verify_key"]
+__all__ = ["USE_ACTION", "Verification", "verify_key"]
+
+USE_ACTION: Final = "api_key.use"
+
+# The audit row's reason for each refusal of ``authenticate_key`` (keyed by
+# the start of its message, which is what the caller sees).
+_REASONS: Final = (
+    ("unknown API key", "unknown_key"),
+    ("API key deleted", "deleted"),
+    ("API key revoked", "revoked"),
+    ("API key expired", "expired"),
+    ("owner deleted", "owner_deleted"),
+    ("owner inactive", "inactive_owner"),
+    ("API key lacks scope", "missing_scope"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,32 +76,49 @@ def verify_key(
     *,
     required_scope: str | None = None,
     record_usage: bool = False,
+    record: bool = True,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
 ) -> Verification:
-    """Check a key (Denied with the reason if unusable); optionally count the use.
+    """Check a key (Denied with the reason if unusable), recording the attempt.
 
     The format and checksum are checked before ``db`` is touched, so a
     malformed key costs no engine, no connection and no query.  The schema
     is checked (``db.ensure_schema``) only after that: callers pass a Database
-    whose schema has not been checked yet.
+    whose schema has not been checked yet.  ``record=False`` writes nothing
+    (and cannot count a use).
     """
+    if record_usage and not record:
+        raise InvalidInput("counting a use (--record-usage) needs recording; drop --no-record")
     if required_scope is not None:
         required_scope = required_scope.strip()
         validation.normalize_scopes([required_scope])  # InvalidInput for an unknown scope
     key_format.ensure_well_formed(plaintext)  # Denied, with no query
     db.ensure_schema()
 
-    def check(uow: UnitOfWork) -> Verification:
+    def check(uow: UnitOfWork) -> Verification | Denied:
         now = utcnow()
-        key = uow.keys.authenticate_key(plaintext, now=now, required_scope=required_scope)
+        try:
+            key = uow.keys.authenticate_key(plaintext, now=now, required_scope=required_scope)
+        except Denied as refusal:
+            if not record:
+                raise
+            _append_refusal(uow, plaintext, refusal, ip_address, user_agent)
+            return refusal  # raised once this row is committed
+        changes: dict[str, Any] = {"usage_recorded": record_usage}
         if record_usage:
             uow.keys.record_usage(key, now=now)
+            changes |= {"usage_count": key.usage_count, "last_used_at": key.last_used_at}
+        if record:
             audit_trail.append(
                 uow,
-                action="api_key.use",
+                action=USE_ACTION,
                 resource_type=RESOURCE_TYPE,
                 resource_id=str(key.id),
                 user_id=key.user_id,
-                changes={"usage_count": key.usage_count, "last_used_at": key.last_used_at},
+                changes=changes,
+                ip_address=ip_address,
+                user_agent=user_agent,
             )
         return Verification(
             valid=True,
@@ -92,6 +135,31 @@ def verify_key(
             usage_recorded=record_usage,
         )
 
-    if not record_usage:
-        return db.run(check, read_only=True)
-    return key_mutation(db, check, action="api_key.use")
+    outcome = db.run(check, read_only=not record)
+    if isinstance(outcome, Denied):
+        raise outcome
+    return outcome
+
+
+def _append_refusal(
+    uow: UnitOfWork,
+    plaintext: str,
+    refusal: Denied,
+    ip_address: str | None,
+    user_agent: str | None,
+) -> None:
+    """The failure row of a refused key, naming the key and its owner when the key exists."""
+    key = uow.keys.get_by_key(plaintext, include_deleted=True)
+    reason = next((r for start, r in _REASONS if refusal.message.startswith(start)), "denied")
+    audit_trail.append(
+        uow,
+        action=USE_ACTION,
+        resource_type=RESOURCE_TYPE,
+        resource_id=None if key is None else str(key.id),
+        user_id=None if key is None else key.user_id,
+        status="failure",
+        changes={"reason": reason, "usage_recorded": False},
+        error_message=f"{refusal.code}: {refusal.message}",
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
