@@ -259,6 +259,15 @@ class Pty:
                 pytest.fail(f"timed out waiting for {what}; terminal showed: {self.output!r}")
             self.drain(0.05)
 
+    def wait_until(self, condition: Callable[[], bool], seconds: float) -> bool:
+        """Whether ``condition`` came true within ``seconds`` (reading the terminal meanwhile)."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            self.drain(0.05)
+        return True
+
     def drain(self, seconds: float) -> None:
         ready, _, _ = select.select([self.master], [], [], seconds)
         if ready:
@@ -275,8 +284,14 @@ class Pty:
         os.close(self.master)
 
 
-def zsh_complete(line: str, shell: Shell) -> tuple[set[str], bytes]:
-    """The candidates zsh offers for LINE<TAB>, and what the terminal showed."""
+def zsh_complete(
+    line: str, shell: Shell, *, listing: bytes | None = None
+) -> tuple[set[str], bytes]:
+    """The candidates zsh offers for LINE<TAB>, and what the terminal showed.
+
+    With ``listing``, the second <TAB> waits until the terminal shows it (a
+    loaded machine may take longer than any fixed pause to draw the list).
+    """
     zsh = require_shell("zsh")
     setup = shell.workdir / "setup.zsh"
     setup.write_text(ZSH_SETUP, encoding="utf-8")
@@ -298,7 +313,15 @@ def zsh_complete(line: str, shell: Shell) -> tuple[set[str], bytes]:
         )
         # A second <TAB> lists them (with their descriptions) when <TAB> inserted none.
         terminal.send(b"\t")
-        terminal.drain(1.0)
+        if listing is not None:
+            # A <TAB> typed while zsh still finishes the first one may be
+            # taken as part of it: press it again until the list shows.
+            for _ in range(3):
+                if terminal.wait_until(lambda: listing in terminal.output, 10.0):
+                    break
+                terminal.send(b"\t")
+        else:
+            terminal.drain(1.0)
         terminal.drain(0.2)
     finally:
         terminal.close()
@@ -323,8 +346,8 @@ def test_zsh(case: Case, shell: Shell) -> None:
 
 
 def test_zsh_descriptions_keep_their_apostrophes(shell: Shell) -> None:
-    _, screen = zsh_complete("vutf users ", shell)
     # "Check a user's password ..." is the help of users check-password.
+    _, screen = zsh_complete("vutf users ", shell, listing=b"Check a user's password")
     assert b"Check a user's password" in screen, screen
 
 
