@@ -1,4 +1,4 @@
-"""Concurrent audit writers keep one linear chain (DESIGN.md section 2), on both backends.
+"""Concurrent audit writers keep one linear chain (docs/architecture.md §3.2), on both backends.
 
 Four processes ('spawn': nothing is inherited but the URL) each append 25
 rows, one transaction per row, all starting together.  Without the

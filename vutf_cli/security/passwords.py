@@ -1,6 +1,6 @@
 """Password hashing and policy: argon2id through argon2-cffi.
 
-Policy (DESIGN.md section 3): passwords are NFKC-normalized before they are
+Policy (docs/architecture.md §3.4): passwords are NFKC-normalized before they are
 checked, hashed or verified, so the same password typed on different keyboards
 or platforms matches.  The only rules are a minimum length (15 code points by
 default) and a maximum of 1024 code points; there are no composition rules and
