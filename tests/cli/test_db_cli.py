@@ -191,7 +191,7 @@ def test_history_and_heads_rows(run_cli: RunCli, command: str) -> None:
     assert [list(row) for row in rows] == [REVISION_COLUMNS] * len(rows)
     assert rows[0]["revision"] == HEAD_REVISION
     assert rows[0]["is_head"] is True
-    assert rows[0]["description"].startswith("The audit log refuses a row")
+    assert rows[0]["description"].startswith("Failed-login counting and lockout")
     if command == "heads":
         assert len(rows) == 1
     else:
@@ -416,8 +416,7 @@ def test_sql_is_offline_and_keeps_the_password_out() -> None:
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
     _assert_ok(result)
-    assert "DROP TRIGGER IF EXISTS audit_log_chain_link ON audit_log;" in result.stdout
-    assert "DROP FUNCTION IF EXISTS audit_log_refuse_unlinked()" in result.stdout
+    assert "ALTER TABLE users DROP COLUMN locked_until;" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
 
 
@@ -476,8 +475,8 @@ def test_downgrade_to_base_then_upgrade_again(
 def test_downgrade_relative_revision(run_cli: RunCli, database_url: str) -> None:
     result = run_cli("db", "downgrade", "-1", "--yes", "--json")
     _assert_ok(result)
-    assert result.json()["current"] == "0001_initial"
-    assert _revision(database_url) == "0001_initial"
+    assert result.json()["current"] == "0002_audit_chain_link"
+    assert _revision(database_url) == "0002_audit_chain_link"
 
 
 # -- errors ----------------------------------------------------------------------------

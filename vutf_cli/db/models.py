@@ -83,6 +83,10 @@ class User(AuditColumns, SoftDeleteColumns, Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_login_ip: Mapped[str | None] = mapped_column(String(45))
+    # Lockout state (docs/architecture.md §2): failures in the current window.
+    failed_login_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     api_keys: Mapped[list["ApiKey"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -116,6 +120,8 @@ class ApiKey(AuditColumns, SoftDeleteColumns, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_ip: Mapped[str | None] = mapped_column(String(45))
     usage_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Which key pepper the hash was made with (a keyed digest, never the pepper).
+    pepper_fingerprint: Mapped[str | None] = mapped_column(String(16))
 
     user: Mapped[User] = relationship(back_populates="api_keys")
 
