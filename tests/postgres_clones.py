@@ -194,8 +194,12 @@ class PostgresClones:
                 triggers = cursor.fetchall()
                 for table, trigger, _ in triggers:
                     cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-                if tables:
-                    cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                # The built-in roles are rows the migration seeded: they stay.
+                emptied = [table for table in tables if table != "roles"]
+                if emptied:
+                    cursor.execute(f"TRUNCATE {', '.join(emptied)} RESTART IDENTITY CASCADE")
+                if "roles" in tables:
+                    cursor.execute("DELETE FROM roles WHERE NOT is_builtin")
                 for table, trigger, state in triggers:
                     cursor.execute(f"ALTER TABLE {table} {_ENABLE[state]} TRIGGER {trigger}")
             conn.commit()

@@ -83,6 +83,7 @@ def test_names_prints_usernames_and_key_prefixes(run_cli: RunCli) -> None:
     for name in ("alice", "alan", "bob"):
         _create_user(run_cli, name)
     run_cli("users", "delete", "bob", "--yes")
+    run_cli("users", "add-role", "alice", "admin")  # a key carries no scope its owner lacks
     created = run_cli("keys", "create", "--user", "alice", "--name", "ci", "--json")
     assert created.exit_code == 0, created.stderr
     key_prefix = created.json()["key_prefix"]

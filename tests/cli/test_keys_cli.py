@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from tests.cli.conftest import CliResult, RunCli, invoke
+from tests.roles_support import grant_role_in
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import ApiKey, AuditLog
 from vutf_cli.db.uow import UnitOfWork
@@ -40,9 +41,11 @@ def _password_hash() -> str:
 
 def make_user(db: Database, username: str) -> uuid.UUID:
     def create(uow: UnitOfWork) -> uuid.UUID:
-        return uow.users.create_user(
+        user = uow.users.create_user(
             username=username, email=f"{username}@example.org", password_hash=_password_hash()
-        ).id
+        )
+        grant_role_in(uow, user)  # a key never carries more than its owner holds
+        return user.id
 
     return db.run(create)
 

@@ -32,6 +32,8 @@ RUNTIME = {
     "users": ["SELECT", "INSERT", "UPDATE", "DELETE"],
     "api_keys": ["SELECT", "INSERT", "UPDATE", "DELETE"],
     "audit_log": ["SELECT", "INSERT"],
+    "roles": ["SELECT", "INSERT", "UPDATE"],
+    "user_roles": ["SELECT", "INSERT", "UPDATE"],
     "alembic_version": ["SELECT"],
 }
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -250,7 +252,8 @@ def test_the_runtime_role_can_run_every_vutf_command(
     )
     ok(url, "users", "import", str(to_import))
     ok(url, "users", "show", "carol")
-    # keys
+    # keys (a key never carries more than its owner holds)
+    ok(url, "users", "add-role", "alice", "admin")
     created = ok(url, "--json", "keys", "create", "-u", "alice", "-n", "ci").json()
     prefix = created["key_prefix"]
     assert ok(url, "--json", "keys", "list").json()[0]["key_prefix"] == prefix
@@ -264,6 +267,19 @@ def test_the_runtime_role_can_run_every_vutf_command(
     assert (
         ok(url, "--json", "keys", "show", prefix).json()["usage_count"] == 1
     )  # --record-usage wrote
+    # roles
+    ok(url, "roles", "create", "deployer", "--scope", "targets:write")
+    ok(url, "roles", "list")
+    ok(url, "roles", "show", "deployer")
+    ok(url, "roles", "update", "deployer", "--scope", "targets:write,sessions:write")
+    ok(url, "users", "add-role", "alice", "carol", "deployer", "--expires-in", "7d")
+    ok(url, "users", "add-role", "alice", "viewer", "--dry-run")
+    ok(url, "roles", "members", "deployer")
+    ok(url, "users", "show", "alice", "--permissions")
+    ok(url, "users", "remove-role", "carol", "deployer")
+    ok(url, "roles", "prune-expired")
+    ok(url, "--yes", "roles", "delete", "deployer")
+    ok(url, "roles", "restore", "deployer")
     # audit
     entries = ok(url, "--json", "audit", "list", "--limit", "1000").json()
     assert len(entries) > 15
@@ -360,7 +376,7 @@ def test_grant_leaves_exactly_the_runtime_set_on_a_role_that_had_everything(
     role = make_role()
     admin(
         database_url,
-        f"GRANT ALL ON audit_log, users, api_keys, alembic_version TO {role}",
+        f"GRANT ALL ON audit_log, users, api_keys, roles, user_roles, alembic_version TO {role}",
         f"GRANT UPDATE (actor) ON audit_log TO {role}",
     )
     assert privileges_of(database_url, role)["audit_log"] == [

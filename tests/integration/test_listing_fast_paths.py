@@ -39,7 +39,13 @@ from vutf_cli.security.passwords import Passwords
 from vutf_cli.settings import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-LIVE_INDEXES = ("uq_users_username_live", "uq_users_email_live", "uq_api_keys_user_id_name_live")
+LIVE_INDEXES = (
+    "uq_users_username_live",
+    "uq_users_email_live",
+    "uq_api_keys_user_id_name_live",
+    "uq_roles_name_live",
+    "uq_user_roles_user_id_role_id_live",
+)
 TIMEOUT = 120.0
 
 

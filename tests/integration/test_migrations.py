@@ -29,7 +29,7 @@ from vutf_cli.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-APP_TABLES = {"users", "api_keys", "audit_log"}
+APP_TABLES = {"users", "api_keys", "audit_log", "roles", "user_roles"}
 PG_TRIGGER_FUNCTION = "audit_log_refuse_change"
 PG_CHAIN_FUNCTION = "audit_log_refuse_unlinked"
 SQLITE_TRIGGERS = {

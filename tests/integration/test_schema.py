@@ -94,6 +94,26 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
         "prev_hash",
         "row_hash",
     ],
+    # Revision 0004_roles.
+    "roles": [
+        "id",
+        "name",
+        "description",
+        "permissions",
+        "is_builtin",
+        *AUDIT_COLUMNS,
+        *SOFT_DELETE_COLUMNS,
+    ],
+    "user_roles": [
+        "id",
+        "user_id",
+        "role_id",
+        "granted_by",
+        "granted_at",
+        "expires_at",
+        *AUDIT_COLUMNS,
+        *SOFT_DELETE_COLUMNS,
+    ],
 }
 
 NOT_NULL = {
@@ -135,6 +155,26 @@ NOT_NULL = {
         "prev_hash",
         "row_hash",
     },
+    "roles": {
+        "id",
+        "name",
+        "permissions",
+        "is_builtin",
+        "created_at",
+        "updated_at",
+        "version",
+        "is_deleted",
+    },
+    "user_roles": {
+        "id",
+        "user_id",
+        "role_id",
+        "granted_at",
+        "created_at",
+        "updated_at",
+        "version",
+        "is_deleted",
+    },
 }
 
 STRING_LENGTHS = {
@@ -152,8 +192,17 @@ GUID_COLUMNS = [
     ("api_keys", "user_id"),
     ("audit_log", "id"),
     ("audit_log", "user_id"),
+    ("roles", "id"),
+    ("user_roles", "id"),
+    ("user_roles", "user_id"),
+    ("user_roles", "role_id"),
 ]
-JSON_COLUMNS = [("api_keys", "permissions"), ("audit_log", "changes"), ("audit_log", "metadata")]
+JSON_COLUMNS = [
+    ("api_keys", "permissions"),
+    ("audit_log", "changes"),
+    ("audit_log", "metadata"),
+    ("roles", "permissions"),
+]
 TIMESTAMP_COLUMNS = [
     (table, column)
     for table, columns in EXPECTED_COLUMNS.items()

@@ -194,6 +194,7 @@ def test_cli_flow_through_pgbouncer(
     assert ok(url, "--json", "users", "show", "bob").json()["is_deleted"] is True
     ok(url, "users", "restore", "bob")
 
+    ok(url, "users", "add-role", "alice", "admin")  # a key carries no scope its owner lacks
     created = ok(url, "--json", "keys", "create", "-u", "alice", "-n", "ci").json()
     used = ok(url, "--json", "keys", "verify", "--record-usage", input=created["key"]).json()
     assert used["username"] == "alice"

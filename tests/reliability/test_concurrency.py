@@ -373,6 +373,7 @@ def _plan(worker: int) -> list[dict[str, Any]]:
             if step == "create":
                 args = ["users", "create", name, "--email", f"{name}@example.com"]
                 args += ["--full-name", f"User {name}", "--password-stdin"]
+                args += ["--superuser"]  # a key carries no scope its owner lacks
                 command["stdin"] = _password(f"{name} first")
             elif step == "key-create-first":
                 args = ["keys", "create", "--user", name, "--name", "first"]

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import pytest
 
+from tests.roles_support import grant_role_at
 from tests.security import FAST_ENV, PASSWORD, record, register_summary, run
 
 MODULE = "test_one_time_secrets"
@@ -106,6 +107,7 @@ def url(database_url: str) -> str:
         "--password-stdin",
         input=PASSWORD + "\n",
     )
+    grant_role_at(database_url, "alice")  # a key never carries more than its owner holds
     return database_url
 
 

@@ -1,4 +1,4 @@
-"""ORM models for the three tables of docs/architecture.md §2 (SQLAlchemy 2.0 typed style).
+"""ORM models for the tables of docs/architecture.md §2 (SQLAlchemy 2.0 typed style).
 
 Case-insensitive uniqueness is enforced by partial unique indexes over
 ``lower(column)`` that exclude soft-deleted rows (``WHERE NOT is_deleted``,
@@ -175,5 +175,55 @@ class AuditLog(Base):
     )
 
 
+class Role(AuditColumns, SoftDeleteColumns, Base):
+    """A named set of API-key scopes (revision 0004_roles); built-in ones are read-only."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    permissions: Mapped[dict[str, Any]] = mapped_column(JSONType(), default=dict)
+    is_builtin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    __mapper_args__ = {"version_id_col": AuditColumns.version}
+
+    __table_args__ = (
+        CheckConstraint("length(name) BETWEEN 2 AND 64", name="name_length"),
+        unique_among_live_rows("uq_roles_name_live", func.lower(text("name"))),
+    )
+
+
+class UserRole(AuditColumns, SoftDeleteColumns, Base):
+    """A role assigned to a user, until ``expires_at`` (if any) or removal."""
+
+    __tablename__ = "user_roles"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID(), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID(), ForeignKey("users.id", ondelete="CASCADE"))
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        GUID(), ForeignKey("roles.id", ondelete="CASCADE"), index=True
+    )
+    granted_by: Mapped[str | None] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()
+    role: Mapped[Role] = relationship()
+
+    __mapper_args__ = {"version_id_col": AuditColumns.version}
+
+    __table_args__ = (
+        unique_among_live_rows("uq_user_roles_user_id_role_id_live", "user_id", "role_id"),
+        Index("ix_user_roles_expires_at", "expires_at"),
+    )
+
+
 # Every table vutf owns (what `vutf db status` counts and a downgrade to base drops).
-APP_TABLES: Final = (User.__tablename__, ApiKey.__tablename__, AuditLog.__tablename__)
+APP_TABLES: Final = (
+    User.__tablename__,
+    ApiKey.__tablename__,
+    AuditLog.__tablename__,
+    Role.__tablename__,
+    UserRole.__tablename__,
+)

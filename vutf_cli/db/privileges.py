@@ -6,6 +6,7 @@ users and keys, append to the audit log, and nothing else:
 
 * ``users``, ``api_keys``: SELECT, INSERT, UPDATE, DELETE;
 * ``audit_log``: SELECT, INSERT — never UPDATE, DELETE or TRUNCATE;
+* ``roles``, ``user_roles``: SELECT, INSERT, UPDATE (removals are soft deletes);
 * ``alembic_version``: SELECT (every command checks the schema is at head);
 * the database: CONNECT; the schema: USAGE (never CREATE: no DDL).
 
@@ -15,7 +16,7 @@ can be left out (``hard_delete=False``), and then a hard delete is refused by
 the database.  ``pg_advisory_xact_lock``, which serializes audit appends, is
 a function every role may run: nothing to grant.
 
-Grants are preceded by ``REVOKE ALL`` on the four tables, so a role that had
+Grants are preceded by ``REVOKE ALL`` on the six tables, so a role that had
 more (say ``ALL`` on ``audit_log``) ends up with exactly this set.  Without
 UPDATE or DELETE on ``audit_log``, the privilege check refuses an edit before
 any trigger is consulted: disabling the append-only triggers, or
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # The tables vutf's migrations create, in the order grants are listed.
-VUTF_TABLES = ("users", "api_keys", "audit_log", "alembic_version")
+VUTF_TABLES = ("users", "api_keys", "audit_log", "roles", "user_roles", "alembic_version")
 
 # Every table privilege PostgreSQL knows (what REVOKE ALL takes away).
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -66,6 +67,12 @@ def runtime_privileges(*, hard_delete: bool = True) -> dict[str, tuple[str, ...]
         "users": writable,
         "api_keys": writable,
         "audit_log": ("SELECT", "INSERT"),
+        # Roles are never hard-deleted; SELECT … FOR UPDATE (the role lock
+        # that serializes assignment changes) needs UPDATE.  A hard user
+        # delete reaches user_roles through the foreign key's cascade, which
+        # runs with the table owner's rights: no DELETE on either.
+        "roles": ("SELECT", "INSERT", "UPDATE"),
+        "user_roles": ("SELECT", "INSERT", "UPDATE"),
         "alembic_version": ("SELECT",),
     }
 

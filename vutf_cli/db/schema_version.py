@@ -6,4 +6,4 @@ test asserts it equals the head that Alembic computes from alembic/versions.
 
 from __future__ import annotations
 
-HEAD_REVISION = "0003_login_lockout"
+HEAD_REVISION = "0005_normalize_identities"
