@@ -103,6 +103,7 @@ def test_a_command_records_its_path_and_option_names(database_for: Any) -> None:
         "command": "users create",
         "options": ["--email", "--full-name", "--password-stdin"],
         "request_id": meta["request_id"],
+        "audit_key": None,  # the fingerprint of the audit key: none here
     }
     assert len(meta["request_id"]) == 36
     assert row["changes"]["email"] == "alice@example.com"  # the audited data itself
@@ -117,18 +118,20 @@ def test_a_library_caller_records_no_command(database_for: Any) -> None:
     create_user(db, username="bob", email="bob@example.com", password=PASSWORD)
 
     (row,) = _stored(db)
-    assert set(row["metadata"]) == {"host", "os_user", "vutf_version", "request_id"}
+    assert set(row["metadata"]) == {"host", "os_user", "vutf_version", "request_id", "audit_key"}
     _assert_no_argv([row])
 
 
-def test_a_database_built_without_metadata_records_only_the_request_id(db: Database) -> None:
+def test_a_database_built_without_metadata_records_only_the_request_id_and_key(
+    db: Database,
+) -> None:
     def work(uow: UnitOfWork) -> str:
         audit_trail.append(uow, action="user.update", resource_type="user")
         return uow.request_id
 
     request_id = db.run(work)
     (row,) = _stored(db)
-    assert row["metadata"] == {"request_id": request_id}
+    assert row["metadata"] == {"request_id": request_id, "audit_key": None}
 
 
 def test_given_metadata_is_merged_over_the_defaults_without_secrets(database_for: Any) -> None:
@@ -160,6 +163,7 @@ def test_given_metadata_is_merged_over_the_defaults_without_secrets(database_for
         "command",
         "options",
         "request_id",
+        "audit_key",
     }
     _assert_no_argv([one, many])
 

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import CliResult, RunCli, run_cli  # noqa: F401  (the fixture)
+from tests.roles_support import grant_role_at
 from tests.security import PASSWORD, dump_database, is_sqlite, sqlite_file
 from vutf_cli.domain.invocation import Invocation
 from vutf_cli.services.audit_trail import process_metadata
@@ -108,6 +109,7 @@ def test_values_on_the_command_line_are_stored_only_as_audited_data(
     refused = vutf("--actor", actor, "users", "create", "other", "--email", email,
                    "--password-stdin", input=PASSWORD)  # fmt: skip
     assert refused.exit_code == 4, refused.stderr  # a failure row is written all the same
+    grant_role_at(database_url, "sentu")  # a key never carries more than its owner holds
     keyed = vutf("keys", "create", "--user", email, "--name", key_name,
                  "--secret-file", str(key_file))  # fmt: skip
     assert keyed.exit_code == 0, keyed.stderr
@@ -128,6 +130,7 @@ def test_values_on_the_command_line_are_stored_only_as_audited_data(
             "command",
             "options",
             "request_id",
+            "audit_key",  # the audit key's fingerprint (or null), never the key
         }
         # The command path and option names, nothing typed.
         assert metadata["command"] in ("users create", "keys create")

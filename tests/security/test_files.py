@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.roles_support import grant_role_at
 from tests.security import PASSWORD, REPO_ROOT, record, register_summary, run, run_subprocess
 
 MODULE = "test_files"
@@ -156,6 +157,7 @@ def test_secret_files_and_audit_exports_are_private(
         input=PASSWORD,
     )
     assert created.exit_code == 0, created.stderr
+    grant_role_at(url, "alice")  # a key never carries more than its owner holds
     secret = tmp_path / "ci.key"
     rotated = tmp_path / "rotated.key"
     export = tmp_path / "audit.jsonl"

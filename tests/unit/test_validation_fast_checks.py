@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vutf_cli.domain.validation import (
+    identity_key,
     normalize_email,
     shorten_for_message,
     validate_description,
@@ -57,7 +58,7 @@ def test_the_characters_named_in_the_review() -> None:
     assert " ".isprintable()
 
 
-# -- the former bodies, verbatim ------------------------------------------------------------
+# -- the former bodies, verbatim (but for NFKC, issue 11 item 10) ---------------------------
 def _show(value: str) -> str:
     if len(value) > 80:
         return repr(value[:80]) + f" (truncated, {len(value)} characters)"
@@ -72,7 +73,8 @@ def _email_error(value: str, reason: str) -> InvalidInput:
 
 
 def former_normalize_email(value: str) -> str:
-    email = value.strip().lower()
+    # The one change since: spellings that render alike are one address (NFKC first).
+    email = identity_key(value)
     if not email:
         raise _email_error(value, "it is empty")
     if len(email) > 254:

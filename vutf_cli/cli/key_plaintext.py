@@ -27,6 +27,7 @@ from vutf_cli.cli.context import AppContext
 from vutf_cli.cli.key_options import DETAIL_FIELDS, key_record
 from vutf_cli.cli.secret_delivery import stdout_failure
 from vutf_cli.errors import Conflict, InvalidInput, SecretNotDelivered
+from vutf_cli.security.private_paths import PRIVATE_FILE_MODE, create_private_file
 
 if TYPE_CHECKING:
     from vutf_cli.services.keys import IssuedKey
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["SECRET_FILE_MODE", "STORE_IT_NOW", "KeyDelivery", "SecretFile"]
 
 STORE_IT_NOW = "store it now, it will not be shown again"
-SECRET_FILE_MODE = 0o600
+SECRET_FILE_MODE = PRIVATE_FILE_MODE
 
 
 # -- the secret file ----------------------------------------------------------------------
@@ -47,9 +48,9 @@ class SecretFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path.expanduser().absolute()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
-            self._fd = os.open(self.path, flags, SECRET_FILE_MODE)
+            # 0600 whatever the umask; O_EXCL and O_NOFOLLOW: nothing there is opened.
+            self._fd = create_private_file(self.path)
         except FileExistsError:
             raise Conflict(
                 f"{self.path} already exists; a key is only written to a new file",
@@ -57,8 +58,6 @@ class SecretFile:
             ) from None
         except OSError as exc:
             raise InvalidInput(f"cannot create secret file {self.path}: {exc.strerror}") from None
-        # The mode given to open() is filtered by the umask; make it exact.
-        os.fchmod(self._fd, SECRET_FILE_MODE)
 
     def write(self, secret: str) -> None:
         """Write ``secret`` whole and sync it; on any failure remove the file and raise OSError."""
@@ -129,13 +128,13 @@ class KeyDelivery:
         """What follows a delivered key: the metadata (with --secret-file), the warning."""
         terminal = self._app.terminal
         if self.target is None:
-            if terminal.output_format == "table":
+            if terminal.is_table:
                 terminal.warning(f"this is the only time the key is shown: {STORE_IT_NOW}")
             return
         record = self._record(issued, {"secret_file": str(self.target.path)})
         title = f"API key {self._verb}; the key is in secret_file (mode 0600)"
         terminal.emit_object(record, title=title)
-        if terminal.output_format == "table":
+        if terminal.is_table:
             terminal.notice(f"key written to {self.target.path}")
 
     def _record(self, issued: IssuedKey, secret: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +147,7 @@ class KeyDelivery:
                 "replaced_key_name": replaced.name,
                 "replaced_key_expires_at": issued.replaced_ends_at,
             }
-        if self._app.terminal.output_format == "table":
+        if self._app.terminal.is_table:
             return {**secret, **{name: getattr(view, name) for name in DETAIL_FIELDS}, **extra}
         return {**secret, **key_record(view), **extra}
 

@@ -1,9 +1,11 @@
 """Where an ``--output-file`` goes: a private file replaced atomically, or an existing stream.
 
-Used by `vutf audit export --output-file`: an export is the audit log, which
-must not become readable by every local user on its way out, and an export
-that fails half way (full disk, Ctrl-C, SIGTERM) must not cost the previous
-export (docs/architecture.md §3.6).
+Used by every export's ``--output-file`` (`vutf audit export`, `vutf users
+export`), whose options are defined once here: an export is the audit log or
+the users (with --include-hashes, their password hashes), which must not
+become readable by every local user on its way out, and an export that fails
+half way (full disk, Ctrl-C, SIGTERM) must not cost the previous export
+(docs/architecture.md §3.6).
 """
 
 from __future__ import annotations
@@ -12,14 +14,26 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Annotated, TextIO
+
+import typer
 
 from vutf_cli.errors import Conflict, InvalidInput, OutputFileFailed
+from vutf_cli.security.private_paths import create_private_temporary_file
 
-PRIVATE_FILE_MODE = 0o600
+OutputFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-file",
+        metavar="FILE",
+        help="Write to FILE (a new file gets mode 0600) instead of stdout.",
+        dir_okay=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing --output-file.")]
+
 # File systems without hard links (FAT, some network and FUSE mounts) say so with these.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
 
@@ -108,12 +122,9 @@ def _replacement(path: Path, *, force: bool) -> Iterator[TextIO]:
     # Named after the target so that a file left by SIGKILL says what it was.
     prefix = f".{path.name[:40]}."
     try:
-        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+        fd, temp = create_private_temporary_file(folder, prefix=prefix, suffix=".tmp")
     except OSError as exc:
         raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
-    temp = Path(temp_name)
-    # mkstemp creates it 0600 minus the umask; a umask such as 0277 would leave 0400.
-    os.fchmod(fd, PRIVATE_FILE_MODE)
     handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
     try:
         yield handle

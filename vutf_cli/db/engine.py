@@ -2,8 +2,9 @@
 
 Every engine has ``hide_parameters=True`` (bound values, which may be secrets,
 never appear in error messages), a connect timeout, and a statement timeout.
-SQLite files are created 0600 and run in WAL mode; write transactions start
-with ``BEGIN IMMEDIATE`` so concurrent writers queue on the lock (up to the
+SQLite files are created 0600, whatever the URL form (``db.sqlite_files``),
+and run in WAL mode; write transactions start with ``BEGIN IMMEDIATE`` so
+concurrent writers queue on the lock (up to the
 deadline) instead of failing half-way with "database is locked".  Only a
 caller that means to create the file asks for it (``create_missing``): the
 default embedded database and ``vutf db upgrade``.  Otherwise a missing file
@@ -48,6 +49,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
+from vutf_cli.db.sqlite_files import create_database_file, sqlite_file
 from vutf_cli.errors import InvalidInput, SchemaOutdated
 from vutf_cli.settings import Settings, mask_url, resolve_database_url
 
@@ -86,7 +88,25 @@ def parse_database_url(raw: str) -> URL:
         url = url.set(drivername="postgresql+psycopg2")
     if url.get_backend_name() == "postgresql":
         _check_postgres_options(url, raw)
+    else:
+        _check_sqlite_url(url, raw)
     return url
+
+
+def _check_sqlite_url(url: URL, raw: str) -> None:
+    """Refuse, before anything is created, a SQLite URL whose files vutf could not make private."""
+    if url.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise InvalidInput(
+            f"unsupported driver {url.drivername!r} in {mask_url(raw)}; vutf uses pysqlite",
+            hint="write sqlite:///path/to/file.db",
+        )
+    try:
+        sqlite_file(url)
+    except ArgumentError:  # a user, password, host or port in a SQLite URL
+        raise InvalidInput(f"invalid database URL: {mask_url(raw)}", hint=_URL_HINT) from None
+    except InvalidInput as exc:  # a form whose files could not be made private
+        message = f"invalid database URL {mask_url(raw)}: {exc.message}"
+        raise InvalidInput(message, hint=exc.hint) from None
 
 
 def _check_postgres_options(url: URL, raw: str) -> None:
@@ -107,22 +127,9 @@ def _check_postgres_options(url: URL, raw: str) -> None:
 
 
 def sqlite_path(url: URL) -> Path | None:
-    """The file of a SQLite URL, or None for an in-memory database."""
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
-def _prepare_sqlite_file(path: Path) -> None:
-    """Create the database file 0600 (and its folder 0700) before SQLite does.
-
-    SQLite gives its -wal and -shm files the mode of the main file, so all
-    three end up private.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
+    """The file of a SQLite URL (URI filenames included), or None for an in-memory database."""
+    found = sqlite_file(url)
+    return None if found is None else found.path
 
 
 def missing_database_error(settings: Settings) -> SchemaOutdated:
@@ -337,11 +344,13 @@ def _refuse_non_regular_file(path: Path, settings: Settings) -> None:
 
 
 def _make_sqlite_engine(url: URL, settings: Settings, *, create_missing: bool) -> Engine:
-    path = sqlite_path(url)
+    target = sqlite_file(url)
+    path = None if target is None else target.path
     if path is not None:
         _refuse_non_regular_file(path, settings)
-    if path is not None and create_missing:
-        _prepare_sqlite_file(path)
+    if target is not None and create_missing and target.may_create:
+        # Before SQLite does: it gives -wal, -shm and -journal the main file's mode.
+        create_database_file(target.path)
     busy_ms = int(settings.db_deadline * 1000)
     engine = create_engine(
         url,
@@ -364,7 +373,7 @@ def _make_sqlite_engine(url: URL, settings: Settings, *, create_missing: bool) -
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            if path is not None:
+            if target is not None and not target.read_only:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from vutf_cli.errors import InvalidInput
@@ -24,6 +24,7 @@ __all__ = [
     "PASSWORD_HASH_MAX_LENGTH",
     "SCOPE_ACTIONS",
     "SCOPE_RESOURCES",
+    "identity_key",
     "normalize_email",
     "normalize_scopes",
     "parse_duration",
@@ -58,19 +59,46 @@ def shorten_for_message(value: str, limit: int = 40) -> str:
 
 
 # --- users -----------------------------------------------------------------
+# One identity, one spelling (docs/architecture.md §2.2): usernames and emails
+# that render alike are the same identity.  Every entry point normalizes with
+# NFKC first (NFD → NFC, full-width letters (U+FF41...) → ASCII, the ligature
+# U+FB01 → "fi"), then applies the case-insensitive rule; what is stored is the
+# normalized form, and every lookup compares :func:`identity_key`.
+
+
+def _nfkc(value: str) -> str:
+    # ASCII is its own NFKC form: the common case costs one C-speed scan.
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)
+
+
+def identity_key(value: str) -> str:
+    """What a username or email is compared by: NFKC, stripped, lower-cased.
+
+    Lookups compare it with ``lower(column)``; the stored values are
+    normalized already (:func:`validate_username`, :func:`normalize_email`).
+    """
+    lowered = _nfkc(value).strip().lower()
+    # Lower-casing can leave a non-NFKC sequence (rarely); normalize once more.
+    return _nfkc(lowered)
+
 
 # Explicit ASCII classes: \w would accept Unicode letters and digits.
 _USERNAME_RE: Final = re.compile(r"[A-Za-z0-9_-]{3,100}")
 
 
 def validate_username(value: str) -> str:
-    """Return ``value`` if it is 3-100 characters of ``[A-Za-z0-9_-]``."""
-    if _USERNAME_RE.fullmatch(value) is None:
+    """``value`` in NFKC form if that is 3-100 characters of ``[A-Za-z0-9_-]``.
+
+    Full-width and other compatibility forms of those characters become
+    ASCII (full-width ``alice``, U+FF41..., is ``alice``); anything else is refused.
+    """
+    normalized = _nfkc(value)
+    if _USERNAME_RE.fullmatch(normalized) is None:
         raise InvalidInput(
             f"invalid username {_show(value)}: use 3 to 100 characters from "
             "A-Z, a-z, 0-9, '_' and '-'"
         )
-    return value
+    return normalized
 
 
 _EMAIL_MAX: Final = 254
@@ -83,13 +111,15 @@ def _email_error(value: str, reason: str) -> InvalidInput:
 
 
 def normalize_email(value: str) -> str:
-    """Return ``value`` stripped and lower-cased, if it is a plausible address.
+    """Return ``value`` as :func:`identity_key` spells it, if it is a plausible address.
 
-    Deliberately not a full RFC 5322 parser: one ``@``, a local part of 1-64
-    printable characters, and an ASCII domain (IDNs in punycode) with at
-    least one dot and labels of ``[a-z0-9-]`` not starting or ending in ``-``.
+    NFKC-normalized, stripped and lower-cased, so that spellings that render
+    alike (NFD, full-width) are one address.  Deliberately not a full RFC
+    5322 parser: one ``@``, a local part of 1-64 printable characters, and an
+    ASCII domain (IDNs in punycode) with at least one dot and labels of
+    ``[a-z0-9-]`` not starting or ending in ``-``.
     """
-    email = value.strip().lower()
+    email = identity_key(value)
     if not email:
         raise _email_error(value, "it is empty")
     if len(email) > _EMAIL_MAX:
@@ -135,6 +165,13 @@ def _forbidden_character(value: str) -> str | None:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch in _BIDI_CONTROLS:
             return ch
     return None
+
+
+def could_be_identity(value: str) -> bool:
+    """False when ``value`` holds a character no username or email may hold
+    (a control such as NUL, a lone surrogate, …), so it names nobody and
+    need not (on PostgreSQL: cannot) be looked up."""
+    return _forbidden_character(value) is None
 
 
 def validate_full_name(value: str | None) -> str | None:
@@ -276,41 +313,12 @@ def parse_duration(text: str) -> timedelta:
     return duration
 
 
-_TIME_SPEC_FORM: Final = (
-    "an ISO 8601 date or date-time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z; "
-    "no zone means UTC), 'now', 'today', 'yesterday', or a duration ago "
-    "such as 15m, 2h or 7d"
-)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def parse_time_spec(text: str, now: datetime) -> datetime:
     """Resolve a time given on the command line to a UTC datetime.
 
-    ``now`` is passed in (not read from the clock) so callers and tests
-    control it; a naive ``now`` is taken as UTC.
+    The one parser is :func:`vutf_cli.domain.time_input.parse_time` (the forms
+    it accepts, and what local time is, are documented there).
     """
-    now = _as_utc(now)
-    spec = text.strip()
-    keyword = spec.lower()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    try:
-        if keyword == "now":
-            return now
-        if keyword == "today":
-            return midnight
-        if keyword == "yesterday":
-            return midnight - timedelta(days=1)
-        duration = _match_duration(spec)
-        if duration is not None:
-            return now - duration
-        if spec[-1:] == "z":
-            spec = spec[:-1] + "Z"
-        return _as_utc(datetime.fromisoformat(spec))
-    except (ValueError, OverflowError):
-        # ValueError: not ISO 8601; OverflowError: before year 1.
-        pass
-    raise InvalidInput(f"invalid time {_show(text)}: expected {_TIME_SPEC_FORM}")
+    from vutf_cli.domain.time_input import parse_time
+
+    return parse_time(text, now)

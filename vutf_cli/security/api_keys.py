@@ -5,7 +5,8 @@ the CRC32 of those 32 characters (zero-padded), 43 characters in all.  The
 checksum lets a typo or truncated paste be rejected before any database
 query; it is not a security feature (the 32 random characters, about 190
 bits, are).  Only a digest of the key is stored: HMAC-SHA256 keyed with the
-pepper (``VUTF_KEY_PEPPER``), or plain SHA-256 when no pepper is set.
+pepper (``VUTF_KEY_PEPPER``), or plain SHA-256 when no pepper is set; beside
+it, :func:`pepper_fingerprint` names the pepper it was made with.
 
 No function here ever puts the key itself into an error message.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "is_well_formed",
     "key_digest",
     "key_prefix",
+    "pepper_fingerprint",
 ]
 
 BASE62_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -42,6 +44,7 @@ RANDOM_LENGTH: Final = 32
 CHECKSUM_LENGTH: Final = 6  # 62**6 > 2**32, so any CRC32 fits
 KEY_LENGTH: Final = len(KEY_PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH  # 43
 PREFIX_DISPLAY_LENGTH: Final = 12
+_PEPPER_LABEL: Final = b"vutf key pepper fingerprint v1"
 
 # Character classes spelled out so only ASCII matches (no Unicode digits).
 _KEY_RE: Final = re.compile(
@@ -109,3 +112,20 @@ def key_digest(key: str, pepper: str | None) -> str:
 def digests_equal(a: str, b: str) -> bool:
     """Constant-time comparison of two digests."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def pepper_fingerprint(pepper: str | None) -> str:
+    """16 hex digits naming the pepper a key digest is made with (never the pepper itself).
+
+    HMAC-SHA256 of a fixed label under the pepper; without a pepper, the
+    plain SHA-256 of the label (so "no pepper" has a fingerprint of its own,
+    and an empty column means "made before vutf recorded it").  Stored with
+    each key (``api_keys.pepper_fingerprint``) so that ``keys verify`` can
+    tell an operator that a key was made with another pepper.  Anyone with a
+    copy of the database can test guesses of the pepper against it, as one
+    known key and its digest would allow: the pepper must be a long random
+    value.
+    """
+    if pepper:
+        return hmac.digest(pepper.encode("utf-8"), _PEPPER_LABEL, "sha256").hex()[:16]
+    return hashlib.sha256(_PEPPER_LABEL).hexdigest()[:16]

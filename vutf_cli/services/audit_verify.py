@@ -58,7 +58,7 @@ class VerifyResult:
     last_seq: int | None
     head: str | None
     bad_seq: int | None
-    problem: str | None  # edited | missing | reordered | inserted | anchor
+    problem: str | None  # edited | other_key | missing | reordered | inserted | anchor
     detail: str | None
 
 
@@ -76,11 +76,13 @@ def verify(
     parsed_anchor = anchor
 
     def work(uow: UnitOfWork) -> VerifyResult:
+        if since_seq is not None:
+            _check_since_seq(since_seq, uow.audit.head())
         report = uow.audit.verify_chain(since_seq=since_seq, anchor=parsed_anchor)
         if report.last_seq is not None and report.head_hash is not None:
             reached: str | None = f"{report.last_seq}:{report.head_hash}"
         elif report.ok:
-            # Nothing walked (empty log, or --since-seq past the end): the head as it is.
+            # Nothing walked (an empty log): the head as it is.
             found = uow.audit.head()
             reached = AuditHead(*found).anchor if found else AuditHead(0, GENESIS_HASH).anchor
         else:
@@ -99,9 +101,36 @@ def verify(
     return db.run(work, read_only=True)
 
 
+def _check_since_seq(since_seq: int, found: tuple[int, str] | None) -> None:
+    """InvalidInput (exit 2) for a --since-seq past the last row.
+
+    Walking nothing would report "intact, 0 entries checked": a gate that
+    passes by accident (a mistyped seq, the wrong database).  Say where the
+    log ends instead.
+    """
+    if found is None:
+        raise InvalidInput(
+            f"--since-seq {since_seq} is beyond the end of the audit log: the log is empty",
+            hint="check the database (vutf db status), or verify without --since-seq",
+        )
+    if since_seq > found[0]:
+        raise InvalidInput(
+            f"--since-seq {since_seq} is beyond the end of the audit log (last seq {found[0]})",
+            hint=f"give a seq from 1 to {found[0]}",
+        )
+
+
 def chain_error(report: VerifyResult) -> IntegrityFailure:
     """The error (exit 6) for a failed report."""
     return IntegrityFailure(
         f"audit chain broken at seq {report.bad_seq}: {report.problem} ({report.detail})",
-        hint="the log was changed outside vutf; keep this database for investigation",
+        hint=_OTHER_KEY_HINT
+        if report.problem == "other_key"
+        else "the log was changed outside vutf; keep this database for investigation",
     )
+
+
+_OTHER_KEY_HINT: Final = (
+    "verify with the VUTF_AUDIT_KEY the log was written with; if that is the key set here, "
+    "the row was written by someone without it: keep this database for investigation"
+)

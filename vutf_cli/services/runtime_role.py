@@ -24,12 +24,32 @@ __all__ = [
     "ROLE_RESOURCE",
     "RuntimeRoleResult",
     "RuntimeRoleSql",
+    "audit_key_warning",
     "grant_runtime",
     "render_runtime_grant_sql",
     "render_runtime_revoke_sql",
     "require_postgresql",
     "revoke_runtime",
 ]
+
+
+def audit_key_warning(settings: Settings, role: str) -> str | None:
+    """What ``grant-runtime`` warns when no ``VUTF_AUDIT_KEY`` is configured (None: one is).
+
+    The runtime role may INSERT into ``audit_log``.  The database refuses a
+    row that does not extend the chain, but a correctly linked row is
+    accepted; without a key its hash is plain SHA-256, which anyone can
+    compute, so such a forged row verifies.  With a key, only its holders
+    can write a row that verifies (docs/architecture.md §3.2).
+    """
+    if settings.audit_key:
+        return None
+    return (
+        f"no VUTF_AUDIT_KEY is set: role {role!r} may append audit rows, and without a key "
+        "a correctly linked forged row verifies like a real one (`vutf audit verify` cannot "
+        "tell them apart); set VUTF_AUDIT_KEY, the same secret for every vutf that writes or "
+        "verifies this log, so that only its holders can write rows that verify"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +80,8 @@ class RuntimeRoleResult:
     users: tuple[str, ...]
     api_keys: tuple[str, ...]
     audit_log: tuple[str, ...]
+    roles: tuple[str, ...]
+    user_roles: tuple[str, ...]
     alembic_version: tuple[str, ...]
 
 
@@ -184,6 +206,8 @@ def _runtime_result(
         users=held["users"],
         api_keys=held["api_keys"],
         audit_log=held["audit_log"],
+        roles=held["roles"],
+        user_roles=held["user_roles"],
         alembic_version=held["alembic_version"],
     )
 
