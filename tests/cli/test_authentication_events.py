@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.cli.conftest import RunCli
+from tests.roles_support import grant_role_in
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import ApiKey, AuditLog
 from vutf_cli.db.uow import UnitOfWork
@@ -30,13 +31,15 @@ REFUSAL = "error: invalid username or password\n"
 
 def make_user(db: Database, username: str) -> uuid.UUID:
     password_hash = db.passwords.hash(PASSWORD)
-    return db.run(
-        lambda uow: (
-            uow.users.create_user(
-                username=username, email=f"{username}@example.org", password_hash=password_hash
-            ).id
+
+    def create(uow: UnitOfWork) -> uuid.UUID:
+        user = uow.users.create_user(
+            username=username, email=f"{username}@example.org", password_hash=password_hash
         )
-    )
+        grant_role_in(uow, user)  # a key never carries more than its owner holds
+        return user.id
+
+    return db.run(create)
 
 
 def rows_after(db: Database, seq: int) -> list[dict[str, Any]]:
@@ -92,7 +95,7 @@ def test_each_password_check_is_one_login_row(run_cli: RunCli, db: Database) -> 
     assert (row["user_id"], row["resource_id"], row["changes"]) == (alice, str(alice), None)
 
     expected = [
-        ("alice", WRONG, alice, {"reason": "wrong_password"}),
+        ("alice", WRONG, alice, {"reason": "wrong_password", "failed_login_count": 1}),
         ("nobody", PASSWORD, None, {"reason": "unknown_user", "identifier": "nobody"}),
     ]
     for user, password, user_id, changes in expected:
@@ -101,13 +104,16 @@ def test_each_password_check_is_one_login_row(run_cli: RunCli, db: Database) -> 
         assert (row["action"], row["status"]) == ("user.login", "failure")
         assert (row["user_id"], row["changes"]) == (user_id, changes)
 
-    # Inactive: the right password is refused like a wrong one; a wrong
-    # password for an inactive user is still counted as a wrong password.
+    # Inactive: the right password is refused like a wrong one (not counted
+    # for lockout); a wrong password for an inactive user is a wrong password.
     assert run_cli("users", "deactivate", "bob").exit_code == 0
-    for password, reason in ((PASSWORD, "inactive"), (WRONG, "wrong_password")):
+    for password, changes in (
+        (PASSWORD, {"reason": "inactive"}),
+        (WRONG, {"reason": "wrong_password", "failed_login_count": 1}),
+    ):
         code, stderr, row = attempt("bob", password)
         assert (code, stderr, row["status"]) == (5, REFUSAL, "failure")
-        assert (row["user_id"], row["changes"]) == (bob, {"reason": reason})
+        assert (row["user_id"], row["changes"]) == (bob, changes)
 
     # Deleted: refused whatever the password, and the row still names the user.
     assert run_cli("--yes", "users", "delete", "bob").exit_code == 0
@@ -119,7 +125,7 @@ def test_each_password_check_is_one_login_row(run_cli: RunCli, db: Database) -> 
     listed = run_cli("audit", "list", "--user", "alice", "--status", "failure", "--json")
     assert listed.exit_code == 0, listed.stderr
     failures = [(e["action"], e["changes"]) for e in listed.json()]
-    assert failures == [("user.login", {"reason": "wrong_password"})]
+    assert failures == [("user.login", {"reason": "wrong_password", "failed_login_count": 1})]
 
 
 def test_a_library_caller_records_ip_and_user_agent(db: Database) -> None:

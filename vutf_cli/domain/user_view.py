@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Final, Protocol
+
+# What `users show` calls a user's condition, for operators (docs/architecture.md §3.4).
+USER_STATES: Final = ("active", "inactive", "locked", "deleted")
 
 
 class _UserRow(Protocol):
@@ -24,6 +27,9 @@ class _UserRow(Protocol):
     verified_at: datetime | None
     last_login_at: datetime | None
     last_login_ip: str | None
+    failed_login_count: int
+    last_failed_login_at: datetime | None
+    locked_until: datetime | None
     created_at: datetime
     created_by: str | None
     updated_at: datetime
@@ -32,6 +38,17 @@ class _UserRow(Protocol):
     is_deleted: bool
     deleted_at: datetime | None
     deleted_by: str | None
+
+
+def user_state(
+    *, is_deleted: bool, is_active: bool, locked_until: datetime | None, now: datetime
+) -> str:
+    """``deleted``, ``locked`` (a lock not yet over), ``inactive`` or ``active``, first match."""
+    if is_deleted:
+        return "deleted"
+    if locked_until is not None and locked_until > now:
+        return "locked"
+    return "active" if is_active else "inactive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +63,10 @@ class UserView:
     verified_at: datetime | None
     last_login_at: datetime | None
     last_login_ip: str | None
+    # Failed password checks in the current lockout window, and the lock's end.
+    failed_login_count: int
+    last_failed_login_at: datetime | None
+    locked_until: datetime | None
     created_at: datetime
     created_by: str | None
     updated_at: datetime
@@ -54,9 +75,11 @@ class UserView:
     is_deleted: bool
     deleted_at: datetime | None
     deleted_by: str | None
+    # Derived, for operators: one of USER_STATES (as of when the view was made).
+    state: str
 
     @classmethod
-    def from_row(cls, row: _UserRow) -> UserView:
+    def from_row(cls, row: _UserRow, *, now: datetime | None = None) -> UserView:
         return cls(
             id=row.id,
             username=row.username,
@@ -68,6 +91,9 @@ class UserView:
             verified_at=row.verified_at,
             last_login_at=row.last_login_at,
             last_login_ip=row.last_login_ip,
+            failed_login_count=row.failed_login_count,
+            last_failed_login_at=row.last_failed_login_at,
+            locked_until=row.locked_until,
             created_at=row.created_at,
             created_by=row.created_by,
             updated_at=row.updated_at,
@@ -76,4 +102,10 @@ class UserView:
             is_deleted=row.is_deleted,
             deleted_at=row.deleted_at,
             deleted_by=row.deleted_by,
+            state=user_state(
+                is_deleted=row.is_deleted,
+                is_active=row.is_active,
+                locked_until=row.locked_until,
+                now=datetime.now(UTC) if now is None else now,
+            ),
         )

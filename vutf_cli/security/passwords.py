@@ -10,6 +10,16 @@ and is far above any real passphrase.
 
 Production uses the RFC 9106 low-memory profile; the ``test`` profile is
 deliberately cheap and exists only so the test suite stays fast.
+
+Constant cost (docs/architecture.md §3.4): :meth:`Passwords.check` is the one
+password check of a login.  Whatever the stored hash (none for an unknown
+user, the profile's, or one with other parameters), it computes exactly one
+argon2 hash at the profile's parameters: a verify against the stored hash,
+against a dummy hash made with the profile's parameters, or -- for a stored
+hash with other parameters, whose own verify costs what *its* parameters
+cost -- a fresh hash of the password, which becomes the stored hash when the
+password matches (rehash on login).  ``observer`` is the seam that sees every
+argon2 computation and the parameters it runs at (tests count them there).
 """
 
 from __future__ import annotations
@@ -21,22 +31,30 @@ import re
 import secrets
 import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from argon2 import Parameters, PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from vutf_cli.errors import InvalidInput
 
 __all__ = [
+    "COST_BOUND",
     "DEFAULT_MIN_LENGTH",
     "MAX_LENGTH",
     "PROFILES",
+    "Argon2Observer",
+    "PasswordCheck",
     "Passwords",
+    "Weakness",
 ]
+
+# Called before every argon2 computation: ("hash" or "verify", the parameters it runs at).
+Argon2Observer = Callable[[str, Parameters], None]
 
 DEFAULT_MIN_LENGTH: Final = 15
 MAX_LENGTH: Final = 1024
@@ -60,6 +78,9 @@ _MAX_MEMORY_KIB: Final = 2 * 1024 * 1024  # RFC 9106 high-memory profile: 2 GiB
 _MAX_TIME_COST: Final = 64
 _MAX_PARALLELISM: Final = 64
 _MIN_SALT_BYTES: Final = 8  # argon2's own minimum
+# How many times the profile's memory or passes a stored hash may cost and
+# still count as within the profile's bounds (see Passwords.weakness).
+COST_BOUND: Final = 4
 _MIN_HASH_BYTES: Final = 4  # argon2's own minimum
 _MAX_B64_CHARS: Final = 1024
 
@@ -86,10 +107,47 @@ def _has_forbidden_char(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """What :meth:`Passwords.check` found: whether the password matches, and the new
+    hash (at the profile's parameters) to store when it matches a hash with other ones."""
+
+    matches: bool
+    new_hash: str | None = field(default=None, repr=False)
+
+
+def _parameters_of(password_hash: str) -> Parameters | None:
+    try:
+        return extract_parameters(password_hash)
+    except (InvalidHashError, ValueError):
+        return None
+
+
+class Weakness(str):
+    """Why a hash is outside the profile's bounds (:meth:`Passwords.weakness`), as text.
+
+    ``replaced_on_login``: it is weaker than the profile in some respect, so
+    a successful login replaces it; False for a hash that is only costlier.
+    """
+
+    replaced_on_login: bool
+
+    def __new__(cls, reason: str, *, replaced_on_login: bool) -> Weakness:
+        made = super().__new__(cls, reason)
+        made.replaced_on_login = replaced_on_login
+        return made
+
+
 class Passwords:
     """Hash, verify and vet passwords with one argon2id parameter profile."""
 
-    def __init__(self, profile: str = "production", min_length: int = DEFAULT_MIN_LENGTH) -> None:
+    def __init__(
+        self,
+        profile: str = "production",
+        min_length: int = DEFAULT_MIN_LENGTH,
+        *,
+        observer: Argon2Observer | None = None,
+    ) -> None:
         params = PROFILES.get(profile)
         if params is None:
             raise InvalidInput(
@@ -104,11 +162,29 @@ class Passwords:
         self._hasher = PasswordHasher.from_parameters(params)
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
+        self._observer = observer
 
     @staticmethod
     def normalize(password: str) -> str:
         """Return the NFKC form of ``password`` (what is actually hashed)."""
         return unicodedata.normalize("NFKC", password)
+
+    def _secret(self, password: str) -> str | bytes:
+        """What argon2 is given: the NFKC form; as bytes when it holds a lone surrogate.
+
+        Such bytes (``surrogatepass``) are never valid UTF-8, so they match no
+        stored hash, yet the verify still costs what every other one costs.
+        """
+        normalized = self.normalize(password)
+        try:
+            normalized.encode("utf-8")
+        except UnicodeEncodeError:
+            return normalized.encode("utf-8", "surrogatepass")
+        return normalized
+
+    def _observe(self, what: str, parameters: Parameters | None) -> None:
+        if self._observer is not None and parameters is not None:
+            self._observer(what, parameters)
 
     def check_strength(self, password: str) -> None:
         """Raise InvalidInput unless ``password`` satisfies the policy.
@@ -134,17 +210,82 @@ class Passwords:
         Does not apply the policy: callers creating or changing a password call
         :meth:`check_strength` first.
         """
-        return self._hasher.hash(self.normalize(password))
+        self._observe("hash", self.parameters)
+        return self._hasher.hash(self._secret(password))
 
     def verify(self, password_hash: str, password: str) -> bool:
-        """True if ``password`` matches ``password_hash``; never raises argon2 errors."""
+        """True if ``password`` matches ``password_hash``; never raises argon2 errors.
+
+        Costs what the *stored* hash's parameters cost (nothing for a hash argon2
+        cannot read); a login uses :meth:`check`, whose cost does not depend on it.
+        """
+        # Unparseable: argon2 refuses it before computing anything (nothing observed).
+        self._observe("verify", _parameters_of(password_hash))
         try:
-            return self._hasher.verify(password_hash, self.normalize(password))
+            return self._hasher.verify(password_hash, self._secret(password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-        except UnicodeEncodeError:
-            # Lone surrogates: cannot have been hashed, so cannot match.
-            return False
+
+    def check(self, password_hash: str | None, password: str) -> PasswordCheck:
+        """The password check of a login: exactly one argon2 computation at the profile's
+        parameters, whatever ``password_hash`` is (``None``: no such user).
+
+        A hash with the profile's parameters is verified.  Any other (weaker or
+        stronger parameters, or unreadable) is verified at its own cost *and* the
+        password is hashed with the profile's parameters, so the check never costs
+        less than one profile hash.  That hash is returned to be stored (rehash on
+        login) only when the password matches and the stored hash is outside the
+        profile's bounds (:meth:`weakness`): a stronger hash within them is kept,
+        so a weaker profile (``test``, a downgrade) never weakens stored hashes.
+        """
+        if password_hash is None:
+            self.verify_dummy(password)
+            return PasswordCheck(matches=False)
+        if not self.needs_rehash(password_hash):
+            return PasswordCheck(matches=self.verify(password_hash, password))
+        matches = self.verify(password_hash, password)
+        new_hash = self.hash(password)
+        outside = self.weakness(password_hash) if matches else None
+        upgrade = outside is not None and outside.replaced_on_login
+        return PasswordCheck(matches=matches, new_hash=new_hash if upgrade else None)
+
+    def weakness(self, password_hash: str) -> Weakness | None:
+        """What puts the hash outside the profile's bounds, or None when nothing does.
+
+        Below them (``replaced_on_login``): weaker than the profile in memory,
+        passes, salt or digest length (fewer lanes are not weaker), or
+        unreadable; a successful login replaces such a hash with the
+        profile's.  Above them: more than :data:`COST_BOUND` times the
+        profile's memory or passes, which every attempt on the user (wrong
+        passwords included) pays; a login never replaces a hash that is not
+        weaker (a weaker profile must not downgrade it).  ``users import``
+        refuses both unless told to accept them (``--allow-weak-hashes``).
+        """
+        found = _parameters_of(password_hash)
+        if found is None:
+            return Weakness("it cannot be read", replaced_on_login=True)
+        wanted = self.parameters
+        weaker = [
+            f"{what} {have} < {need}"
+            for what, have, need in (
+                ("m", found.memory_cost, wanted.memory_cost),
+                ("t", found.time_cost, wanted.time_cost),
+                ("salt bytes", found.salt_len, wanted.salt_len),
+                ("hash bytes", found.hash_len, wanted.hash_len),
+            )
+            if have < need
+        ]
+        costlier = [
+            f"{what} {have} > {COST_BOUND} \u00d7 {need}"
+            for what, have, need in (
+                ("m", found.memory_cost, wanted.memory_cost),
+                ("t", found.time_cost, wanted.time_cost),
+            )
+            if have > COST_BOUND * need
+        ]
+        if not weaker and not costlier:
+            return None
+        return Weakness(", ".join(weaker + costlier), replaced_on_login=bool(weaker))
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True if the hash was made with other parameters (or cannot be parsed)."""
@@ -160,6 +301,10 @@ class Passwords:
         for a real user and timing does not reveal which usernames exist.
         """
         self.verify(self._get_dummy_hash(), password)
+
+    def renew_lock_after_fork(self) -> None:
+        """In a forked child: a new lock (one held by another thread at the fork stays held)."""
+        self._dummy_lock = threading.Lock()
 
     def _get_dummy_hash(self) -> str:
         # A PHC string with this instance's parameters and random salt/digest:

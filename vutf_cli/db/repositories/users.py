@@ -1,4 +1,4 @@
-"""UserRepository: lookups, registration, updates and the password check.
+"""UserRepository: lookups, registration, updates and the lockout counters.
 
 Usernames and emails are unique case-insensitively among rows that are not
 deleted.  Every such comparison is written ``lower(column) = :value`` (the
@@ -8,48 +8,55 @@ The availability checks give a friendly Conflict; the indexes stay the final
 guard against a concurrent registration (an IntegrityError at flush, which
 ``Database.run`` turns into the same Conflict).
 
-The password check never tells an unknown user from a wrong password: both
-cost one argon2 verify and get the same message.
+The password check itself is the service's
+(:mod:`vutf_cli.services.user_passwords`); the lockout statements here are
+each ONE atomic UPDATE guarded by the lock's state at that instant, so
+concurrent attempts from many processes are counted exactly on both
+dialects (the decisions are in :mod:`vutf_cli.services.lockout`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
-    Insert,
     Select,
-    String,
     Table,
     Text,
-    bindparam,
-    column,
+    and_,
+    case,
     func,
-    insert,
     literal,
+    null,
     or_,
     select,
+    update,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from vutf_cli.db.copy_in import NULL, copy_text, insert_many
 from vutf_cli.db.models import User
 from vutf_cli.db.repositories.base import BaseRepository
-from vutf_cli.db.types import utcnow
-from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
-from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
+from vutf_cli.db.types import UTCDateTime, utcnow
+from vutf_cli.domain.validation import (
+    identity_key,
+    normalize_email,
+    validate_full_name,
+    validate_username,
+)
+from vutf_cli.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from vutf_cli.security.passwords import Passwords
 
-__all__ = ["LOOKUP_CHUNK", "UserRepository", "escape_like"]
+__all__ = ["LOOKUP_CHUNK", "FailedLogins", "UserRepository", "escape_like"]
 
 INVALID_CREDENTIALS: Final = "invalid username or password"
 USERNAME_TAKEN: Final = "a user with that username already exists"
@@ -82,6 +89,9 @@ _BULK_ASSIGNED: Final = frozenset(
 )
 _BULK_REQUIRED: Final = frozenset({"username", "email", "password_hash"})
 _MICROSECOND: Final = timedelta(microseconds=1)
+# The login bookkeeping statements keep updated_at (the column's onupdate would set
+# it): it says when an operator last changed the user, as updated_by says who.
+_UNTOUCHED: Final[Mapping[str, Any]] = {"updated_at": _USERS_TABLE.c.updated_at}
 # What Database.run says when psycopg2 refuses text holding NUL.
 _NUL_REFUSED: Final = "text with a NUL character cannot be stored or looked up"
 # A \u0000 escape in JSON text: preceded by an even number of backslashes.
@@ -89,7 +99,7 @@ _JSON_NUL: Final = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")
 
 
 def _json_value(value: Any) -> Any:
-    """How create_many's JSON payload spells what the json module cannot."""
+    """How a JSON parameter (holders_of's) spells what the json module cannot."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
@@ -122,39 +132,29 @@ def _json_parameter(values: Any) -> ColumnElement[Any]:
     return sql_cast(literal(_json_text(values), Text), JSONB)
 
 
-@functools.cache
-def _json_insert_statement(given: tuple[str, ...]) -> Insert:
-    """``INSERT INTO users ... SELECT`` the elements of the JSON array ``:rows``.
+def _copy_field(value: Any) -> str:
+    """A user column's value in COPY's text format (create_many's PostgreSQL path)."""
+    kind = type(value)
+    if kind is str:
+        return copy_text(value)
+    if value is None:
+        return NULL
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is int or kind is uuid.UUID:
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # as UTCDateTime refuses it
+            raise ValueError("naive datetime given to a UTC column")
+        return value.isoformat()
+    raise TypeError(f"cannot store a {type(value).__name__} in a user column")
 
-    Each element is ``[*given values, id, created_at]``; ``:actor`` fills
-    ``created_by`` and ``updated_by``.  Cached: one statement per column set.
-    """
-    from sqlalchemy.dialects.postgresql import JSONB  # not for every SQLite command
 
-    rows = func.jsonb_array_elements(sql_cast(bindparam("rows", type_=Text), JSONB))
-    element = rows.table_valued(column("value", JSONB)).alias("entry").c.value
+class FailedLogins(NamedTuple):
+    """A user's lockout counters right after a failed attempt was counted."""
 
-    def item(index: int, name: str) -> ColumnElement[Any]:
-        text = element[index].astext
-        # Text is assigned to varchar(n) as is, which refuses an over-long
-        # value (a CAST would silently cut it); other types need the CAST.
-        target = _USERS_TABLE.c[name]
-        return text if isinstance(target.type, String) else sql_cast(text, target.type)
-
-    created_at = item(len(given) + 1, "created_at")
-    actor = bindparam("actor", type_=String)
-    selected = {
-        **{name: item(index, name) for index, name in enumerate(given)},
-        "id": item(len(given), "id"),
-        "created_at": created_at,
-        "updated_at": created_at,
-        "created_by": actor,
-        "updated_by": actor,
-        "version": literal(1),
-    }
-    return insert(_USERS_TABLE).from_select(
-        list(selected), select(*selected.values()), include_defaults=False
-    )
+    failures: int
+    locked_until: datetime | None
 
 
 def escape_like(text: str, escape: str = LIKE_ESCAPE) -> str:
@@ -172,12 +172,13 @@ class UserRepository(BaseRepository[User]):
 
     # -- lookups ----------------------------------------------------------------
     def _by_lower(self, column: Any, value: str, *, include_deleted: bool) -> User | None:
-        """The row whose ``lower(column)`` equals ``value.lower()``.
+        """The row whose ``lower(column)`` equals ``identity_key(value)`` (NFKC, lower case).
 
         With ``include_deleted`` the live row wins; failing that, the most
         recently deleted one (a name can have been registered several times).
         """
-        statement = self._select(include_deleted).where(func.lower(column) == value.lower())
+        wanted = identity_key(value)
+        statement = self._select(include_deleted).where(func.lower(column) == wanted)
         if include_deleted:
             statement = statement.order_by(
                 User.is_deleted.asc(),
@@ -190,7 +191,7 @@ class UserRepository(BaseRepository[User]):
         return self._by_lower(User.username, username, include_deleted=include_deleted)
 
     def get_by_email(self, email: str, *, include_deleted: bool = False) -> User | None:
-        return self._by_lower(User.email, email.strip(), include_deleted=include_deleted)
+        return self._by_lower(User.email, email, include_deleted=include_deleted)
 
     def get_by_identifier(self, ident: str, *, include_deleted: bool = False) -> User | None:
         """Look a user up by id (UUID text), email (contains ``@``) or username.
@@ -199,7 +200,7 @@ class UserRepository(BaseRepository[User]):
         dashes are a valid username), so a UUID that matches no id is tried
         as a username too.
         """
-        ident = ident.strip()
+        ident = identity_key(ident)  # a full-width at sign (U+FF20) is "@" too
         if "@" in ident:
             return self.get_by_email(ident, include_deleted=include_deleted)
         try:
@@ -233,8 +234,9 @@ class UserRepository(BaseRepository[User]):
         )
 
     def _taken(self, column: Any, value: str, *, exclude: uuid.UUID | None = None) -> bool:
-        """Whether a live row other than ``exclude`` holds ``value`` case-insensitively."""
-        statement: Select[Any] = self._select().where(func.lower(column) == value.lower())
+        """Whether a live row other than ``exclude`` holds ``value`` (compared by identity_key)."""
+        wanted = identity_key(value)
+        statement: Select[Any] = self._select().where(func.lower(column) == wanted)
         if exclude is not None:
             statement = statement.where(User.id != exclude)
         return self.session.scalars(statement.limit(1)).first() is not None
@@ -250,8 +252,8 @@ class UserRepository(BaseRepository[User]):
         elsewhere as IN lists of :data:`LOOKUP_CHUNK` parameters.
         """
         wanted = [
-            (User.username, sorted({name.lower() for name in usernames})),
-            (User.email, sorted({email.strip().lower() for email in emails})),
+            (User.username, sorted({identity_key(name) for name in usernames})),
+            (User.email, sorted({identity_key(email) for email in emails})),
         ]
         as_json = self.session.get_bind().dialect.name == "postgresql"
         found: dict[str, str] = {}
@@ -324,7 +326,10 @@ class UserRepository(BaseRepository[User]):
         )
 
     def create_many(self, rows: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
-        """Insert users already vetted by the caller in one bulk INSERT; their ids, in order.
+        """Insert users already vetted by the caller in one statement; their ids, in order.
+
+        PostgreSQL: one ``COPY users FROM STDIN`` (``db.copy_in``); SQLite:
+        one driver-level executemany.
 
         For imports: no ORM objects are built and no per-row checks run
         (validate with create_user's rules first).  Each row needs
@@ -362,58 +367,51 @@ class UserRepository(BaseRepository[User]):
             values.append(
                 [row.get(name, default) for name, default in zip(given, defaults, strict=True)]
             )
+        # Neither dialect stores NUL (PostgreSQL text cannot hold it; SQLite is
+        # refused all the same, so both agree).
+        if any(isinstance(value, str) and "\x00" in value for row in values for value in row):
+            raise InvalidInput(_NUL_REFUSED)
         if self.session.get_bind().dialect.name == "postgresql":
-            self._insert_from_json(given, values, ids, stamps)
+            self._copy_users(given, values, ids, stamps)
         else:
-            # SQLite could store NUL; refused all the same, so both dialects agree.
-            if any(isinstance(value, str) and "\x00" in value for row in values for value in row):
-                raise InvalidInput(_NUL_REFUSED)
-            constant = {"created_by": self.actor, "updated_by": self.actor, "version": 1}
-            self.session.execute(
-                insert(_USERS_TABLE),
+            # One driver-level executemany (each column's bind processor applied).
+            columns = (*given, "id", "created_at", "updated_at", "created_by", "updated_by")
+            tail = (self.actor, self.actor, 1)
+            insert_many(
+                self.session.connection(),
+                _USERS_TABLE,
+                (*columns, "version"),
                 [
-                    {
-                        **dict(zip(given, row_values, strict=True)),
-                        **constant,
-                        "id": user_id,
-                        "created_at": stamp,
-                        "updated_at": stamp,
-                    }
+                    (*row_values, user_id, stamp, stamp, *tail)
                     for row_values, user_id, stamp in zip(values, ids, stamps, strict=True)
                 ],
             )
         return ids
 
-    def _insert_from_json(
+    def _copy_users(
         self,
         given: tuple[str, ...],
         values: list[list[Any]],
         ids: list[uuid.UUID],
         stamps: list[datetime],
     ) -> None:
-        """PostgreSQL: all ``values`` as ONE JSON parameter, unpacked by the server.
+        """PostgreSQL: every row in one ``COPY users FROM STDIN`` (``db.copy_in``).
 
-        A JSON array of row arrays is encoded in C by the json module and sent
-        as one string literal, where a multi-row VALUES (psycopg2's
-        execute_values, SQLAlchemy's insertmanyvalues) adapts each of the
-        ~15 values of every row separately; for ten thousand users this is
-        several times faster, close to COPY (which vutf's psycopg2 wait
-        callback rules out).  ``jsonb``, not ``json``: each row is parsed once,
-        where ``json ->> n`` would scan the row's text again for every column
-        (twice as slow).  Values keep their column types: the server casts
-        each one, and text goes through the usual assignment to
-        ``varchar(n)``, so an over-long value is an error, not truncated.
+        Values keep their column types: the server parses each field with
+        its column's input function, so an over-long ``varchar(n)`` value is
+        an error, not truncated, exactly as for an INSERT.
         """
-        payload = _json_text(
-            [
-                [*row_values, str(user_id), stamp.isoformat()]
-                for row_values, user_id, stamp in zip(values, ids, stamps, strict=True)
-            ]
+        from vutf_cli.db.copy_in import copy_in
+
+        actor = copy_text(self.actor)
+        columns = (*given, "id", "created_at", "updated_at", "created_by", "updated_by", "version")
+        tail = f"\t{actor}\t{actor}\t1"
+        lines = (
+            "\t".join(map(_copy_field, row_values))
+            + f"\t{user_id}\t{stamp.isoformat()}\t{stamp.isoformat()}{tail}"
+            for row_values, user_id, stamp in zip(values, ids, stamps, strict=True)
         )
-        self.session.execute(
-            _json_insert_statement(given),
-            {"rows": payload, "actor": self.actor},
-        )
+        copy_in(self.session.connection(), _USERS_TABLE.name, columns, lines)
 
     def update(self, obj: User, *, expected_version: int | None = None, **values: Any) -> User:
         """As BaseRepository.update, with usernames, emails and hashes vetted and kept unique."""
@@ -440,21 +438,97 @@ class UserRepository(BaseRepository[User]):
                 raise Conflict(EMAIL_TAKEN, hint="the email was registered again after deletion")
         return super().restore(obj)
 
-    # -- passwords ----------------------------------------------------------------
-    def check_password(self, identifier: str, password: str) -> User:
-        """The live user ``identifier`` if ``password`` is theirs, else Denied.
+    # -- lockout ------------------------------------------------------------------
+    # Each is one UPDATE whose WHERE decides against the row as it is at that instant
+    # (PostgreSQL re-checks it after waiting for a concurrent writer; SQLite writers
+    # are serialized): no read-modify-write, so no increment is lost.  None of them
+    # bumps ``version``: that is the optimistic lock of administrative changes, and
+    # login attempts -- which anyone may make -- must not make an operator's
+    # ``--expected-version`` stale or conflict with one another.
+    def _locked_at(self, now: datetime) -> ColumnElement[bool]:
+        return and_(_USERS_TABLE.c.locked_until.is_not(None), _USERS_TABLE.c.locked_until > now)
 
-        Records nothing and ignores ``is_active``.  An unknown (or deleted)
-        user costs one dummy verify, like a wrong password, and gets the same
-        message.
+    def count_locked_attempt(self, user_id: uuid.UUID, now: datetime) -> FailedLogins | None:
+        """Count an attempt on a user locked at ``now`` (the lock is not extended);
+        None when the user is not locked."""
+        users = _USERS_TABLE
+        statement = (
+            update(users)
+            .where(users.c.id == user_id, self._locked_at(now))
+            .values(
+                failed_login_count=users.c.failed_login_count + 1,
+                last_failed_login_at=now,
+                **_UNTOUCHED,
+            )
+            .returning(users.c.failed_login_count, users.c.locked_until)
+        )
+        found = self.session.execute(statement).first()
+        return None if found is None else FailedLogins(found[0], found[1])
+
+    def count_failure(
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        *,
+        window_start: datetime,
+        threshold: int,
+        lock_end: datetime,
+    ) -> FailedLogins | None:
+        """Count a failed attempt on a user NOT locked at ``now``; None when it is.
+
+        The count restarts at 1 when the previous failure is older than
+        ``window_start`` (or there is none, or a lock has run out); reaching
+        ``threshold`` (> 0) sets ``locked_until = lock_end``.
         """
-        user = self.get_by_identifier(identifier)
-        if user is None:
-            self.passwords.verify_dummy(password)
-            raise Denied(INVALID_CREDENTIALS)
-        if not self.passwords.verify(user.password_hash, password):
-            raise Denied(INVALID_CREDENTIALS)
-        return user
+        users = _USERS_TABLE
+        fresh = or_(
+            users.c.last_failed_login_at.is_(None),
+            users.c.last_failed_login_at <= window_start,
+            users.c.locked_until.is_not(None),  # not locked now, so a lock that ran out
+        )
+        count = case((fresh, 1), else_=users.c.failed_login_count + 1)
+        locked_until: ColumnElement[Any] = (
+            case((count >= threshold, literal(lock_end, UTCDateTime())), else_=null())
+            if threshold > 0
+            else null()
+        )
+        statement = (
+            update(users)
+            .where(users.c.id == user_id, ~self._locked_at(now))
+            .values(
+                failed_login_count=count,
+                last_failed_login_at=now,
+                locked_until=locked_until,
+                **_UNTOUCHED,
+            )
+            .returning(users.c.failed_login_count, users.c.locked_until)
+        )
+        found = self.session.execute(statement).first()
+        return None if found is None else FailedLogins(found[0], found[1])
+
+    def clear_failures(self, user_id: uuid.UUID, now: datetime) -> bool:
+        """A successful login: the count starts again; False (nothing changed) if locked."""
+        users = _USERS_TABLE
+        statement = (
+            update(users)
+            .where(users.c.id == user_id, ~self._locked_at(now))
+            .values(failed_login_count=0, locked_until=None, **_UNTOUCHED)
+            .returning(users.c.id)
+        )
+        return self.session.execute(statement).first() is not None
+
+    def replace_password_hash(self, user_id: uuid.UUID, old: str, new: str) -> bool:
+        """Rehash on login: store ``new`` only if the hash is still ``old`` (a password
+        set meanwhile wins); whether it was stored."""
+        self._check_password_hash(new)
+        users = _USERS_TABLE
+        statement = (
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old)
+            .values(password_hash=new, **_UNTOUCHED)
+            .returning(users.c.id)
+        )
+        return self.session.execute(statement).first() is not None
 
     # -- state --------------------------------------------------------------------
     def set_active(self, user: User, active: bool) -> User:

@@ -19,7 +19,9 @@ Columns:
   ``is_active`` (default true), ``is_verified``;
 * exactly one of ``password`` (plaintext, subject to the password policy) and
   ``password_hash`` (an argon2id PHC string, e.g. from ``users export
-  --include-hashes``);
+  --include-hashes``; one with parameters weaker than the configured profile
+  is refused unless ``--allow-weak-hashes``, which imports it to be rehashed
+  at the user's next successful login);
 * the other columns of ``users export`` (``id``, timestamps, ``version``...)
   are accepted and ignored, since the database assigns them anew, so an export
   can be imported as it is.  A row with ``is_deleted`` true is refused: a

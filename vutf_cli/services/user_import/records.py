@@ -37,6 +37,10 @@ EXPORT_ONLY_COLUMNS: Final = (
     "is_deleted",
     "deleted_at",
     "deleted_by",
+    "failed_login_count",
+    "last_failed_login_at",
+    "locked_until",
+    "state",
 )
 KNOWN_COLUMNS: Final = frozenset(IMPORT_COLUMNS) | frozenset(EXPORT_ONLY_COLUMNS)
 
@@ -146,6 +150,8 @@ class ImportRow:
     is_verified: bool
     password: str | None = field(default=None, repr=False)
     password_hash: str | None = field(default=None, repr=False)
+    # A hash weaker than the configured profile, let in by --allow-weak-hashes.
+    weak_hash: bool = False
 
     def problem(self, message: str) -> RowProblem:
         return RowProblem(self.row, self.line, self.location, message)

@@ -2,13 +2,17 @@
 
 Every problem is kept (all rows are checked), each with the record it belongs
 to; a username or email repeated within the file is a problem of the later
-rows.
+rows.  A ``password_hash`` outside the configured profile's bounds (weaker,
+or more than ``COST_BOUND`` times its memory or passes:
+``Passwords.weakness``) is a problem too, unless such hashes are allowed:
+then a weaker one is marked ``weak_hash`` and replaced at the user's next
+successful login, and a costlier one is kept (docs/architecture.md §3.4).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from vutf_cli.domain.validation import (
     PASSWORD_HASH_MAX_LENGTH,
@@ -18,6 +22,9 @@ from vutf_cli.domain.validation import (
 )
 from vutf_cli.errors import InvalidInput, VutfError
 from vutf_cli.services.user_import.records import ImportRow, RawRecord, RowProblem, json_type
+
+if TYPE_CHECKING:
+    from vutf_cli.security.passwords import Weakness
 
 __all__ = ["validate_records"]
 
@@ -69,6 +76,8 @@ def _validate_one(
     record: RawRecord,
     check_strength: Callable[[str], None],
     is_argon2id_hash: Callable[[str], bool],
+    weakness: Callable[[str], Weakness | None] | None,
+    allow_weak_hashes: bool,
 ) -> tuple[ImportRow | None, list[RowProblem]]:
     if record.cell_count is not None:
         message = f"the row has {record.cell_count} cells, the header has another number"
@@ -86,6 +95,7 @@ def _validate_one(
     if _checked(problems, _boolean, values, "is_deleted", csv_row):
         problems.append("the user is deleted; deleted users are not imported")
     known_problems = len(problems)
+    weak_hash = False
     password = _checked(problems, _text, values, "password", csv_row)
     password_hash = _checked(problems, _text, values, "password_hash", csv_row)
     if len(problems) > known_problems:
@@ -103,6 +113,15 @@ def _validate_one(
             "password_hash is not an argon2id PHC string "
             "($argon2id$v=19$m=...,t=...,p=...$salt$hash) with sane parameters"
         )
+    elif weakness is not None and (weak := weakness(password_hash)) is not None:
+        # Only a weaker hash is replaced at login; a costlier one is kept as it is.
+        weak_hash = weak.replaced_on_login
+        if not allow_weak_hashes:
+            fate = "to be rehashed at the next login" if weak_hash else "as it is"
+            problems.append(
+                f"password_hash is outside the configured argon2 profile's bounds ({weak}); "
+                f"--allow-weak-hashes imports it {fate}"
+            )
     if problems:
         return None, [record.problem(message) for message in problems]
     return (
@@ -118,6 +137,7 @@ def _validate_one(
             is_verified=bool(is_verified),
             password=password,
             password_hash=password_hash,
+            weak_hash=weak_hash,
         ),
         [],
     )
@@ -137,16 +157,22 @@ def validate_records(
     *,
     check_strength: Callable[[str], None],
     is_argon2id_hash: Callable[[str], bool],
+    weakness: Callable[[str], Weakness | None] | None = None,
+    allow_weak_hashes: bool = False,
 ) -> tuple[list[ImportRow], list[RowProblem]]:
     """Validated rows and the problems of the others (duplicates within the file included).
 
     A username or email that appears twice (compared case-insensitively) is a
-    problem of every later row that repeats it.
+    problem of every later row that repeats it.  ``weakness`` says what makes
+    a hash weaker than the configured profile (None: nothing); such a hash is
+    a problem unless ``allow_weak_hashes``.
     """
     rows: list[ImportRow] = []
     problems: list[RowProblem] = []
     for record in records:
-        row, found = _validate_one(record, check_strength, is_argon2id_hash)
+        row, found = _validate_one(
+            record, check_strength, is_argon2id_hash, weakness, allow_weak_hashes
+        )
         problems.extend(found)
         if row is not None:
             rows.append(row)
