@@ -19,6 +19,7 @@ picked up.  Because the new environment's own site-packages comes first, the
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sqlite3
 import subprocess
@@ -32,11 +33,15 @@ from pathlib import Path
 import pytest
 
 import vutf_cli
+from vutf_cli.db.models import APP_TABLES
+from vutf_cli.db.schema_version import HEAD_REVISION
 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MIGRATION_FILES = ("env.py", "versions/0001_initial.py", "versions/0002_audit_chain_link.py")
+# Every migration of the checkout must ship (a missing one would strand its databases).
+MIGRATION_SCRIPTS = sorted((REPO_ROOT / "alembic" / "versions").glob("*.py"))
+MIGRATION_FILES = ("env.py", *(f"versions/{path.name}" for path in MIGRATION_SCRIPTS))
 TIMEOUT = 120
 
 
@@ -135,6 +140,21 @@ def test_wheel_carries_the_migrations_inside_the_package(wheel: Path) -> None:
     assert "vutf = vutf_cli.cli.app:main" in entry_points
 
 
+def test_wheel_ships_the_typed_python_api(wheel: Path) -> None:
+    # PEP 561: without the marker a consumer's mypy ignores vutf's annotations.
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert archive.read("vutf_cli/py.typed") == b""
+    assert "vutf_cli/store.py" in names
+
+
+def test_wheel_ships_the_identity_schema(wheel: Path) -> None:
+    # `vutf plan`/`apply` validate identity files against it (issue 16).
+    with zipfile.ZipFile(wheel) as archive:
+        schema = json.loads(archive.read("vutf_cli/schemas/identity-v1.json"))
+    assert schema["properties"]["apiVersion"] == {"const": "vutf/v1"}
+
+
 # -- the installed package ----------------------------------------------------------
 def test_installed_package_is_the_wheels_copy(installed: Installed) -> None:
     location = Path(_python(installed, "import vutf_cli; print(vutf_cli.__file__)"))
@@ -142,6 +162,28 @@ def test_installed_package_is_the_wheels_copy(installed: Installed) -> None:
     assert not location.resolve().is_relative_to(REPO_ROOT)
     version = _python(installed, "import vutf_cli; print(vutf_cli.__version__)")
     assert version == vutf_cli.__version__
+
+
+def test_installed_package_exports_the_store(installed: Installed) -> None:
+    exported = _python(
+        installed,
+        "import importlib.resources, vutf_cli.store as api;"
+        "assert importlib.resources.files('vutf_cli').joinpath('py.typed').is_file();"
+        "print(api.Store.__module__, sorted(api.__all__)[0])",
+    )
+    assert exported == "vutf_cli.store ApiKeyView"
+
+
+def test_installed_package_reads_its_own_identity_schema(installed: Installed) -> None:
+    found = _python(
+        installed,
+        "import importlib.resources as r;"
+        "from vutf_cli.services.declarative.format import schema;"
+        "print(r.files('vutf_cli.schemas').joinpath('identity-v1.json'), schema()['title'])",
+    )
+    path, _, title = found.partition(" ")
+    assert Path(path).is_relative_to(installed.site_packages)
+    assert title.startswith("vutf declarative identity")
 
 
 def test_installed_package_finds_its_own_migrations(installed: Installed) -> None:
@@ -159,7 +201,7 @@ def test_installed_package_finds_its_own_migrations(installed: Installed) -> Non
         "assert migrations.head_revision() == schema_version.HEAD_REVISION;"
         "print(migrations.head_revision())",
     )
-    assert head == "0002_audit_chain_link"
+    assert head == HEAD_REVISION
 
 
 def test_installed_package_migrates_a_fresh_sqlite_file(installed: Installed) -> None:
@@ -187,8 +229,8 @@ def test_installed_package_migrates_a_fresh_sqlite_file(installed: Installed) ->
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     finally:
         connection.close()
-    assert tables == {"alembic_version", "users", "api_keys", "audit_log"}
-    assert versions == [("0002_audit_chain_link",)]
+    assert tables == {"alembic_version", *APP_TABLES}
+    assert versions == [(HEAD_REVISION,)]
     assert list(installed.workdir.iterdir()) == []  # nothing written to the working directory
 
 
@@ -214,4 +256,4 @@ def test_installed_console_script_upgrades_a_database(installed: Installed) -> N
         versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     finally:
         connection.close()
-    assert versions == [("0002_audit_chain_link",)]
+    assert versions == [(HEAD_REVISION,)]

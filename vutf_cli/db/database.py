@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -230,6 +231,8 @@ class Database:
             settings.is_default_database if create_missing is None else create_missing
         )
         self._passwords = passwords
+        # Guards building the engine and the Passwords on first use (threads).
+        self._build_lock = threading.Lock()
         # The cool-down is one deadline (1 to 30 s): while the database is
         # down, a long-running command probes it about as often as a single
         # command would keep retrying.
@@ -239,9 +242,21 @@ class Database:
         )
         self.policy = RetryPolicy(deadline=settings.db_deadline)
         self._schema_checked = False
+        # True once this process has created the embedded default database's
+        # schema (the command line says so, once, naming the file).
+        self.created_default = False
 
     @property
     def engine(self) -> Engine:
+        engine = self._engine
+        if engine is not None:
+            return engine
+        # Built once however many threads make the first call together: a
+        # second engine would be a second pool that nothing ever closes.
+        with self._build_lock:
+            return self._build_engine()
+
+    def _build_engine(self) -> Engine:
         if self._engine is None:
             try:
                 read_only = _read_only_url(self.settings)
@@ -265,10 +280,11 @@ class Database:
         """Let this Database create its SQLite file if missing (``vutf db upgrade``)."""
         if self.create_missing:
             return
-        self.create_missing = True
-        if self._owns_engine and self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._build_lock:
+            self.create_missing = True
+            if self._owns_engine and self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
     @property
     def missing_file(self) -> bool:
@@ -285,13 +301,24 @@ class Database:
 
     @property
     def passwords(self) -> Passwords:
-        if self._passwords is None:
-            from vutf_cli.security.passwords import Passwords
+        passwords = self._passwords
+        if passwords is not None:
+            return passwords
+        with self._build_lock:
+            if self._passwords is None:
+                from vutf_cli.security.passwords import Passwords
 
-            self._passwords = Passwords(
-                self.settings.argon2_profile, min_length=self.settings.min_password_length
-            )
-        return self._passwords
+                self._passwords = Passwords(
+                    self.settings.argon2_profile, min_length=self.settings.min_password_length
+                )
+            return self._passwords
+
+    def renew_locks_after_fork(self) -> None:
+        """In a forked child: new locks for this Database and its Passwords (a lock held
+        by another thread of the parent at the fork would never be released here)."""
+        self._build_lock = threading.Lock()
+        if self._passwords is not None:
+            self._passwords.renew_lock_after_fork()
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -464,7 +491,9 @@ class Database:
                 raise migrations.newer_schema_error(self.settings.masked_url, revision)
             if self.settings.is_default_database:
                 try:
-                    self.migrate("head")
+                    # None: no schema was there under the migration lock, so this
+                    # process made it (another one may have won the race).
+                    self.created_default = self.migrate("head") is None
                 except SQLAlchemyError as exc:
                     raise (self.translate(exc) or InternalError(describe(exc))) from exc
             elif revision is None:

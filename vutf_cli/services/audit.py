@@ -60,6 +60,7 @@ __all__ = [
     "entry_from_row",
     "fetch_entries",
     "head",
+    "history_user_id",
     "list_entries",
     "page_statement",
     "parse_seq_or_id",
@@ -78,13 +79,14 @@ _ACTION_FILTER = re.compile(r"[a-z0-9_.*?]+")
 _CURSOR_PREFIX: Final = "vutf-audit-1"
 # Longest text filter each column can match (its String length).
 _FILTER_MAX_LENGTHS: Final = {
-    "--actor": 255,
+    "--by-actor": 255,
     "--user": 255,  # a username (100), an email (254) or an id (36)
     "--action": 100,
     "--resource-type": 50,
     "--resource-id": 255,
 }
 _SEQ_DIGITS = re.compile(r"[0-9]+")
+_AMBIGUOUS_SHOWN: Final = 5  # ids named when --user was held by several users
 
 
 # -- filters ---------------------------------------------------------------------
@@ -100,6 +102,7 @@ class AuditQuery:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    since_seq: int | None = None
 
 
 def _non_empty(option: str, value: str | None) -> str | None:
@@ -195,6 +198,7 @@ def build_query(
     status: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    since_seq: int | None = None,
     now: datetime | None = None,
 ) -> AuditQuery:
     """Validate command-line filters into an :class:`AuditQuery`.
@@ -204,7 +208,7 @@ def build_query(
     """
     now = now or utcnow()
     query = AuditQuery(
-        actor=_filter_text("--actor", actor),
+        actor=_filter_text("--by-actor", actor),
         user=_filter_text("--user", user),
         action=_parse_action(action),
         resource_type=_filter_text("--resource-type", resource_type),
@@ -212,6 +216,7 @@ def build_query(
         status=parse_status(status),
         since=_parse_time("--since", since, now),
         until=_parse_time("--until", until, now),
+        since_seq=None if since_seq is None else check_seq("--since-seq", since_seq),
     )
     if query.since is not None and query.until is not None and query.since >= query.until:
         raise InvalidInput("--since must be earlier than --until")
@@ -228,9 +233,9 @@ def _as_uuid(text_: str) -> uuid.UUID | None:
 def resolve_filters(uow: UnitOfWork, query: AuditQuery) -> ResolvedFilters:
     """``query`` with ``--user`` looked up (deleted users too: their history stays visible).
 
-    An unknown username or email is NotFound (exit 3).  A user id is taken as
-    it is even when no user has it any more: the audit log outlives purged
-    users, and their id is then the only way to ask for their history.
+    A user row (live or soft-deleted) wins.  Without one, a user id is taken
+    as it is, and a username or email is looked up in the log itself
+    (:func:`history_user_id`): the audit log outlives purged users.
     """
     user_id: uuid.UUID | None = None
     if query.user is not None:
@@ -238,12 +243,7 @@ def resolve_filters(uow: UnitOfWork, query: AuditQuery) -> ResolvedFilters:
         if user is not None:
             user_id = user.id
         else:
-            user_id = _as_uuid(query.user)
-            if user_id is None:
-                raise NotFound(
-                    f"user {shorten_for_message(query.user)} not found",
-                    hint="give a username, an email or a user id",
-                )
+            user_id = _as_uuid(query.user) or history_user_id(uow, query.user)
     return ResolvedFilters(
         actor=query.actor,
         user_id=user_id,
@@ -253,7 +253,34 @@ def resolve_filters(uow: UnitOfWork, query: AuditQuery) -> ResolvedFilters:
         status=query.status,
         since=query.since,
         until=query.until,
+        since_seq=query.since_seq,
     )
+
+
+def history_user_id(uow: UnitOfWork, name: str) -> uuid.UUID:
+    """The id the audit history shows holding the username or email ``name`` (no user row).
+
+    NotFound (exit 3) when no successful ``user.create``/``update``/``delete``
+    row names it.  When the name was held by several users over time (one
+    hard-deleted, the name registered again, deleted again), mixing their
+    histories would attribute one person's acts to another: that is
+    InvalidInput (exit 2) listing the ids, to be given instead.
+    """
+    ids = uow.audit.user_ids_named(name)
+    shown = shorten_for_message(name)
+    if not ids:
+        raise NotFound(
+            f"user {shown} not found, now or in the audit history",
+            hint="give a username, an email or a user id",
+        )
+    if len(ids) > 1:
+        listed = ", ".join(str(user_id) for user_id in ids[:_AMBIGUOUS_SHOWN])
+        more = f" and {len(ids) - _AMBIGUOUS_SHOWN} more" if len(ids) > _AMBIGUOUS_SHOWN else ""
+        raise InvalidInput(
+            f"user {shown} was {len(ids)} different users over time: {listed}{more}",
+            hint="give one of the user ids with --user",
+        )
+    return ids[0]
 
 
 def entry_from_row(row: Row[Any]) -> AuditEntry:

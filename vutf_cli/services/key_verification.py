@@ -7,12 +7,17 @@ it names no key and no owner, and recording it would need the database.
 
 Every other verification is an authentication attempt and appends exactly
 one ``api_key.use`` audit row (docs/architecture.md §3.2), in the same
-transaction as the check: status ``success`` or ``failure``, ``user_id`` of
-the key's owner and ``resource_id`` of the key whenever the key exists (also
-revoked or deleted), the caller's ``ip_address``/``user_agent`` when given,
+transaction as the check (concurrent verifications of one process share that
+transaction: group commit, :mod:`vutf_cli.services.audit_batch`): status
+``success`` or ``failure``, ``user_id`` of the key's owner and ``resource_id``
+of the key whenever the key exists (also revoked or deleted), the caller's
+``ip_address``/``user_agent`` when given,
 and ``changes`` with ``usage_recorded`` and, on failure, the ``reason``:
 ``unknown_key``, ``deleted``, ``revoked``, ``expired``, ``owner_deleted``,
-``inactive_owner`` or ``missing_scope``.  With ``record_usage`` the use is
+``inactive_owner``, ``missing_scope`` or ``other_pepper`` (an unknown key
+whose prefix names a key made with another ``VUTF_KEY_PEPPER``: the row
+carries both pepper fingerprints and the refusal a ``hint``, its message
+unchanged; ``services.key_pepper``).  With ``record_usage`` the use is
 also counted (``usage_count``, ``last_used_at``, in ``changes`` too).  Only
 ``record=False`` (``vutf keys verify --no-record``) is a read-only check that
 writes nothing.  The message of a refusal is one line and never contains
@@ -32,8 +37,10 @@ from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain import validation
 from vutf_cli.errors import Denied, InvalidInput
 from vutf_cli.security import api_keys as key_format
-from vutf_cli.services import audit_trail
+from vutf_cli.services.audit_batch import Decision, run_audited
+from vutf_cli.services.key_pepper import OtherPepper, other_pepper
 from vutf_cli.services.key_transactions import RESOURCE_TYPE
+from vutf_cli.services.permissions import effective_key_scopes
 
 __all__ = ["USE_ACTION", "Verification", "verify_key"]
 
@@ -54,7 +61,10 @@ _REASONS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """A key that passed verification: who owns it and what it may do."""
+    """A key that passed verification: who owns it and what it may do.
+
+    ``scopes`` are its effective scopes: its own narrowed to what its owner
+    holds at the moment of verification (:mod:`vutf_cli.services.permissions`)."""
 
     valid: bool
     key_id: uuid.UUID
@@ -96,38 +106,42 @@ def verify_key(
     key_format.ensure_well_formed(plaintext)  # Denied, with no query
     db.ensure_schema()
 
-    def check(uow: UnitOfWork) -> Verification | Denied:
+    def decide(uow: UnitOfWork) -> Decision[Verification | Denied]:
         now = utcnow()
         try:
             key = uow.keys.authenticate_key(plaintext, now=now, required_scope=required_scope)
-        except Denied as refusal:
+            # Its own scopes narrowed to what its owner holds now (services.permissions).
+            scopes = effective_key_scopes(uow, key, now, required_scope=required_scope)
+        except Denied as refused:
+            # Made with another pepper? Said in the row and the hint, never the message.
+            mismatch = other_pepper(uow, plaintext, refused)
+            refusal = refused if mismatch is None else mismatch.refusal(refused)
             if not record:
-                raise
-            _append_refusal(uow, plaintext, refusal, ip_address, user_agent)
-            return refusal  # raised once this row is committed
+                raise refusal from None
+            # Raised once this row is committed.
+            row = _refusal_row(uow, plaintext, refusal, ip_address, user_agent, mismatch)
+            return row, refusal
         changes: dict[str, Any] = {"usage_recorded": record_usage}
         if record_usage:
             uow.keys.record_usage(key, now=now)
             changes |= {"usage_count": key.usage_count, "last_used_at": key.last_used_at}
-        if record:
-            audit_trail.append(
-                uow,
-                action=USE_ACTION,
-                resource_type=RESOURCE_TYPE,
-                resource_id=str(key.id),
-                user_id=key.user_id,
-                changes=changes,
-                ip_address=ip_address,
-                user_agent=user_agent,
-            )
-        return Verification(
+        row = {
+            "action": USE_ACTION,
+            "resource_type": RESOURCE_TYPE,
+            "resource_id": str(key.id),
+            "user_id": key.user_id,
+            "changes": changes,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+        }
+        return row, Verification(
             valid=True,
             key_id=key.id,
             key_prefix=key.key_prefix,
             name=key.name,
             user_id=key.user_id,
             username=key.user.username,
-            scopes=tuple(sorted(s for s, granted in key.permissions.items() if granted)),
+            scopes=scopes,
             expires_at=key.expires_at,
             required_scope=required_scope,
             usage_count=key.usage_count,
@@ -135,31 +149,39 @@ def verify_key(
             usage_recorded=record_usage,
         )
 
-    outcome = db.run(check, read_only=not record)
+    if record:
+        # Concurrent verifications share one transaction and one chain append
+        # (group commit, services.audit_batch); each is decided in it.
+        outcome = run_audited(db, decide)
+    else:
+        outcome = db.run(lambda uow: decide(uow)[1], read_only=True)
     if isinstance(outcome, Denied):
         raise outcome
     return outcome
 
 
-def _append_refusal(
+def _refusal_row(
     uow: UnitOfWork,
     plaintext: str,
     refusal: Denied,
     ip_address: str | None,
     user_agent: str | None,
-) -> None:
+    mismatch: OtherPepper | None = None,
+) -> dict[str, Any]:
     """The failure row of a refused key, naming the key and its owner when the key exists."""
     key = uow.keys.get_by_key(plaintext, include_deleted=True)
     reason = next((r for start, r in _REASONS if refusal.message.startswith(start)), "denied")
-    audit_trail.append(
-        uow,
-        action=USE_ACTION,
-        resource_type=RESOURCE_TYPE,
-        resource_id=None if key is None else str(key.id),
-        user_id=None if key is None else key.user_id,
-        status="failure",
-        changes={"reason": reason, "usage_recorded": False},
-        error_message=f"{refusal.code}: {refusal.message}",
-        ip_address=ip_address,
-        user_agent=user_agent,
-    )
+    changes: dict[str, Any] = {"reason": reason, "usage_recorded": False}
+    if mismatch is not None:  # the key its prefix names, made with another pepper
+        key, changes = mismatch.key, {**changes, **mismatch.changes()}
+    return {
+        "action": USE_ACTION,
+        "resource_type": RESOURCE_TYPE,
+        "resource_id": None if key is None else str(key.id),
+        "user_id": None if key is None else key.user_id,
+        "status": "failure",
+        "changes": changes,
+        "error_message": f"{refusal.code}: {refusal.message}",
+        "ip_address": ip_address,
+        "user_agent": user_agent,
+    }

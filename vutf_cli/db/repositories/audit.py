@@ -42,10 +42,12 @@ from sqlalchemy import (
     Row,
     Table,
     bindparam,
+    case,
     column,
     func,
     insert,
     literal_column,
+    or_,
     select,
     text,
 )
@@ -64,6 +66,7 @@ from vutf_cli.db.audit_sql import (
 from vutf_cli.db.audit_verify import verify_chain
 from vutf_cli.db.models import AUDIT_STATUSES, AuditLog
 from vutf_cli.db.types import JSONType, utcnow
+from vutf_cli.domain.validation import identity_key
 from vutf_cli.domain.views import AuditEntry, ChainReport
 from vutf_cli.errors import IntegrityFailure, InvalidInput
 from vutf_cli.security.audit_chain import (
@@ -96,6 +99,8 @@ _ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 # append_many inserts through the table (column names: ``metadata``); append
 # builds an ORM row (attribute names: ``meta``).
 _AUDIT_TABLE: Final = cast(Table, AuditLog.__table__)
+# The rows whose changes name a user (username, email): user_ids_named.
+_NAMING_ACTIONS: Final = ("user.create", "user.update", "user.delete")
 _ATTRIBUTE_NAMES: Final = {"metadata": "meta"}
 _APPEND_ARGUMENTS: Final = frozenset(
     {
@@ -511,6 +516,51 @@ class AuditLogRepository:
                     f"{seq_or_id!r} is neither an audit sequence number nor a UUID"
                 ) from None
         return self._session.scalars(get_statement(condition)).first()
+
+    def user_ids_named(self, name: str) -> list[uuid.UUID]:
+        """Ids of the users the log shows holding ``name``, first named first.
+
+        For a user row that no longer exists (hard-deleted): ``name`` is a
+        username (any case) when it has no ``@``, else an email, and is
+        matched against the ``changes`` of successful ``user.create`` rows
+        (also those of an import), ``user.update`` rows (an email's old and
+        new value) and ``user.delete`` rows.  Several ids mean the name
+        changed hands over time.
+        """
+        # The one identity rule (NFKC: a full-width name or at sign counts too).
+        wanted = identity_key(name)
+        paths = (
+            [("email",), ("email", "old"), ("email", "new")] if "@" in wanted else [("username",)]
+        )
+        changes = _AUDIT_TABLE.c.changes
+        values: list[ColumnElement[Any]]
+        if self.dialect == "postgresql":
+            values = [func.jsonb_extract_path_text(changes, *path) for path in paths]
+        else:
+            # json_extract raises on text that is not JSON (a row edited by
+            # hand); json_valid keeps such a row from failing the lookup.
+            values = [
+                case(
+                    (
+                        func.json_valid(changes) == 1,
+                        func.json_extract(changes, "$." + ".".join(path)),
+                    )
+                )
+                for path in paths
+            ]
+        first_seq = func.min(_AUDIT_TABLE.c.seq)
+        statement = (
+            select(_AUDIT_TABLE.c.user_id, first_seq)
+            .where(
+                _AUDIT_TABLE.c.action.in_(_NAMING_ACTIONS),
+                _AUDIT_TABLE.c.status == "success",
+                _AUDIT_TABLE.c.user_id.is_not(None),
+                or_(*(func.lower(value) == wanted for value in values)),
+            )
+            .group_by(_AUDIT_TABLE.c.user_id)
+            .order_by(first_seq)
+        )
+        return [row.user_id for row in self._session.execute(statement)]
 
     def exists_request(self, request_id: str) -> bool:
         """Whether a row written in the last hour carries ``request_id`` in its metadata."""
