@@ -21,20 +21,24 @@ moved to the front before Typer parses the line.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+from typer.main import get_command
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
 from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
 from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
+
+_GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
@@ -55,6 +59,9 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             i += 1
         elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
             hoisted.append(arg)
+        elif _GLOBAL_SHORT_FLAGS.fullmatch(arg):
+            # -yq: the short global flags, bundled as Click would read them.
+            hoisted.extend(f"-{flag}" for flag in arg[1:])
         else:
             rest.append(arg)
         i += 1
@@ -79,7 +86,9 @@ def _options_from_args(args: Sequence[str]) -> GlobalOptions:
         if arg == "--json":
             options.output = "json"
         options.debug = options.debug or arg == "--debug"
-        options.quiet = options.quiet or arg == "--quiet"
+        options.quiet = (
+            options.quiet or arg == "--quiet" or bool(re.fullmatch(r"-[yq]*q[yq]*", arg))
+        )
         options.no_color = options.no_color or arg == "--no-color"
     return options
 
@@ -92,10 +101,17 @@ class Interrupted(VutfError):
         super().__init__("interrupted")
 
 
-def run(argv: Sequence[str]) -> int:
-    """Run one command line (without the program name); return its exit code."""
+def run(argv: Sequence[str], *, within: str | None = None) -> int:
+    """Run one command line (without the program name); return its exit code.
+
+    Callable again and again in one process: everything a command line sets
+    up (settings, terminal, database) lives in its own :class:`AppContext`
+    and is closed here.  ``within`` names the command that runs this line
+    inside its own process (``batch``): JSON output by default and the audit
+    rows' command path ``batch …`` (:class:`AppContext`).
+    """
     args = hoist_global_options(argv)
-    app_ctx = AppContext(_options_from_args(args))
+    app_ctx = AppContext(_options_from_args(args), within=within)
     try:
         return _run(args, app_ctx)
     finally:
@@ -104,7 +120,7 @@ def run(argv: Sequence[str]) -> int:
 
 def _run(args: list[str], app_ctx: AppContext) -> int:
     try:
-        result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
+        result = _command()(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         # Flushed here, not at interpreter exit, so a closed pipe is seen below.
         sys.stdout.flush()
     except (PipeClosed, BrokenPipeError):
@@ -131,6 +147,17 @@ def _run(args: list[str], app_ctx: AppContext) -> int:
         )
     # standalone_mode=False returns the code of a typer.Exit, or the command's return value.
     return result if isinstance(result, int) else ExitCode.OK
+
+
+@functools.cache
+def _command() -> Callable[..., Any]:
+    """The Click command Typer builds from ``app``: built once per process, not per line.
+
+    ``app(...)`` would rebuild it on every call (reading every command's
+    signature), which is most of the cost of a short line in ``vutf batch``.
+    Typed loosely: the Click it returns is Typer's private vendored copy.
+    """
+    return get_command(app)
 
 
 _KEY_SHAPED = re.compile(r"vutf_[0-9A-Za-z]{38}")

@@ -1,0 +1,94 @@
+"""Issue 14's `vutf batch` the way a CI script meets it: the installed `vutf` under bash.
+
+One process runs every line (users created, a generated password delivered
+in the results and usable), a failing line stops the batch with its exit
+code under ``set -euo pipefail``, and a one-time secret whose result cannot
+be written (the reader of stdout is gone) is exit 9, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from vutf_cli.db.database import Database
+
+VUTF = Path(sys.executable).with_name("vutf")
+WAIT = 120.0
+
+ALICE = json.dumps(
+    {
+        "args": ["users", "create", "alice", "--email", "a@example.com", "--password-stdin"],
+        "stdin": "correct horse battery staple",
+    }
+)
+SCRIPT = """
+cat > setup.jsonl <<'EOF'
+@ALICE@
+# the CI bot's password is generated and comes back in the results
+{"args": ["users", "create", "ci-bot", "--email", "ci@example.com", "--generate-password"]}
+{"args": ["users", "list", "--fields", "username"]}
+EOF
+vutf batch -f setup.jsonl > results.jsonl 2> setup.err
+echo "setup ok"
+jq -r 'select(.line == 3) | .result.password' results.jsonl > bot.pw
+vutf users check-password ci-bot --password-file bot.pw > /dev/null && echo "password works"
+
+printf '%s\\n' '{"args": ["users", "show", "alice"]}' '{"args": ["users", "show", "nobody"]}' \
+  '{"args": ["users", "show", "ci-bot"]}' > gate.jsonl
+status=0
+vutf batch -f gate.jsonl > gate.out 2> gate.err || status=$?
+echo "gate exit $status"
+status=0
+vutf batch --keep-going < gate.jsonl > all.out 2> /dev/null || status=$?
+echo "keep going exit $status"
+
+# Nobody reads the results: the generated password would be lost.
+echo '{"args": ["users", "create", "dora", "--email", "d@example.com", "--generate-password"]}' \\
+  > lost.jsonl
+status=0
+vutf batch -f lost.jsonl 2> lost.err | true || status=$?
+echo "lost exit $status"
+""".replace("@ALICE@", ALICE)
+
+
+def test_a_ci_script_runs_many_commands_in_one_vutf(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "VUTF_DATABASE_URL": database_url,
+        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + SCRIPT],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "setup ok",
+        "password works",
+        "gate exit 3",
+        "keep going exit 3",
+        "lost exit 9",
+    ]
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["exit_code"]) for r in results] == [(1, 0), (3, 0), (4, 0)]
+    assert [row["username"] for row in results[2]["result"]] == ["alice", "ci-bot"]
+    gate = [json.loads(line) for line in (tmp_path / "gate.out").read_text().splitlines()]
+    assert [r["exit_code"] for r in gate] == [0, 3]  # stopped after the failing line
+    assert "stopped after line 2 (exit 3)" in (tmp_path / "gate.err").read_text()
+    assert len((tmp_path / "all.out").read_text().splitlines()) == 3
+    lost = (tmp_path / "lost.err").read_text()
+    assert lost.startswith("error: the result of line 1 was not delivered"), lost
+    assert "Traceback" not in result.stderr + lost
+    # dora was created (her line ran); the error says her secret is lost.
+    assert db.run(lambda uow: uow.users.get_by_username("dora"), read_only=True) is not None
