@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 7
     SCHEMA_OUTDATED = 8
     NOT_DELIVERED = 9
+    CHANGES_PENDING = 10  # `vutf plan`: the database differs from the file (not an error)
     INTERRUPTED = 130
 
 

@@ -806,7 +806,15 @@ def _finish(harness: Harness, backend: str, label: str, *, expect_success: bool 
 def test_the_walk_finds_every_command_group_and_their_options() -> None:
     leaves = leaf_commands()
     groups = {leaf.path[0] for leaf in leaves}
-    assert groups == {"db", "users", "keys", "audit", "completion"}
+    # The groups, and the commands at the root (doctor; plan, apply, export-state: issue 16;
+    # batch: issue 14).
+    assert groups == {"db", "users", "keys", "roles", "audit", "completion"} | {
+        "doctor",
+        "plan",
+        "apply",
+        "export-state",
+        "batch",
+    }
     names = {leaf.name for leaf in leaves}
     for expected in ("users create", "users import", "keys verify", "audit follow", "db upgrade"):
         assert expected in names

@@ -55,3 +55,5 @@ class DeletedUser:
     hard: bool
     # Soft delete: keys revoked now.  Hard delete: keys removed with the row.
     api_keys: int
+    # False when the user was already (soft-)deleted: nothing was written.
+    changed: bool = True

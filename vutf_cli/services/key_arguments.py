@@ -11,7 +11,7 @@ Scopes
 Expiry
     ``--expires-in``, ``--expires-at`` and ``--no-expiry`` are mutually
     exclusive (exit 2).  An expiry in the past is refused (exit 2).
-    ``--expires-at`` takes an ISO 8601 date or date-time (no zone means UTC).
+    ``--expires-at`` takes any TIME of :mod:`vutf_cli.domain.time_input` (no zone: local).
 
 KEY references
     A full key is never accepted as a KEY reference on the command line (it

@@ -27,7 +27,16 @@ Expiry
     audited choice costs a script one flag, and ``keys list
     --expiring-within`` shows what is about to lapse.  An expiry in the past
     is refused (exit 2).  ``--expires-at`` takes an ISO 8601 date or
-    date-time (no zone means UTC).
+    date-time (no zone means local time: VUTF_TIMEZONE, else the system's zone).
+
+Names and re-runs
+    A name is unique among the owner's keys that are not deleted; a revoked
+    or expired key keeps its name (and its history) until ``vutf keys
+    delete`` soft-deletes it, and the conflict names that command and the
+    key.  ``create --if-not-exists`` returns an *active* key of that name
+    unchanged (``created`` false, no audit row, no plaintext: the secret
+    was shown once, when it was made); a revoked or expired key of that
+    name is still a conflict, since it would not work.
 
 Plaintext key
     It exists only in the :class:`IssuedKey` returned by :func:`create_key`
@@ -64,23 +73,30 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from vutf_cli.db.database import Database
+from vutf_cli.db.models import ApiKey, User
 from vutf_cli.db.repositories.api_keys import NAME_MAX_LENGTH
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain import validation
 from vutf_cli.domain.views import ApiKeyView, api_key_state
 from vutf_cli.errors import Conflict, InvalidInput, VutfError
-from vutf_cli.services import audit_trail
+from vutf_cli.services import audit_trail, user_changes
 from vutf_cli.services.key_arguments import (
     check_reference,
     parse_optional_duration,
     parse_scopes,
     requested_expiry,
 )
-from vutf_cli.services.key_transactions import RESOURCE_TYPE, key_mutation, key_view, lookup_user
+from vutf_cli.services.key_transactions import (
+    key_mutation,
+    key_row,
+    key_view,
+    lookup_user,
+)
+from vutf_cli.services.permissions import authorize_key_scopes
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -89,9 +105,13 @@ __all__ = [
     "IssuedKey",
     "ScopeChange",
     "create_key",
+    "existing_key",
     "extend_key",
+    "issue_key_in",
     "rotate_key",
+    "set_expiry_in",
     "set_scopes",
+    "set_scopes_in",
 ]
 
 DEFAULT_SCOPES: Final = ("read",)
@@ -115,6 +135,8 @@ class IssuedKey:
     plaintext: str = field(repr=False)
     replaced: ApiKeyView | None = None
     replaced_ends_at: datetime | None = None
+    # False for create --if-not-exists when the key existed (plaintext is then "").
+    created: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +157,76 @@ def _rotated_name(name: str, now: datetime) -> str:
     return name[: NAME_MAX_LENGTH - len(suffix)].rstrip() + suffix
 
 
+# -- the changes inside a caller's transaction ---------------------------------------
+# Each makes one change in ``uow`` and returns its audit row (the keyword
+# arguments of ``audit_trail.append``), or None when nothing changed; the
+# commands below append it, ``vutf apply`` collects it for one bulk append.
+# Scopes are authorized by the caller first (``authorize_key_scopes``), whose
+# ``forced`` scopes the row lists.
+def _forced(forced: Sequence[str]) -> dict[str, Any]:
+    return {"forced_scopes": list(forced)} if forced else {}
+
+
+def issue_key_in(
+    uow: UnitOfWork,
+    owner: User,
+    *,
+    name: str,
+    permissions: dict[str, bool],
+    expires_at: datetime | None,
+    now: datetime,
+    description: str | None = None,
+    forced: Sequence[str] = (),
+) -> tuple[ApiKey, str, dict[str, Any]]:
+    """Issue a key for ``owner``: the key, its plaintext (never in the row) and its row."""
+    key, plaintext = uow.keys.create_key(
+        user=owner,
+        name=name,
+        permissions=permissions,
+        expires_at=expires_at,
+        description=description,
+        now=now,
+    )
+    row = key_row(
+        "api_key.create",
+        key,
+        {
+            "name": key.name,
+            "key_prefix": key.key_prefix,
+            "scopes": sorted(key.permissions),
+            "expires_at": key.expires_at,
+            "description": key.description,
+            **_forced(forced),
+        },
+    )
+    return key, plaintext, row
+
+
+def set_scopes_in(
+    uow: UnitOfWork, key: ApiKey, permissions: dict[str, bool], *, forced: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """Replace ``key``'s scopes; its ``api_key.set_scopes`` row, None if they were the same."""
+    previous = sorted(scope for scope, granted in key.permissions.items() if granted)
+    version = key.version
+    uow.keys.update_permissions(key, permissions)
+    if key.version == version:
+        return None
+    return key_row(
+        "api_key.set_scopes",
+        key,
+        {"scopes": {"old": previous, "new": sorted(key.permissions)}, **_forced(forced)},
+    )
+
+
+def set_expiry_in(
+    uow: UnitOfWork, key: ApiKey, expires_at: datetime | None, *, now: datetime
+) -> dict[str, Any]:
+    """Set ``key``'s expiry (None: never); its ``api_key.extend`` row."""
+    previous = key.expires_at
+    uow.keys.set_expiry(key, expires_at, now=now)
+    return key_row("api_key.extend", key, {"expires_at": {"old": previous, "new": key.expires_at}})
+
+
 # -- issuing -------------------------------------------------------------------------
 def create_key(
     db: Database,
@@ -146,8 +238,18 @@ def create_key(
     expires_at: str | None = None,
     no_expiry: bool = False,
     description: str | None = None,
+    if_not_exists: bool = False,
+    force: bool = False,
 ) -> IssuedKey:
-    """Issue a key named ``name`` for ``user`` (username, email or id)."""
+    """Issue a key named ``name`` for ``user`` (username, email or id).
+
+    Scopes the owner does not hold are refused (Denied) unless ``force`` by
+    a superuser actor (:func:`vutf_cli.services.permissions.authorize_key_scopes`;
+    the audit row lists them as ``forced_scopes``).
+
+    With ``if_not_exists`` an active key of that name is returned as it is
+    (``created`` false, an empty ``plaintext``, nothing written).
+    """
     permissions = parse_scopes(scopes, default=DEFAULT_SCOPES)
     description = validation.validate_description(description)
     # Checked now so bad input fails before the database; re-checked in the transaction.
@@ -161,31 +263,60 @@ def create_key(
             expires_in=expires_in, expires_at=expires_at, no_expiry=no_expiry, now=now
         )
         owner = lookup_user(uow, user)
-        key, plaintext = uow.keys.create_key(
-            user=owner,
+        holder = next((k for k in uow.keys.list_for_user(owner.id) if k.name == name.strip()), None)
+        if holder is not None:
+            state = api_key_state(holder, now)
+            if if_not_exists and state == "active":
+                return IssuedKey(api_key=key_view(holder, now), plaintext="", created=False)
+            raise _name_taken(owner.username, holder.name, holder.key_prefix, state)
+        forced = authorize_key_scopes(uow, owner, permissions, now, force=force)
+        key, plaintext, row = issue_key_in(
+            uow,
+            owner,
             name=name,
             permissions=permissions,
             expires_at=expiry if requested else now + DEFAULT_EXPIRY,
             description=description,
             now=now,
+            forced=forced,
         )
-        audit_trail.append(
-            uow,
-            action="api_key.create",
-            resource_type=RESOURCE_TYPE,
-            resource_id=str(key.id),
-            user_id=owner.id,
-            changes={
-                "name": key.name,
-                "key_prefix": key.key_prefix,
-                "scopes": sorted(key.permissions),
-                "expires_at": key.expires_at,
-                "description": key.description,
-            },
-        )
+        audit_trail.append(uow, **row)
         return IssuedKey(api_key=key_view(key, now), plaintext=plaintext)
 
-    return key_mutation(db, issue, action="api_key.create")
+    return key_mutation(db, issue, action="api_key.create", subject=user_changes.subject(user))
+
+
+def existing_key(db: Database, *, user: str, name: str) -> ApiKeyView | None:
+    """The active key ``name`` of ``user`` if there is one (``create --if-not-exists``).
+
+    Read first so that an existing key costs no secret file; a key of that
+    name that is not active is left to :func:`create_key` to refuse.
+    """
+
+    def read(uow: UnitOfWork) -> ApiKeyView | None:
+        now = utcnow()
+        owner = uow.users.get_by_identifier(user)
+        if owner is None:
+            return None  # create_key refuses it, with its failure row
+        for key in uow.keys.list_for_user(owner.id):
+            if key.name == name.strip() and api_key_state(key, now) == "active":
+                return key_view(key, now)
+        return None
+
+    return db.run(read, read_only=True)
+
+
+def _name_taken(owner: str, name: str, prefix: str, state: str) -> Conflict:
+    if state == "active":
+        hint = (
+            f"choose another name, or replace it: vutf keys rotate {prefix} "
+            f"(or end it: vutf keys delete {prefix})"
+        )
+    else:
+        hint = f"free the name: vutf keys delete {prefix}"
+    return Conflict(
+        f"user '{owner}' already has an API key named '{name}' ({prefix}, {state})", hint=hint
+    )
 
 
 def rotate_key(
@@ -247,20 +378,20 @@ def rotate_key(
         )
         audit_trail.append(
             uow,
-            action="api_key.rotate",
-            resource_type=RESOURCE_TYPE,
-            resource_id=str(old.id),
-            user_id=old.user_id,
-            changes={
-                "name": {"old": original_name, "new": old.name},
-                "replaced_by": {
-                    "id": new.id,
-                    "key_prefix": new.key_prefix,
-                    "name": new.name,
-                    "scopes": sorted(new.permissions),
-                    "expires_at": new.expires_at,
+            **key_row(
+                "api_key.rotate",
+                old,
+                {
+                    "name": {"old": original_name, "new": old.name},
+                    "replaced_by": {
+                        "id": new.id,
+                        "key_prefix": new.key_prefix,
+                        "name": new.name,
+                        "scopes": sorted(new.permissions),
+                        "expires_at": new.expires_at,
+                    },
                 },
-            },
+            ),
         )
         issued = IssuedKey(
             api_key=key_view(new, now),
@@ -304,14 +435,14 @@ def _retire_replaced(
             uow.keys.update(old, expires_at=end)
             audit_trail.append(
                 uow,
-                action="api_key.retire",
-                resource_type=RESOURCE_TYPE,
-                resource_id=str(old.id),
-                user_id=old.user_id,
-                changes={
-                    "expires_at": {"old": previous, "new": end},
-                    "replaced_by": {"id": new.id, "key_prefix": new.key_prefix},
-                },
+                **key_row(
+                    "api_key.retire",
+                    old,
+                    {
+                        "expires_at": {"old": previous, "new": end},
+                        "replaced_by": {"id": new.id, "key_prefix": new.key_prefix},
+                    },
+                ),
             )
         return replace(issued, replaced=key_view(old, now))
 
@@ -342,22 +473,19 @@ def extend_key(
         )
         key = uow.keys.resolve(ref)
         previous = key.expires_at
-        uow.keys.set_expiry(key, expiry, now=now)
-        audit_trail.append(
-            uow,
-            action="api_key.extend",
-            resource_type=RESOURCE_TYPE,
-            resource_id=str(key.id),
-            user_id=key.user_id,
-            changes={"expires_at": {"old": previous, "new": key.expires_at}},
-        )
+        audit_trail.append(uow, **set_expiry_in(uow, key, expiry, now=now))
         return ExpiryChange(api_key=key_view(key, now), previous_expires_at=previous)
 
     return key_mutation(db, extend, action="api_key.extend", resource_id=ref)
 
 
-def set_scopes(db: Database, ref: str, scopes: Sequence[str]) -> ScopeChange:
-    """Replace a key's scopes; the same scopes again change (and audit) nothing."""
+def set_scopes(
+    db: Database, ref: str, scopes: Sequence[str], *, force: bool = False
+) -> ScopeChange:
+    """Replace a key's scopes; the same scopes again change (and audit) nothing.
+
+    Scopes the owner does not hold are refused as by :func:`create_key`.
+    """
     ref = check_reference(ref)
     permissions = parse_scopes(scopes)
 
@@ -365,18 +493,11 @@ def set_scopes(db: Database, ref: str, scopes: Sequence[str]) -> ScopeChange:
         now = utcnow()
         key = uow.keys.resolve(ref)
         previous = tuple(sorted(scope for scope, granted in key.permissions.items() if granted))
-        version = key.version
-        uow.keys.update_permissions(key, permissions)
-        changed = key.version != version
-        if changed:
-            audit_trail.append(
-                uow,
-                action="api_key.set_scopes",
-                resource_type=RESOURCE_TYPE,
-                resource_id=str(key.id),
-                user_id=key.user_id,
-                changes={"scopes": {"old": list(previous), "new": sorted(key.permissions)}},
-            )
+        forced = authorize_key_scopes(uow, key.user, permissions, now, force=force)
+        row = set_scopes_in(uow, key, permissions, forced=forced)
+        changed = row is not None
+        if row is not None:
+            audit_trail.append(uow, **row)
         return ScopeChange(api_key=key_view(key, now), previous_scopes=previous, changed=changed)
 
     return key_mutation(db, change, action="api_key.set_scopes", resource_id=ref)

@@ -8,6 +8,7 @@ the same whichever command wrote them.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Final
 
 from vutf_cli.db.models import User
@@ -15,9 +16,32 @@ from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import StaleVersion
 from vutf_cli.services import audit_trail
 
-__all__ = ["RESOURCE", "append_change", "check_version", "profile"]
+__all__ = [
+    "RESOURCE",
+    "append_change",
+    "change_row",
+    "check_version",
+    "profile",
+    "subject",
+    "user_id_named",
+]
 
 RESOURCE: Final = "user"
+
+
+def user_id_named(uow: UnitOfWork, ident: str) -> uuid.UUID | None:
+    """The id of the user ``ident`` (username, email or id) names, deleted users included."""
+    user = uow.users.get_by_identifier(ident, include_deleted=True)
+    return None if user is None else user.id
+
+
+def subject(ident: str) -> audit_trail.Subject:
+    """The user named ``ident``, as the subject of a refusal (e.g. of a key's owner)."""
+    return audit_trail.Subject(ident, user_id_named)
+
+
+# A refused change of a user names them in its failure row (user_id).
+audit_trail.name_subjects(RESOURCE, user_id_named)
 
 
 def profile(user: User) -> dict[str, Any]:
@@ -32,16 +56,24 @@ def profile(user: User) -> dict[str, Any]:
     }
 
 
+def change_row(action: str, user: User, changes: dict[str, Any]) -> dict[str, Any]:
+    """The audit row of ``action`` on ``user``: the keyword arguments of ``audit_trail.append``.
+
+    The one shape of a user's row; the caller appends it (:func:`append_change`)
+    or collects it for one bulk append (``vutf apply``).
+    """
+    return {
+        "action": action,
+        "resource_type": RESOURCE,
+        "resource_id": str(user.id),
+        "user_id": user.id,
+        "changes": changes,
+    }
+
+
 def append_change(uow: UnitOfWork, action: str, user: User, changes: dict[str, Any]) -> None:
     """Append the audit row of ``action`` on ``user`` in the caller's transaction."""
-    audit_trail.append(
-        uow,
-        action=action,
-        resource_type=RESOURCE,
-        resource_id=str(user.id),
-        user_id=user.id,
-        changes=changes,
-    )
+    audit_trail.append(uow, **change_row(action, user, changes))
 
 
 def check_version(user: User, expected_version: int | None) -> None:

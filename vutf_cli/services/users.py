@@ -24,20 +24,28 @@ Decisions where the issue left room (the command help refers here):
   flag; ``expected_version`` pins the version the caller saw (a mismatch is
   StaleVersion, exit 4).  Values equal to the current ones are not a change:
   nothing is written and no audit row is added.
-* ``activate``, ``deactivate`` and ``verify`` are idempotent: a user already
-  in that state is returned unchanged (``changed`` false, no audit row).
+* A state change that already holds is not an error, in every group:
+  ``activate``, ``deactivate`` and ``verify`` of a user already so, a soft
+  ``delete`` of a deleted user and a ``restore`` of a live one return the
+  user unchanged (``changed`` false, no audit row); the command says so on
+  stderr and exits 0, so a re-run script passes.
+* ``if_exists`` (``--if-exists`` of ``delete``, ``restore`` and
+  ``deactivate``): a user that does not exist is not a refusal either; the
+  function returns None and writes nothing, not even a failure row (nothing
+  was refused: the caller asked for "if it exists").  Without it a missing
+  user is NotFound (exit 3) with its failure row, as before.
 * ``delete`` soft-deletes and revokes the user's API keys in the same
-  transaction (one ``user.delete`` row listing the revoked key ids);
-  deleting an already deleted user is a Conflict.  ``hard`` removes the row,
-  the database cascades to the keys, and also purges a soft-deleted user.
-  ``restore`` undoes a soft delete (a live user is a Conflict, as is a name
-  or email registered again meanwhile); revoked keys stay revoked.
+  transaction (one ``user.delete`` row listing the revoked key ids).
+  ``hard`` removes the row, the database cascades to the keys, and also
+  purges a soft-deleted user.  ``restore`` undoes a soft delete (a name or
+  email registered again meanwhile is a Conflict); revoked keys stay
+  revoked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import User
@@ -45,9 +53,16 @@ from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.user_view import UserView
 from vutf_cli.domain.validation import normalize_email, validate_full_name, validate_username
-from vutf_cli.errors import Conflict, InvalidInput
+from vutf_cli.errors import InvalidInput
+from vutf_cli.services import audit_trail
 from vutf_cli.services.audit_trail import mutate
-from vutf_cli.services.user_changes import RESOURCE, append_change, check_version, profile
+from vutf_cli.services.user_changes import (
+    RESOURCE,
+    append_change,
+    change_row,
+    check_version,
+    profile,
+)
 from vutf_cli.services.user_passwords import generate_password
 
 if TYPE_CHECKING:
@@ -67,11 +82,16 @@ __all__ = [
     "UserExport",
     "activate_user",
     "create_user",
+    "create_user_in",
     "deactivate_user",
     "delete_user",
+    "existing_user",
     "restore_user",
+    "set_active_in",
     "update_user",
+    "update_user_in",
     "verify_user",
+    "verify_user_in",
 ]
 
 
@@ -85,7 +105,106 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# -- the changes inside a caller's transaction ---------------------------------------
+# Each makes one change in ``uow`` and returns its audit row (the keyword
+# arguments of ``audit_trail.append``), or None when nothing changed; the
+# commands below append it, ``vutf apply`` collects it for one bulk append.
+def create_user_in(
+    uow: UnitOfWork,
+    *,
+    username: str,
+    email: str,
+    password_hash: str,
+    full_name: str | None,
+    is_superuser: bool,
+    is_verified: bool,
+    is_active: bool = True,
+) -> tuple[User, dict[str, Any]]:
+    """Register a user whose password is already hashed; the user and its ``user.create`` row."""
+    user = uow.users.create_user(
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        full_name=full_name,
+        is_superuser=is_superuser,
+        is_verified=is_verified,
+        is_active=is_active,
+    )
+    return user, change_row("user.create", user, profile(user))
+
+
+def update_user_in(uow: UnitOfWork, user: User, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set ``changes`` (field -> value, each differing from now); the ``user.update`` row."""
+    before = {name: getattr(user, name) for name in changes}
+    uow.users.update(user, **changes)
+    return change_row(
+        "user.update",
+        user,
+        {name: {"old": before[name], "new": getattr(user, name)} for name in changes},
+    )
+
+
+def _flag_row(action: str, user: User, before: dict[str, Any]) -> dict[str, Any]:
+    after = profile(user)
+    return change_row(action, user, {k: after[k] for k in after if after[k] != before[k]})
+
+
+def set_active_in(uow: UnitOfWork, user: User, active: bool) -> dict[str, Any] | None:
+    """Activate or deactivate ``user``; its row, None if it already was so."""
+    if user.is_active == active:
+        return None
+    before = profile(user)
+    uow.users.set_active(user, active)
+    return _flag_row("user.activate" if active else "user.deactivate", user, before)
+
+
+def verify_user_in(uow: UnitOfWork, user: User) -> dict[str, Any] | None:
+    """Mark ``user`` verified; its ``user.verify`` row, None if it already was."""
+    if user.is_verified and user.verified_at is not None:
+        return None
+    before = profile(user)
+    uow.users.verify(user)
+    return _flag_row("user.verify", user, before)
+
+
 # -- create ----------------------------------------------------------------------
+def _existing_in(uow: UnitOfWork, username: str, requested: dict[str, Any]) -> CreatedUser | None:
+    """The user ``username`` as ``create --if-not-exists`` reports it, with what differs."""
+    from vutf_cli.domain.user_results import CreatedUser
+
+    user = uow.users.get_by_username(username)
+    if user is None:
+        return None
+    differences = tuple(name for name, value in requested.items() if getattr(user, name) != value)
+    return CreatedUser(UserView.from_row(user), created=False, differences=differences)
+
+
+def existing_user(
+    db: Database,
+    *,
+    username: str,
+    email: str,
+    full_name: str | None = None,
+    is_superuser: bool = False,
+    is_verified: bool = False,
+) -> CreatedUser | None:
+    """``create_user(..., if_not_exists=True)``'s answer for a user that exists, or None.
+
+    Read before any password is asked for or read (``users create
+    --if-not-exists``): re-running the command must not make an operator
+    type a password for a user that is already there, nor fail in a script
+    that has no password to give.  The request is validated as create does.
+    """
+    requested = {
+        "email": normalize_email(email),
+        "full_name": validate_full_name(full_name),
+        "is_superuser": is_superuser,
+        "is_verified": is_verified,
+    }
+    name = validate_username(username)
+    return db.run(lambda uow: _existing_in(uow, name, requested), read_only=True)
+
+
 def create_user(
     db: Database,
     *,
@@ -117,13 +236,7 @@ def create_user(
     }
 
     def existing(uow: UnitOfWork) -> CreatedUser | None:
-        user = uow.users.get_by_username(username)
-        if user is None:
-            return None
-        differences = tuple(
-            name for name, value in requested.items() if getattr(user, name) != value
-        )
-        return CreatedUser(UserView.from_row(user), created=False, differences=differences)
+        return _existing_in(uow, username, requested)
 
     if if_not_exists:
         # Looked up first so that an existing user costs no argon2 hash.
@@ -137,7 +250,8 @@ def create_user(
             found = existing(uow)  # created meanwhile by someone else
             if found is not None:
                 return found
-        user = uow.users.create_user(
+        user, row = create_user_in(
+            uow,
             username=username,
             email=email,
             password_hash=password_hash,
@@ -145,7 +259,7 @@ def create_user(
             is_superuser=is_superuser,
             is_verified=is_verified,
         )
-        append_change(uow, "user.create", user, profile(user))
+        audit_trail.append(uow, **row)
         return CreatedUser(
             UserView.from_row(user), created=True, password=secret if generate else None
         )
@@ -184,71 +298,96 @@ def update_user(
         changes = {name: value for name, value in wanted.items() if getattr(user, name) != value}
         if not changes:
             return UserChange(UserView.from_row(user), changed=False)
-        before = {name: getattr(user, name) for name in changes}
-        uow.users.update(user, **changes)
-        append_change(
-            uow,
-            "user.update",
-            user,
-            {name: {"old": before[name], "new": value} for name, value in changes.items()},
-        )
+        audit_trail.append(uow, **update_user_in(uow, user, changes))
         return UserChange(UserView.from_row(user), changed=True, fields=tuple(changes))
 
     return mutate(db, change, action="user.update", resource_type=RESOURCE, resource_id=ident)
 
 
+def _find(uow: UnitOfWork, ident: str, *, if_exists: bool, include_deleted: bool) -> User | None:
+    """The user named ``ident``; None if there is none and ``if_exists``, else NotFound."""
+    if if_exists:
+        return uow.users.get_by_identifier(ident, include_deleted=include_deleted)
+    return uow.users.require(ident, include_deleted=include_deleted)
+
+
 def _set_flag(
-    db: Database, ident: str, action: str, apply: Callable[[UnitOfWork, User], bool]
-) -> UserChange:
+    db: Database,
+    ident: str,
+    action: str,
+    apply: Callable[[UnitOfWork, User], dict[str, Any] | None],
+    *,
+    if_exists: bool = False,
+) -> UserChange | None:
     from vutf_cli.domain.user_results import UserChange
 
-    def change(uow: UnitOfWork) -> UserChange:
-        user = uow.users.require(ident)
-        before = profile(user)
-        if not apply(uow, user):
+    def change(uow: UnitOfWork) -> UserChange | None:
+        user = _find(uow, ident, if_exists=if_exists, include_deleted=False)
+        if user is None:
+            return None
+        row = apply(uow, user)
+        if row is None:
             return UserChange(UserView.from_row(user), changed=False)
-        after = profile(user)
-        changed = {name: after[name] for name in after if after[name] != before[name]}
-        append_change(uow, action, user, changed)
-        return UserChange(UserView.from_row(user), changed=True, fields=tuple(changed))
+        audit_trail.append(uow, **row)
+        return UserChange(UserView.from_row(user), changed=True, fields=tuple(row["changes"]))
 
     return mutate(db, change, action=action, resource_type=RESOURCE, resource_id=ident)
 
 
-def _activation(active: bool) -> Callable[[UnitOfWork, User], bool]:
-    def apply(uow: UnitOfWork, user: User) -> bool:
-        if user.is_active == active:
-            return False
-        uow.users.set_active(user, active)
-        return True
+def _activation(active: bool) -> Callable[[UnitOfWork, User], dict[str, Any] | None]:
+    def apply(uow: UnitOfWork, user: User) -> dict[str, Any] | None:
+        return set_active_in(uow, user, active)
 
     return apply
 
 
 def activate_user(db: Database, ident: str) -> UserChange:
-    return _set_flag(db, ident, "user.activate", _activation(True))
+    result = _set_flag(db, ident, "user.activate", _activation(True))
+    assert result is not None  # without if_exists a missing user is NotFound
+    return result
 
 
-def deactivate_user(db: Database, ident: str) -> UserChange:
-    return _set_flag(db, ident, "user.deactivate", _activation(False))
+@overload
+def deactivate_user(db: Database, ident: str) -> UserChange: ...
+@overload
+def deactivate_user(db: Database, ident: str, *, if_exists: Literal[False]) -> UserChange: ...
+@overload
+def deactivate_user(db: Database, ident: str, *, if_exists: bool) -> UserChange | None: ...
+def deactivate_user(db: Database, ident: str, *, if_exists: bool = False) -> UserChange | None:
+    """Deactivate a live user; with ``if_exists``, None (nothing written) if there is none."""
+    return _set_flag(db, ident, "user.deactivate", _activation(False), if_exists=if_exists)
 
 
 def verify_user(db: Database, ident: str) -> UserChange:
-    def apply(uow: UnitOfWork, user: User) -> bool:
-        if user.is_verified and user.verified_at is not None:
-            return False
-        uow.users.verify(user)
-        return True
-
-    return _set_flag(db, ident, "user.verify", apply)
+    result = _set_flag(db, ident, "user.verify", verify_user_in)
+    assert result is not None  # without if_exists a missing user is NotFound
+    return result
 
 
-def delete_user(db: Database, ident: str, *, hard: bool = False) -> DeletedUser:
-    """Soft-delete a user and revoke their keys, or with ``hard`` remove the row."""
+@overload
+def delete_user(db: Database, ident: str, *, hard: bool = False) -> DeletedUser: ...
+@overload
+def delete_user(
+    db: Database, ident: str, *, hard: bool = False, if_exists: Literal[False]
+) -> DeletedUser: ...
+@overload
+def delete_user(
+    db: Database, ident: str, *, hard: bool = False, if_exists: bool
+) -> DeletedUser | None: ...
+def delete_user(
+    db: Database, ident: str, *, hard: bool = False, if_exists: bool = False
+) -> DeletedUser | None:
+    """Soft-delete a user and revoke their keys, or with ``hard`` remove the row.
+
+    A soft delete of a deleted user changes nothing (``changed`` false); with
+    ``if_exists``, a user that does not exist is None and nothing is written.
+    """
     from vutf_cli.domain.user_results import DeletedUser
 
-    def remove(uow: UnitOfWork) -> DeletedUser:
-        user = uow.users.require(ident, include_deleted=True)
+    def remove(uow: UnitOfWork) -> DeletedUser | None:
+        user = _find(uow, ident, if_exists=if_exists, include_deleted=True)
+        if user is None:
+            return None
         if hard:
             view = UserView.from_row(user)
             key_count = uow.keys.count(user_id=user.id, include_deleted=True)
@@ -261,10 +400,7 @@ def delete_user(db: Database, ident: str, *, hard: bool = False) -> DeletedUser:
             uow.users.delete(user, hard=True)
             return DeletedUser(view, hard=True, api_keys=key_count)
         if user.is_deleted:
-            raise Conflict(
-                f"user '{user.username}' is already deleted",
-                hint="use --hard to remove the row for good, or restore it",
-            )
+            return DeletedUser(UserView.from_row(user), hard=False, api_keys=0, changed=False)
         now = utcnow()
         keys = uow.keys.list_for_user(user.id)
         revoked = [str(key.id) for key in keys if key.revoked_at is None]
@@ -276,15 +412,28 @@ def delete_user(db: Database, ident: str, *, hard: bool = False) -> DeletedUser:
     return mutate(db, remove, action="user.delete", resource_type=RESOURCE, resource_id=ident)
 
 
-def restore_user(db: Database, ident: str) -> UserView:
-    """Undo a soft delete (its API keys stay revoked)."""
+@overload
+def restore_user(db: Database, ident: str) -> UserChange: ...
+@overload
+def restore_user(db: Database, ident: str, *, if_exists: Literal[False]) -> UserChange: ...
+@overload
+def restore_user(db: Database, ident: str, *, if_exists: bool) -> UserChange | None: ...
+def restore_user(db: Database, ident: str, *, if_exists: bool = False) -> UserChange | None:
+    """Undo a soft delete (its API keys stay revoked).
 
-    def restore(uow: UnitOfWork) -> UserView:
-        user = uow.users.require(ident, include_deleted=True)
+    A live user is returned unchanged (``changed`` false); with ``if_exists``,
+    a user that does not exist is None and nothing is written.
+    """
+    from vutf_cli.domain.user_results import UserChange
+
+    def restore(uow: UnitOfWork) -> UserChange | None:
+        user = _find(uow, ident, if_exists=if_exists, include_deleted=True)
+        if user is None:
+            return None
         if not user.is_deleted:
-            raise Conflict(f"user '{user.username}' is not deleted")
+            return UserChange(UserView.from_row(user), changed=False)
         uow.users.restore(user)
         append_change(uow, "user.restore", user, {"is_deleted": False})
-        return UserView.from_row(user)
+        return UserChange(UserView.from_row(user), changed=True, fields=("is_deleted",))
 
     return mutate(db, restore, action="user.restore", resource_type=RESOURCE, resource_id=ident)

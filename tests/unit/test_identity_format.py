@@ -1,0 +1,81 @@
+"""The identity file format (issue 16): the shipped schema, YAML and JSON, the README example."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from vutf_cli.errors import InvalidInput
+from vutf_cli.services.declarative.format import (
+    DesiredMembership,
+    identity_document,
+    parse_identity,
+    schema,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+YAML = b"""\
+apiVersion: vutf/v1
+kind: Identity
+roles:
+  - {name: ops, scopes: [read]}
+users:
+  - username: alice
+    email: Alice@Example.com
+    roles: [ops, {name: viewer, expires_at: 2031-01-01T00:00:00Z}]
+apiKeys:
+  - {owner: alice, name: ci, expires_at: null}
+"""
+
+
+def test_the_shipped_schema_is_a_valid_draft_2020_12_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(schema())
+
+
+def test_yaml_and_json_declare_the_same_identity() -> None:
+    from_yaml = parse_identity(YAML, "a.yaml")
+    document = json.dumps(from_yaml.document, indent="\t").encode()
+    from_json = parse_identity(document, "a.json")
+    assert from_json == from_yaml
+    (alice,) = from_yaml.users
+    assert alice.email == "alice@example.com"  # normalized as the commands do
+    assert alice.roles == (
+        DesiredMembership("ops"),
+        DesiredMembership("viewer", datetime(2031, 1, 1, tzinfo=UTC)),
+    )
+    (key,) = from_yaml.keys
+    assert key.scopes is None  # not given: a new key gets the default
+    assert "expires_at" in key.given
+    assert key.expires_at is None  # given as null: never expires
+    # Written back with the fields it gives, it reads as the same declaration.
+    written = identity_document(from_yaml)
+    assert parse_identity(json.dumps(written).encode(), "w.json") == from_yaml
+
+
+def test_json_positions_count_tabs_as_one_column() -> None:
+    text = b'{"apiVersion": "vutf/v1", "kind": "Identity",\n\t"users": [{"username": "al"}]}'
+    with pytest.raises(InvalidInput) as caught:
+        parse_identity(text, "t.json")
+    # The tab is one column: the object starts at column 12 of line 2.
+    assert caught.value.message.startswith("t.json:2:12: users/0:")
+
+
+def test_more_problems_than_shown_are_counted() -> None:
+    users = "".join(f"  - username: x{i}\n    email: nope\n" for i in range(5))
+    with pytest.raises(InvalidInput) as caught:
+        parse_identity(f"apiVersion: vutf/v1\nkind: Identity\nusers:\n{users}".encode(), "m.yaml")
+    assert caught.value.message.endswith("(and 2 more)")
+
+
+def test_the_readme_example_is_a_valid_identity_file() -> None:
+    block = re.search(r"```yaml\n(apiVersion: vutf/v1.*?)```", README.read_text(), re.DOTALL)
+    assert block is not None, "README lost its identity file example"
+    identity = parse_identity(block.group(1).encode(), "README.md")
+    assert [role.name for role in identity.roles] == ["deployers"]
+    assert [user.username for user in identity.users] == ["dana", "erin"]
