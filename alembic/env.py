@@ -9,7 +9,6 @@ the migration runs inside its own resilient engine), or a Settings object in
 from __future__ import annotations
 
 import warnings
-from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -21,7 +20,10 @@ from vutf_cli.settings import Settings, load_settings
 
 config = context.config
 if config.config_file_name is not None and "settings" not in config.attributes:
-    # Run by the `alembic` CLI with alembic.ini: use its logging setup.
+    # Run by the `alembic` CLI with alembic.ini: use its logging setup.  Imported
+    # here because `vutf db upgrade` (which has no ini file) never needs it.
+    from logging.config import fileConfig
+
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 target_metadata = Base.metadata
 

@@ -14,10 +14,20 @@ Case ids (``--cases`` takes globs over them), each as vutf versus its baseline:
   project with the default apps (what an operator's other admin tool costs
   to start; Django comes with the ``test`` extra).
 * ``startup.version``: ``vutf --version`` vs ``python manage.py version``.
+* ``users.create``: ``vutf users create --superuser --password-file F`` vs
+  ``python manage.py createsuperuser --noinput`` (password from
+  ``DJANGO_SUPERUSER_PASSWORD``) of the same project, each on its own
+  migrated SQLite file, the user deleted before every run, both hashing with
+  argon2 at the same parameters (vutf's ``test`` profile).
+* ``db.upgrade``: ``vutf db upgrade`` of a fresh SQLite file vs ``python
+  manage.py migrate`` of a fresh SQLite file (the files are removed before
+  every run).
 * ``users.list``: ``vutf users list --json`` with 1,000 users vs
   ``python -c "import typer, sqlalchemy.orm"`` (``, psycopg2`` on PostgreSQL).
 * ``users.import-hashed``: ``vutf users import`` of 10,000 users whose argon2
-  hashes are given vs ``psql \\copy`` of the same rows (PostgreSQL only).
+  hashes are given vs ``psql \\copy`` of the same rows (PostgreSQL), or
+  ``sqlite3 .import`` of them into a table and ``INSERT ... SELECT`` into
+  ``users`` (SQLite).
 * ``users.import-plain``: ``vutf users import`` of 1,000 plaintext passwords
   at the production argon2 parameters vs hashing the same passwords in one
   process with argon2-cffi's RFC 9106 low-memory profile.
@@ -34,13 +44,24 @@ Case ids (``--cases`` takes globs over them), each as vutf versus its baseline:
   (10k rows).
 * ``audit.list-cursor``: ``vutf audit list --limit 50 --json --cursor C``
   deep in the log (the page that ends at seq 51) vs its first page.
+* ``verify.throughput``: ``Store.verify_key`` from 8 threads of one process
+  on PostgreSQL, audited: verifications per second and p50/p99 latency,
+  reported in the notes under the table (:mod:`tests.benchmarks.verify_throughput`).
+* ``auth.timing``: medians of 50 password checks each for an unknown user, a
+  wrong password, a weak stored hash and a locked user, and their ratios
+  (goal: within 10% of each other), in the notes (:mod:`tests.benchmarks.auth_timing`).
+* ``batch.users-create``: 200 ``vutf users create --password-stdin`` as 200
+  processes vs one ``vutf batch`` of the same lines, interleaved; wall and CPU
+  ratios in the notes (:mod:`tests.benchmarks.batch_cases`).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -50,6 +71,8 @@ if TYPE_CHECKING:
 CASE_IDS: Final = (
     "startup.help",
     "startup.version",
+    "users.create",
+    "db.upgrade",
     "users.list",
     "users.import-hashed",
     "users.import-plain",
@@ -59,6 +82,9 @@ CASE_IDS: Final = (
     "memory.verify",
     "audit.list-filtered",
     "audit.list-cursor",
+    "verify.throughput",  # not a row of the table: tests.benchmarks.verify_throughput
+    "auth.timing",  # not a row of the table: tests.benchmarks.auth_timing
+    "batch.users-create",  # not a row of the table: tests.benchmarks.batch_cases
 )
 SIZED_CASES: Final = frozenset(
     {
@@ -155,6 +181,18 @@ def select_cases(patterns: str | None) -> list[str]:
     return chosen
 
 
+def _delete_rows(path: Path, table: str) -> None:
+    """Empty ``table`` of the SQLite file at ``path`` (before each run of a create case)."""
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute(f"DELETE FROM {table}")
+    finally:
+        connection.close()
+
+
 def sqlite_export_sql() -> str:
     """The sqlite3 baseline: one ``json_object`` per row, every column, in seq order."""
     from tests.benchmarks.seed import AUDIT_COLUMNS
@@ -224,6 +262,7 @@ class Planner:
     def build(self) -> Plan:
         settings = self.settings
         self.startup()
+        self.create_and_upgrade()
         for backend in settings.backends:
             self.users_list(backend)
             self.import_hashed(backend)
@@ -310,6 +349,100 @@ class Planner:
         ]
         self.plan.add(self.group("start-up", [help_, check, version, django_version]), cases)
 
+    def create_and_upgrade(self) -> None:
+        """``users.create`` and ``db.upgrade``: vutf vs Django, each side on its own SQLite file."""
+        from tests.benchmarks.django_baseline import (
+            database_path,
+            django_available,
+            make_project,
+        )
+        from tests.benchmarks.seed import run_vutf_checked
+
+        wants = self.settings.wants
+        if not wants("users.create", "db.upgrade"):
+            return
+        if not django_available():
+            self.note("users.create, db.upgrade skipped: Django is not installed")
+            return
+        workdir = self.resources.workdir
+        commands: list[Command] = []
+        cases: list[Case] = []
+        if wants("users.create"):
+            password = "correct horse battery staple"
+            password_file = workdir / "create-password.txt"
+            password_file.write_text(password, encoding="utf-8")
+            vutf_file = workdir / "create-vutf.db"
+            vutf_url = f"sqlite:///{vutf_file}"
+            run_vutf_checked(self.resources.home, vutf_url, ["db", "upgrade"])
+            django_dir = workdir / "django-create"
+            manage = str(make_project(django_dir))
+            django_env = self.env()
+            subprocess.run(
+                (self.python, manage, "migrate", "--noinput"),
+                env=django_env,
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+            create = Command(
+                "create/vutf",
+                "vutf users create --superuser --password-file F (sqlite)",
+                (
+                    self.vutf,
+                    "users",
+                    "create",
+                    "bench-admin",
+                    "--email",
+                    "admin@example.com",
+                    "--superuser",
+                    "--password-file",
+                    str(password_file),
+                ),
+                {**self.env(), "VUTF_DATABASE_URL": vutf_url},
+                lambda: _delete_rows(vutf_file, "users"),
+            )
+            createsuperuser = Command(
+                "create/django",
+                "python manage.py createsuperuser --noinput (Django, same argon2)",
+                (
+                    self.python,
+                    manage,
+                    "createsuperuser",
+                    "--noinput",
+                    "--username",
+                    "bench-admin",
+                    "--email",
+                    "admin@example.com",
+                ),
+                {**django_env, "DJANGO_SUPERUSER_PASSWORD": password},
+                lambda: _delete_rows(database_path(django_dir), "auth_user"),
+            )
+            commands += [create, createsuperuser]
+            cases.append(
+                self.time_case("users.create", "-", "sqlite", create, createsuperuser, 1.0)
+            )
+        if wants("db.upgrade"):
+            upgrade_file = workdir / "upgrade-vutf.db"
+            upgrade = Command(
+                "upgrade/vutf",
+                "vutf db upgrade (fresh sqlite file)",
+                (self.vutf, "db", "upgrade"),
+                {**self.env(), "VUTF_DATABASE_URL": f"sqlite:///{upgrade_file}"},
+                lambda: upgrade_file.unlink(missing_ok=True),
+            )
+            migrate_dir = workdir / "django-migrate"
+            migrate_manage = str(make_project(migrate_dir))
+            migrate = Command(
+                "upgrade/django",
+                "python manage.py migrate (Django, default apps, fresh sqlite file)",
+                (self.python, migrate_manage, "migrate", "--noinput"),
+                self.env(),
+                lambda: database_path(migrate_dir).unlink(missing_ok=True),
+            )
+            commands += [upgrade, migrate]
+            cases.append(self.time_case("db.upgrade", "-", "sqlite", upgrade, migrate, 1.0))
+        self.plan.add(self.group("users create, db upgrade (sqlite)", commands), cases)
+
     def users_list(self, backend: str) -> None:
         if not self.settings.wants("users.list"):
             return
@@ -338,17 +471,10 @@ class Planner:
         return database, lambda: truncate_users(database)
 
     def import_hashed(self, backend: str) -> None:
-        from tests.benchmarks.environment import tool
-        from tests.benchmarks.seed import COPY_COLUMNS
-
         files = self.resources.files
-        if not self.settings.wants("users.import-hashed") or backend != "postgresql":
+        if not self.settings.wants("users.import-hashed"):
             return
         assert files is not None
-        psql = tool("psql")
-        if psql is None:
-            self.note("users.import-hashed skipped: psql is not installed")
-            return
         database, fresh = self._fresh_import_target(backend)
         vutf_import = self.vutf_command(
             f"import-hashed/{backend}/vutf",
@@ -357,12 +483,39 @@ class Planner:
             label=f"vutf users import {files.hashed_csv.name}",
             before=fresh,
         )
+        if backend == "postgresql":
+            baseline = self._psql_copy_users(database, fresh)
+            target = 3.0
+        else:
+            baseline = self._sqlite3_import_users(database, fresh)
+            target = 4.0
+        if baseline is None:
+            return
+        size = f"{files.hashed_count} users"
+        self.plan.add(
+            self.group(f"users import, hashes ({backend})", [vutf_import, baseline]),
+            [self.time_case("users.import-hashed", size, backend, vutf_import, baseline, target)],
+        )
+
+    def _psql_copy_users(
+        self, database: BenchDatabase, fresh: Callable[[], None]
+    ) -> Command | None:
+        """``psql \\copy`` of every column of the imported users into ``users``."""
+        from tests.benchmarks.environment import tool
+        from tests.benchmarks.seed import COPY_COLUMNS
+
+        files = self.resources.files
+        assert files is not None
+        psql = tool("psql")
+        if psql is None:
+            self.note("users.import-hashed skipped on postgresql: psql is not installed")
+            return None
         copy_statement = (
             f"\\copy users ({', '.join(COPY_COLUMNS)}) from '{files.hashed_copy_csv}' "
             "with (format csv, header true)"
         )
-        copy = Command(
-            f"import-hashed/{backend}/psql",
+        return Command(
+            "import-hashed/postgresql/psql",
             "psql \\copy of the same rows into users",
             (
                 psql,
@@ -378,10 +531,51 @@ class Planner:
             self.env(),
             fresh,
         )
-        size = f"{files.hashed_count} users"
-        self.plan.add(
-            self.group(f"users import, hashes ({backend})", [vutf_import, copy]),
-            [self.time_case("users.import-hashed", size, backend, vutf_import, copy, 3.0)],
+
+    def _sqlite3_import_users(
+        self, database: BenchDatabase, fresh: Callable[[], None]
+    ) -> Command | None:
+        """``sqlite3 .import`` of the same rows into a table, then ``INSERT ... SELECT`` into users.
+
+        The CSV's booleans (``true``/``false``) and ISO times become the
+        stored forms (0/1, ``YYYY-MM-DD HH:MM:SS.ffffff``) in the SELECT.
+        """
+        from tests.benchmarks.environment import tool
+        from tests.benchmarks.seed import COPY_COLUMNS
+
+        files = self.resources.files
+        assert files is not None
+        sqlite3_cli = tool("sqlite3")
+        if sqlite3_cli is None or database.sqlite_path is None:
+            self.note("users.import-hashed skipped on sqlite: the sqlite3 CLI is not installed")
+            return None
+
+        def value(name: str) -> str:
+            if name in ("is_active", "is_superuser", "is_verified", "is_deleted"):
+                return f"{name} = 'true'"
+            if name in ("created_at", "updated_at"):
+                return f"substr(replace({name}, 'T', ' '), 1, 26)"
+            return name
+
+        columns = ", ".join(COPY_COLUMNS)
+        insert = (
+            f"INSERT INTO users ({columns}) "
+            f"SELECT {', '.join(value(name) for name in COPY_COLUMNS)} FROM users_import"
+        )
+        return Command(
+            "import-hashed/sqlite/sqlite3",
+            "sqlite3 .import of the same rows, then INSERT ... SELECT into users",
+            (
+                sqlite3_cli,
+                "-bail",
+                str(database.sqlite_path),
+                "DROP TABLE IF EXISTS users_import",
+                f".import --csv {files.hashed_copy_csv} users_import",
+                insert,
+                "DROP TABLE users_import",
+            ),
+            self.env(),
+            fresh,
         )
 
     def import_plain(self, backend: str) -> None:
@@ -468,7 +662,7 @@ class Planner:
                     self.time_case("audit.export", size, backend, export, baseline, target)
                 )
         if settings.wants("audit.verify"):
-            cases.append(self.time_case("audit.verify", size, backend, verify, export, 2.0))
+            cases.append(self.time_case("audit.verify", size, backend, verify, export, 1.3))
         name = f"audit export/verify ({backend}, {size})"
         self.plan.add(self.group(name, commands, heavy=settings.heavy(rows)), cases)
 

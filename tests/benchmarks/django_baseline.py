@@ -1,10 +1,15 @@
-"""A minimal Django project, the start-up baseline an operator knows.
+"""A minimal Django project, the baseline an operator knows.
 
 ``vutf --help`` is compared with ``python manage.py check`` of a project with
 Django's default apps (admin, auth, contenttypes, sessions, messages,
 staticfiles) on SQLite: both are an administration command line that loads
-its framework and answers without touching data.  Django comes with the
-``test`` extra; without it the start-up cases are skipped with a note.
+its framework and answers without touching data.  ``vutf users create`` is
+compared with ``manage.py createsuperuser --noinput`` and ``vutf db upgrade``
+of a fresh SQLite file with ``manage.py migrate``; the project hashes
+passwords with argon2 at the parameters of vutf's profile the benchmark
+runs with (:func:`make_project`'s ``argon2_profile``), so both sides do the
+same hashing work.  Django comes with the ``test`` extra; without it these
+cases are skipped with a note.
 """
 
 from __future__ import annotations
@@ -47,6 +52,19 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB_PATH
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
 USE_TZ = True
+PASSWORD_HASHERS = ["benchsite.hashers.BenchArgon2PasswordHasher"]
+"""
+
+# Django's own argon2 hasher (argon2-cffi, type ID, 16-byte salt, 32-byte
+# hash: as vutf) with vutf's time/memory/parallelism.
+HASHERS = """\
+from django.contrib.auth.hashers import Argon2PasswordHasher
+
+
+class BenchArgon2PasswordHasher(Argon2PasswordHasher):
+    time_cost = TIME_COST
+    memory_cost = MEMORY_COST
+    parallelism = PARALLELISM
 """
 
 URLS = """\
@@ -72,14 +90,30 @@ def django_available() -> bool:
     return importlib.util.find_spec("django") is not None
 
 
-def make_project(directory: Path) -> Path:
-    """Write the project into ``directory``; return the path of its ``manage.py``."""
+def database_path(directory: Path) -> Path:
+    """The SQLite file of the project in ``directory``."""
+    return directory / "db.sqlite3"
+
+
+def make_project(directory: Path, *, argon2_profile: str = "test") -> Path:
+    """Write the project into ``directory``; return the path of its ``manage.py``.
+
+    Its passwords are hashed with the parameters of vutf's ``argon2_profile``.
+    """
+    from vutf_cli.security.passwords import PROFILES
+
+    parameters = PROFILES[argon2_profile]
     package = directory / "benchsite"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("", encoding="utf-8")
-    db_path = directory / "db.sqlite3"
-    settings = SETTINGS.replace("DB_PATH", repr(str(db_path)))
+    settings = SETTINGS.replace("DB_PATH", repr(str(database_path(directory))))
     (package / "settings.py").write_text(settings, encoding="utf-8")
+    hashers = (
+        HASHERS.replace("TIME_COST", str(parameters.time_cost))
+        .replace("MEMORY_COST", str(parameters.memory_cost))
+        .replace("PARALLELISM", str(parameters.parallelism))
+    )
+    (package / "hashers.py").write_text(hashers, encoding="utf-8")
     (package / "urls.py").write_text(URLS, encoding="utf-8")
     manage = directory / "manage.py"
     manage.write_text(MANAGE, encoding="utf-8")

@@ -50,8 +50,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from tests.benchmarks import auth_timing, batch_cases, seed, verify_throughput
 from tests.benchmarks import cases as C
-from tests.benchmarks import seed
 from tests.benchmarks.environment import postgres_admin_url, python_executable
 from tests.benchmarks.settings import HEAVY_REPEAT, HEAVY_ROWS, Settings, parse_args
 
@@ -242,6 +242,26 @@ def compute_results(plan: C.Plan, measured: Measurements) -> list[Result]:
     return sorted(results, key=_table_order)
 
 
+def cpu_notes(results: Sequence[Result]) -> list[str]:
+    """The CPU ratio beside each time case's wall ratio, one note each.
+
+    Only the processes' own CPU: a database server's work (all of psql's
+    COPY) is in neither figure, so the ratio says most where both sides do
+    their work in the process (SQLite, vutf vs an older vutf).
+    """
+    notes = []
+    for result in results:
+        vutf, baseline = result.vutf_cpu_median, result.baseline_cpu_median
+        if result.kind != "time" or vutf is None or baseline is None or baseline <= 0:
+            continue
+        notes.append(
+            f"cpu {result.label} ({result.backend}, {result.size}): vutf {_significant(vutf)} s, "
+            f"baseline {_significant(baseline)} s, {vutf / baseline:.2f}x "
+            "(the processes' own CPU; a database server's is in neither)"
+        )
+    return notes
+
+
 def _table_order(result: Result) -> tuple[int, int, int, bool]:
     backend = ("-", "sqlite", "postgresql").index(result.backend)
     size = int(result.size.split()[0]) if result.size[:1].isdigit() else 0
@@ -392,9 +412,22 @@ def run(settings: Settings) -> int:
         plan = C.Planner(settings, resources).build()
         measured = measure(plan, workdir, settings.timeout)
         results = compute_results(plan, measured)
+        verify_lines: list[str] = []
+        verify_results: list[dict[str, Any]] = []
+        if settings.wants(verify_throughput.CASE):
+            verify_lines, verify_results = verify_throughput.measure(settings, resources)
+        auth_lines: list[str] = []
+        auth_results: list[dict[str, Any]] = []
+        if settings.wants(auth_timing.CASE):
+            auth_lines, auth_results = auth_timing.measure(settings, resources)
+        batch_lines: list[str] = []
+        batch_results: list[dict[str, Any]] = []
+        if settings.wants(batch_cases.CASE):
+            batch_lines, batch_results = batch_cases.measure(settings, resources)
         meta = _metadata(settings, resources, started)
         print(render_table(results))
-        notes = list(resources.notes)
+        notes = list(resources.notes) + verify_lines + auth_lines + batch_lines
+        notes += cpu_notes(results)
         notes.append(
             f"load average at start {load_start[0]:.2f}, at end {meta['load_average_end'][0]:.2f} "
             f"({meta['cpus']} cpus); medians of {settings.repeat} runs "
@@ -408,6 +441,9 @@ def run(settings: Settings) -> int:
                 "meta": meta,
                 "notes": notes,
                 "results": [asdict(result) for result in results],
+                "verify_throughput": verify_results,
+                "auth_timing": auth_results,
+                "batch": batch_results,
             }
             settings.json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         failed = [r for r in results if r.error is not None]

@@ -156,12 +156,14 @@ def test_batch_edges(
 @pytest.mark.parametrize(
     "filters",
     [
-        ("--actor", "changes"),
+        ("--by-actor", "changes"),
         ("--action", "user.*"),
         ("--status", "failure"),
         ("--user", str(uuid.UUID(int=5))),
         ("--since", "2000-01-01", "--until", "2999-01-01"),
-        ("--actor", "nobody"),
+        ("--by-actor", "nobody"),
+        ("--since-seq", "3"),
+        ("--since-seq", "2", "--status", "success"),
     ],
 )
 def test_filtered_export_is_the_filtered_list(
@@ -317,3 +319,66 @@ def test_text_that_is_not_utf8_fails_list_and_export_alike(run_cli: RunCli, db: 
     assert (listed.exit_code, exported.exit_code) == (1, 1), exported.stderr
     assert "Could not decode to UTF-8 column 'resource_id'" in exported.stderr
     assert "this is a bug" not in exported.stderr
+
+
+# Text at a string's edge that looks like jsonb's separators (", " before a
+# closing quote, ": " after an opening one), in keys, values, arrays and the
+# row's own text columns: compacting jsonb text must not touch it.
+EDGE_TEXT = ["y, ", ": x", ", ", ": ", "a, ", ":", ", b", "[: ", "{, }"]
+
+
+def test_separators_at_the_edge_of_a_string(run_cli: RunCli, db: Database) -> None:
+    def work(uow: UnitOfWork) -> None:
+        for value in EDGE_TEXT:
+            uow.audit.append(
+                action="user.update",
+                resource_type="user",
+                actor=value,
+                resource_id=value,
+                changes={"v": value, value: 1, "list": [value, value], "n": {value: [value]}},
+                metadata={"k": value},
+            )
+            # No array: nothing else sends the line to Python.
+            uow.audit.append(
+                action="user.update", resource_type="user", actor=value, changes={"v": value}
+            )
+
+    db.run(work)
+    listed = _list_jsonl(run_cli)
+    assert '"v":"y, "' in listed
+    assert '"v":": x"' in listed
+    _assert_same_lines(_export(run_cli), listed)
+
+
+def test_timestamps_with_trailing_zeros_in_the_fraction(run_cli: RunCli, db: Database) -> None:
+    """PostgreSQL drops the fraction's trailing zeros (or the whole fraction); vutf keeps six."""
+    _append_all(db)
+    _insert_raw(
+        db,
+        [
+            {"created_at": datetime(2025, 5, 6, 7, 8, 9, micros, tzinfo=UTC)}
+            for micros in (0, 100000, 120000, 123400, 123450, 999990, 1)
+        ],
+    )
+    listed = _list_jsonl(run_cli)
+    assert '"created_at":"2025-05-06T07:08:09.000000Z"' in listed
+    assert '"created_at":"2025-05-06T07:08:09.100000Z"' in listed
+    _assert_same_lines(_export(run_cli), listed)
+
+
+def test_small_and_large_floats_written_by_vutf(run_cli: RunCli, db: Database) -> None:
+    """jsonb prints a float below 1e-4 as a plain decimal (0.00001), Python as 1e-05."""
+
+    def work(uow: UnitOfWork) -> None:
+        for number in (1e-05, -2.5e-07, 0.0001, 1e16, 123.456, 1e-300):
+            uow.audit.append(
+                action="user.update",
+                resource_type="user",
+                changes={"x": number, "list": [number]},
+                metadata={"y": number},
+            )
+
+    db.run(work)
+    listed = _list_jsonl(run_cli)
+    assert '"x":1e-05' in listed
+    _assert_same_lines(_export(run_cli), listed)

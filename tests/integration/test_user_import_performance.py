@@ -26,7 +26,7 @@ from vutf_cli.db.repositories import users as users_repository
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import Conflict, InvalidInput
 from vutf_cli.security.passwords import Passwords
-from vutf_cli.services import user_transfer
+from vutf_cli.services import user_passwords, user_transfer
 from vutf_cli.services import users as service
 from vutf_cli.services.user_import import ImportConflict
 
@@ -157,7 +157,7 @@ def test_bulk_rows_work_with_the_orm_afterwards(db: Database, test_hashes: list[
         return user.version, user.updated_by or ""
 
     assert db.run(change) == (2, "tester@test")
-    user = db.run(lambda uow: uow.users.check_password("later", f"{PASSWORD} 0"))
+    user = user_passwords.check_password(db, "later", f"{PASSWORD} 0")
     assert user.username == "later"
 
 

@@ -913,8 +913,8 @@ def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
     ]
     source = tmp_path / "users.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    # The outage starts the moment the import's write transaction inserts its first user.
-    proxy.drop_on(b"INSERT INTO users", Mode.DROP)
+    # The outage starts the moment the import's write transaction sends its users (COPY).
+    proxy.drop_on(b"COPY users", Mode.DROP)
     before = proxy.attempts
     result = run_vutf(
         "users",

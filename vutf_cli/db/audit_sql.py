@@ -24,10 +24,11 @@ Export
     Python (``services.audit_export`` finishes the lines):
 
     * PostgreSQL (:func:`postgres_lines_statement`, sent through COPY):
-      ``row_to_json`` writes the row compactly, but ``jsonb`` text is spaced;
-      a line holding a decimal number is marked ``#`` (``jsonb`` prints 1e-07
-      as ``0.0000001`` where Python prints its float), a timestamp Python
-      cannot hold (a BC date, edited by hand) ``!`` and its seq.
+      ``row_to_json`` writes the row compactly, but ``jsonb`` text is spaced,
+      a decimal in ``jsonb`` is printed as stored (1e-07 as ``0.0000001``,
+      where Python prints its float) and the timestamp as PostgreSQL spells
+      it; the client finishes each line (no per-row guard on the server), and
+      a timestamp Python cannot hold (a BC date, edited by hand) is NULL.
     * SQLite (:func:`sqlite_lines_statement`): ``json_object`` writes the row
       and ``json()`` minifies the stored JSON; a row whose ids or timestamp
       are not in the form vutf stores (edited by hand) gets NULL.
@@ -94,6 +95,7 @@ class AuditFilters:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    since_seq: int | None = None  # inclusive, like since
 
     @property
     def action_is_glob(self) -> bool:
@@ -169,6 +171,8 @@ def filter_conditions(filters: AuditFilters, dialect: str) -> list[ColumnElement
         conditions.append(AUDIT.c.created_at >= filters.since)
     if filters.until is not None:
         conditions.append(AUDIT.c.created_at < filters.until)
+    if filters.since_seq is not None:
+        conditions.append(AUDIT.c.seq >= filters.since_seq)
     return conditions
 
 
@@ -233,42 +237,29 @@ def stats_statement(
 
 
 # -- export: PostgreSQL ---------------------------------------------------------------------
-# psycopg2 reads +-infinity as datetime.max/min, so `list` shows them so; any
-# other time outside the years 1-9999 (a BC date) Python cannot hold: NULL.
+# row_to_json prints the instant itself, in the session's time zone (UTC, set
+# by every transaction): 'YYYY-MM-DDTHH:MM:SS[.f…]+00:00'.  The only work left
+# to the server is a few comparisons: psycopg2 reads +-infinity as
+# datetime.max/min, so `list` shows them so; any other time outside the years
+# 1-9999 (a BC date, edited by hand) Python cannot hold: NULL, an error.
 _PG_TIMESTAMP: Final = (
-    "CASE WHEN audit_log.created_at = 'infinity' THEN '9999-12-31T23:59:59.999999Z' "
-    "WHEN audit_log.created_at = '-infinity' THEN '0001-01-01T00:00:00.000000Z' "
+    "CASE WHEN audit_log.created_at = 'infinity' "
+    "THEN timestamptz '9999-12-31 23:59:59.999999+00' "
+    "WHEN audit_log.created_at = '-infinity' THEN timestamptz '0001-01-01 00:00:00+00' "
     "WHEN audit_log.created_at >= '0001-01-01 00:00:00+00' "
-    "AND audit_log.created_at < '10000-01-01 00:00:00+00' "
-    "THEN to_char(audit_log.created_at AT TIME ZONE 'UTC', "
-    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') END'
-)
-
-
-def _pg_without_decimals(column: str) -> str:
-    # Integers print alike in jsonb and Python.  The text test runs only for
-    # a value that holds a number at all (jsonb never prints an exponent, so
-    # a decimal always shows as digit.digit); a string such as "1.2" next to
-    # an integer merely sends the row to Python.
-    value = f"rendered.{column}"
-    return (
-        f"CASE WHEN {value} IS NULL THEN true "
-        f"WHEN jsonb_path_exists({value}, 'strict $.** ? (@.type() == \"number\")') "
-        f"THEN {value}::text !~ '[0-9][.][0-9]' ELSE true END"
-    )
-
-
-_PG_LINE: Final = (
-    "CASE WHEN rendered.created_at IS NULL THEN '!' || rendered.seq "
-    f"WHEN {_pg_without_decimals('changes')} AND {_pg_without_decimals('metadata')} "
-    "THEN row_to_json(rendered)::text ELSE '#' || row_to_json(rendered)::text END"
+    "AND audit_log.created_at < '10000-01-01 00:00:00+00' THEN audit_log.created_at END"
 )
 
 
 def postgres_lines_statement(
     conditions: list[ColumnElement[bool]], *, after_seq: int, limit: int
 ) -> Select[Any]:
-    """One text column: the JSON line of each matching row after ``after_seq``, in seq order."""
+    """One text column: ``row_to_json`` of each matching row after ``after_seq``, in seq order.
+
+    What the server would check per row (a decimal in ``jsonb``, the
+    timestamp's spelling) is left to the client, which finishes each line
+    while the server renders the next ones (``services.audit_export_lines``).
+    """
     columns = [
         literal_column(_PG_TIMESTAMP).label("created_at") if name == "created_at" else AUDIT.c[name]
         for name in ENTRY_FIELDS
@@ -280,7 +271,7 @@ def postgres_lines_statement(
         .limit(limit)
         .subquery("rendered")
     )
-    return select(literal_column(_PG_LINE, Text())).select_from(rendered)
+    return select(literal_column("row_to_json(rendered)::text", Text())).select_from(rendered)
 
 
 # -- export: SQLite -------------------------------------------------------------------------

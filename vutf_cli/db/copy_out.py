@@ -45,7 +45,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vutf_cli.db.engine import wait_limit
 
-__all__ = ["copy_rows", "inline_statement"]
+__all__ = [
+    "CopyProgress",
+    "client_codec",
+    "copy_rows",
+    "copy_watchdog",
+    "inline_statement",
+    "without_wait_callback",
+]
 
 _COPY_OPTIONS: Final = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'"
 # How often the watchdog looks for progress.
@@ -67,10 +74,10 @@ def inline_statement(connection: Connection, statement: Select[Any]) -> str:
         inlined: bytes = cursor.mogrify(compiled.string, params)
     finally:
         cursor.close()
-    return inlined.decode(_codec(raw))  # mogrify encodes in the client encoding
+    return inlined.decode(client_codec(raw))  # mogrify encodes in the client encoding
 
 
-class _Progress:
+class CopyProgress:
     """What the watchdog watches (rows received so far) and what it did."""
 
     __slots__ = ("interrupted", "rows", "stalled")
@@ -86,7 +93,7 @@ class _Writer:
 
     __slots__ = ("last", "progress", "sink")
 
-    def __init__(self, sink: Callable[[bytes], None], progress: _Progress) -> None:
+    def __init__(self, sink: Callable[[bytes], None], progress: CopyProgress) -> None:
         self.sink = sink
         self.progress = progress
         self.last: bytes | None = None
@@ -98,7 +105,7 @@ class _Writer:
 
 
 @contextmanager
-def _without_wait_callback() -> Iterator[None]:
+def without_wait_callback() -> Iterator[None]:
     from psycopg2 import extensions
 
     callback = extensions.get_wait_callback()
@@ -130,7 +137,7 @@ def _shut(raw: Any) -> None:
 
 
 @contextmanager
-def _watchdog(raw: Any, progress: _Progress, limit: float | None) -> Iterator[None]:
+def copy_watchdog(raw: Any, progress: CopyProgress, limit: float | None) -> Iterator[None]:
     """End the COPY when the server is silent for ``limit`` seconds, or on Ctrl-C.
 
     libpq, without the wait callback, resumes a wait that a signal
@@ -188,7 +195,7 @@ def _join_through_interrupts(thread: threading.Thread) -> None:
         raise interrupted
 
 
-def _codec(raw: Any) -> str:
+def client_codec(raw: Any) -> str:
     """The Python codec of the connection's client_encoding."""
     from psycopg2.extensions import encodings
 
@@ -198,7 +205,7 @@ def _codec(raw: Any) -> str:
 
 def _utf8(raw: Any, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
     """``sink`` fed UTF-8 whatever the connection's client_encoding (COPY sends that)."""
-    codec = _codec(raw)
+    codec = client_codec(raw)
     if codec.replace("-", "").replace("_", "").lower() == "utf8":
         return sink
     return lambda row: sink(row.decode(codec).encode("utf-8"))
@@ -221,13 +228,13 @@ def copy_rows(
 
     raw: Any = connection.connection.dbapi_connection
     copy = f"COPY ({inline_statement(connection, statement)}) TO STDOUT WITH ({_COPY_OPTIONS})"
-    progress = _Progress()
+    progress = CopyProgress()
     writer = _Writer(_utf8(raw, sink), progress)
     limit, _connecting = wait_limit(raw)
     params = raw.get_dsn_parameters()  # before: a connection that fails is closed
     cursor = raw.cursor()
     try:
-        with _without_wait_callback(), _watchdog(raw, progress, limit):
+        with without_wait_callback(), copy_watchdog(raw, progress, limit):
             cursor.copy_expert(copy, writer)
         cursor.close()
     except BaseException as exc:

@@ -8,9 +8,9 @@ statements, so memory stays constant whatever the row count.
 :func:`open_export` gives entries (for csv and the other formats).
 :func:`open_json_lines_export` is ``-o jsonl``: the lines are rendered by the
 database (PostgreSQL ``COPY`` of ``row_to_json``, SQLite ``json_object``),
-byte for byte what ``audit list -o jsonl`` prints; the few lines SQL cannot
-finish exactly are finished here (:func:`finish_postgres_line`) or rendered
-by Python from their entry.
+byte for byte what ``audit list -o jsonl`` prints; PostgreSQL's lines are
+finished as they arrive (``services.audit_export_lines``), and the few lines
+that cannot be finished exactly are rendered by Python.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from vutf_cli.db.database import Database, translate_error
 from vutf_cli.db.resilience import ErrorKind, classify, describe
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.views import AuditEntry
-from vutf_cli.errors import DatabaseUnavailable, InternalError, InvalidInput, VutfError
+from vutf_cli.errors import DatabaseUnavailable, InvalidInput, VutfError
 from vutf_cli.services.audit import (
     AuditQuery,
     ResolvedFilters,
@@ -43,6 +43,7 @@ from vutf_cli.services.audit import (
     fetch_entries,
     resolve_filters,
 )
+from vutf_cli.services.audit_export_lines import finish_postgres_line, seq_of_line
 
 __all__ = [
     "EXPORT_BATCH",
@@ -51,53 +52,11 @@ __all__ = [
     "ExportStream",
     "JsonLinePart",
     "JsonLinesExport",
-    "finish_postgres_line",
     "open_export",
     "open_json_lines_export",
-    "seq_of_line",
 ]
 
 EXPORT_BATCH: Final = 1000
-_DECIMAL_MARK: Final = b"#"[0]
-_UNREADABLE_MARK: Final = b"!"[0]
-
-
-def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
-    """A COPY row of ``postgres_lines_statement`` as its final JSON line.
-
-    Returns the line's bytes (newline-terminated, as COPY sent them), or,
-    when the text cannot be finished exactly, the row parsed back into the
-    JSON object that Python renders.  ``jsonb`` text is spaced
-    (``{"a": 1, "b": [1, 2]}``); two byte replacements (``, "`` -> ``,"``
-    and ``": `` -> ``":``) compact it exactly when the line holds no
-    backslash (a quote inside a string is always escaped, so without one
-    neither pattern can occur inside a string) and every remaining ``, ``
-    is inside a string (it can only be a separator in an array of
-    non-strings, so lines with a ``[`` are checked).  Parsed back, a line
-    gives exactly the values the driver gives ``list`` (psycopg2 parses the
-    same ``jsonb`` text).
-    """
-    if line[0] == _DECIMAL_MARK:
-        return cast(dict[str, Any], json.loads(line[1:]))
-    if line[0] == _UNREADABLE_MARK:
-        seq = int(line[1:])
-        raise InternalError(
-            f"audit entry {seq}: created_at is outside the years 1 to 9999 "
-            "(the row was edited outside vutf)",
-            hint="`vutf audit verify` checks the log",
-        )
-    if b"\\" in line:
-        return cast(dict[str, Any], json.loads(line))
-    compact = line.replace(b', "', b',"').replace(b'": ', b'":')
-    if b"[" in compact and b", " in compact:
-        return cast(dict[str, Any], json.loads(line))
-    return compact
-
-
-def seq_of_line(line: bytes) -> int:
-    """The seq of a rendered line (``"seq":`` is its second key)."""
-    start = line.index(b'"seq":') + 6
-    return int(line[start : line.index(b",", start)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +194,10 @@ def _copy_json_lines(
         statement = postgres_lines_statement(
             conditions, after_seq=after_seq, limit=export.batch_size
         )
-        # The rows are finished while the server sends the next ones, but
-        # written only once the COPY is over: a slow reader (| less) must not
-        # hold a statement open (statement timeout), nor look like a stalled
-        # server to copy_rows.
+        # The rows are finished while the server renders the next ones (no
+        # per-row work is left to the server), but written only once the COPY
+        # is over: a slow reader (| less) must not hold a statement open
+        # (statement timeout), nor look like a stalled server to copy_rows.
         finished: list[JsonLinePart] = []
         rows, last = copy_rows(connection, statement, _finishing_into(finished))
         _emit_joined(finished, emit)

@@ -16,10 +16,15 @@ Decisions where the issue left room (the command help refers here):
   passwords are hashed in a process pool before the write transaction; the
   rows are then written in ONE transaction with one ``user.create`` audit row
   each plus one ``user.import`` summary row.  The availability check is a few
-  ``lower(...) IN (...)`` queries, and users and audit rows go in as bulk
-  INSERTs of 1000 rows, so ten thousand users take seconds, not minutes.
+  ``lower(...) IN (...)`` queries, and users and audit rows go in as one
+  ``COPY ... FROM STDIN`` each on PostgreSQL, one executemany each on SQLite,
+  the audit rows' canonical text written from one template per import
+  (:mod:`vutf_cli.services.import_writer`).
   ``dry_run`` validates everything, the clash check included, and writes
-  nothing at all.
+  nothing at all.  A ``password_hash`` weaker than the configured profile is
+  a problem of its row unless ``allow_weak_hashes``; then its ``user.create``
+  row says ``rehash_on_login`` (the hash's own parameters are the mark: the
+  next successful login replaces it) and the summary counts ``weak_hashes``.
 """
 
 from __future__ import annotations
@@ -31,11 +36,9 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from vutf_cli.db.database import Database
-from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.user_view import UserView
 from vutf_cli.errors import InvalidInput
-from vutf_cli.services import audit_trail
 from vutf_cli.services.audit_trail import mutate, record_failure
 from vutf_cli.services.user_changes import RESOURCE
 from vutf_cli.services.user_queries import scope_arguments
@@ -50,9 +53,11 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_BATCH", "USER_FIELDS", "ImportReport", "export_users", "import_users"]
 
 EXPORT_BATCH: Final = 500
-# Users (and their audit rows) per bulk INSERT of an import.
-_WRITE_CHUNK: Final = 1000
 USER_FIELDS: Final = tuple(f.name for f in fields(UserView))
+# Users (and their audit rows) per bulk statement of an import: one COPY
+# (PostgreSQL) or executemany (SQLite) of this many rows at most bounds the
+# memory a payload takes; all of them are in one transaction.
+_WRITE_CHUNK: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +92,10 @@ def export_users(
         raise InvalidInput("the batch size must be at least 1")
 
     def view(user: Row[Any]) -> UserView:
+        plain = UserView.from_row(user)
         if not include_hashes:
-            return UserView.from_row(user)
-        values = {name: getattr(user, name) for name in USER_FIELDS}
+            return plain
+        values = {name: getattr(plain, name) for name in USER_FIELDS}  # derived ones too
         return UserExport(**values, password_hash=user.password_hash)
 
     def page(cursor: str | None) -> tuple[list[UserView], str | None]:
@@ -117,11 +123,6 @@ def export_users(
 
 
 # -- import ----------------------------------------------------------------------
-def _chunks(rows: Sequence[ImportRow], size: int) -> Iterator[Sequence[ImportRow]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 def _clashes(
     uow: UnitOfWork, rows: Sequence[ImportRow], skip_existing: bool
 ) -> tuple[set[int], list[RowProblem]]:
@@ -146,58 +147,6 @@ def _clashes(
     return skipped, problems
 
 
-def _write_import(
-    uow: UnitOfWork,
-    rows: Sequence[ImportRow],
-    hashes: dict[int, str],
-    summary: dict[str, Any],
-    advance: Callable[[int], None],
-) -> int:
-    """Insert ``rows`` and their audit rows in bulk, a chunk at a time; how many."""
-    now = utcnow()
-    for chunk in _chunks(rows, _WRITE_CHUNK):
-        profiles = [
-            {
-                "username": row.username,
-                "email": row.email,
-                "full_name": row.full_name,
-                "is_active": row.is_active,
-                "is_superuser": row.is_superuser,
-                "is_verified": row.is_verified,
-            }
-            for row in chunk
-        ]
-        # Validated above exactly as create_user would; the unique indexes
-        # still refuse a user registered meanwhile (Conflict, nothing written).
-        ids = uow.users.create_many(
-            [
-                {
-                    **profile,
-                    "password_hash": hashes.get(row.row, row.password_hash),
-                    "verified_at": now if row.is_verified else None,
-                }
-                for row, profile in zip(chunk, profiles, strict=True)
-            ]
-        )
-        # The same user.create rows as create_user writes, one per user.
-        audit_trail.append_many(
-            uow,
-            [
-                {
-                    "action": "user.create",
-                    "resource_type": RESOURCE,
-                    "resource_id": str(user_id),
-                    "user_id": user_id,
-                    "changes": {**profile, "source": "import"},
-                }
-                for user_id, profile in zip(ids, profiles, strict=True)
-            ],
-        )
-        advance(len(chunk))
-    audit_trail.append(uow, action="user.import", resource_type=RESOURCE, changes=summary)
-    return len(rows)
-
-
 def import_users(
     db: Database,
     data: bytes,
@@ -209,6 +158,7 @@ def import_users(
     skip_invalid: bool = False,
     progress: ProgressFactory | None = None,
     workers: int | None = None,
+    allow_weak_hashes: bool = False,
 ) -> ImportReport:
     """Register the users in ``data`` (json, jsonl or csv), all or nothing.
 
@@ -216,8 +166,9 @@ def import_users(
     return a context manager yielding ``advance(steps)`` (what
     ``Terminal.progress`` is); ``workers`` sizes the hashing pool (default:
     the number of CPUs).  The users and their audit rows are written with
-    bulk INSERTs (a chunk of rows per statement), in one transaction.
+    bulk statements (COPY on PostgreSQL), in one transaction.
     """
+    from vutf_cli.services.import_writer import write_import
     from vutf_cli.services.user_import import (
         ImportConflict,
         ImportRejected,
@@ -232,6 +183,8 @@ def import_users(
         parsed.records,
         check_strength=passwords.check_strength,
         is_argon2id_hash=passwords.is_argon2id_hash,
+        weakness=passwords.weakness,
+        allow_weak_hashes=allow_weak_hashes,
     )
     invalid_rows = {problem.row for problem in problems}
     skipped, clashes = db.run(lambda uow: _clashes(uow, rows, skip_existing), read_only=True)
@@ -286,11 +239,14 @@ def import_users(
         "skipped": report.skipped,
         "invalid": report.invalid,
     }
+    weak = sum(row.weak_hash for row in to_create)
+    if weak:  # the hashes' own parameters mark them: rehashed at the next login
+        summary["weak_hashes"] = weak
 
     with bar(len(to_create), "importing users") as advance:
         created = mutate(
             db,
-            lambda uow: _write_import(uow, to_create, hashes, summary, advance),
+            lambda uow: write_import(uow, to_create, hashes, summary, advance, chunk=_WRITE_CHUNK),
             action="user.import",
             resource_type=RESOURCE,
         )

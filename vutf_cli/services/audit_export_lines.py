@@ -1,0 +1,100 @@
+"""Finishing PostgreSQL's ``row_to_json`` lines into the text of ``audit list -o jsonl``.
+
+``db.audit_sql.postgres_lines_statement`` leaves the server nothing to do per
+row but ``row_to_json`` (no guard, no ``to_char``: they cost the server more
+than the rendering itself).  Each line is finished here as it arrives
+through the COPY, while the server renders the next ones, with a few C-level
+byte operations:
+
+* ``jsonb`` text is spaced (``{"a": 1, "b": [1, 2]}``); two replacements
+  (``, "`` -> ``,"`` and ``": `` -> ``":``) compact it.  A quote inside a
+  string is always escaped, so in a line without a backslash neither pattern
+  can occur inside a string, except at a string's edge: a string that ends
+  with ``, `` (its closing quote is followed by ``,``, ``}``, ``]`` or
+  ``:``) or starts with ``: `` (its opening quote follows a space, ``[``,
+  ``{`` or ``:``).  A remaining ``, `` is a separator only in an array of
+  non-strings (a line with a ``[``).
+* A number with a fraction is printed by ``jsonb`` as stored (``0.00001``,
+  a hand-edited ``1.50``), by Python as its float (``1e-05``, ``1.5``).
+  Top-level numbers (``seq``, ``duration_ms``) are integers.
+* The timestamp is spelled by PostgreSQL in the session's time zone (UTC,
+  set by every transaction): ``+00:00`` where vutf writes ``Z``, and the
+  fraction's trailing zeros dropped.  ``created_at`` is always followed by
+  ``"actor"`` (the columns' order), so ``+00:00","actor":`` is its end.
+
+A line the checks cannot vouch for (any case above the replacements could
+misread, a fraction, a NULL timestamp: a time Python cannot hold) is parsed
+back instead, which gives exactly the values the driver gives ``list``
+(psycopg2 parses the same ``jsonb`` text), and rendered by Python.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, Final, cast
+
+from vutf_cli.errors import InternalError
+from vutf_cli.security.audit_chain import format_timestamp
+
+__all__ = ["finish_postgres_line", "seq_of_line"]
+
+# The string edges the replacements would misread (module docstring).
+_ENDS_WITH_SEPARATOR: Final = re.compile(rb', "[,}\]:]')
+# With "[", "{" and ":" made spaces, an opening quote followed by ": " reads ' "  '.
+_EDGE_TABLE: Final = bytes.maketrans(b"[{:", b"   ")
+_OPENS_WITH_SEPARATOR: Final = b' "  '
+# A number with a fraction as an object's value, after the replacements (an
+# array's element is in a line with "[" and ", "), searched between the two
+# JSON columns; inside a string it only sends the line to Python.
+_FRACTION: Final = re.compile(rb'":-?[0-9]+\.[0-9]')
+_JSON_START: Final = b'"changes":'
+_JSON_END: Final = b',"error_message":'
+_UTC_SUFFIX: Final = b'+00:00","actor":'
+_CREATED_AT: Final = b'"created_at":"'
+_POINT: Final = b"."[0]
+
+
+def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
+    """A COPY row as its final JSON line (newline-terminated), or its object for Python."""
+    if (
+        b"\\" in line
+        or _ENDS_WITH_SEPARATOR.search(line) is not None
+        or _OPENS_WITH_SEPARATOR in line.translate(_EDGE_TABLE)
+    ):
+        return parsed_postgres_line(line)
+    compact = line.replace(b', "', b',"').replace(b'": ', b'":')
+    if b"[" in compact and b", " in compact:
+        return parsed_postgres_line(line)
+    json_start = compact.find(_JSON_START)
+    if _FRACTION.search(compact, json_start, compact.find(_JSON_END, json_start)) is not None:
+        return parsed_postgres_line(line)
+    suffix = compact.find(_UTC_SUFFIX)
+    if suffix < 0:  # created_at NULL
+        return parsed_postgres_line(line)
+    if compact[suffix - 7] == _POINT:  # all six digits of the fraction: the common case
+        return compact[:suffix] + b"Z" + compact[suffix + 6 :]
+    start = compact.index(_CREATED_AT) + len(_CREATED_AT)
+    spelled = datetime.fromisoformat(compact[start:suffix].decode("ascii"))
+    return compact[:start] + format_timestamp(spelled).encode("ascii") + compact[suffix + 6 :]
+
+
+def parsed_postgres_line(line: bytes) -> dict[str, Any]:
+    """The line's JSON object, with created_at as ``list`` shows it."""
+    row = cast(dict[str, Any], json.loads(line))
+    created_at = row.get("created_at")
+    if created_at is None:
+        raise InternalError(
+            f"audit entry {row.get('seq')}: created_at is outside the years 1 to 9999 "
+            "(the row was edited outside vutf)",
+            hint="`vutf audit verify` checks the log",
+        )
+    row["created_at"] = format_timestamp(datetime.fromisoformat(created_at))
+    return row
+
+
+def seq_of_line(line: bytes) -> int:
+    """The seq of a line (``"seq":`` is its second key)."""
+    start = line.index(b'"seq":') + 6
+    return int(line[start : line.index(b",", start)])
