@@ -31,9 +31,11 @@ __all__ = [
 RENDERERS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "table": "vutf_cli.output.table_format:TableRenderer",
+        "wide": "vutf_cli.output.table_format:WideTableRenderer",
         "json": "vutf_cli.output.json_format:JsonRenderer",
         "jsonl": "vutf_cli.output.jsonl_format:JsonLinesRenderer",
         "csv": "vutf_cli.output.csv_format:CsvRenderer",
+        "yaml": "vutf_cli.output.yaml_format:YamlRenderer",
     }
 )
 

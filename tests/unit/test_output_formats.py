@@ -38,7 +38,7 @@ def _escaped(text: str) -> str:
 
 
 def test_the_registry_lists_the_formats_in_help_order() -> None:
-    assert OUTPUT_FORMATS == tuple(RENDERERS) == ("table", "json", "jsonl", "csv")
+    assert OUTPUT_FORMATS == tuple(RENDERERS) == ("table", "wide", "json", "jsonl", "csv", "yaml")
     assert DEFAULT_OUTPUT_FORMAT in OUTPUT_FORMATS
     assert Settings().output == DEFAULT_OUTPUT_FORMAT
 
@@ -49,8 +49,8 @@ def test_every_format_has_its_renderer(name: str) -> None:
     assert isinstance(renderer, Renderer)
     assert renderer_for(name) is renderer
     assert Terminal(output_format=name).output_format == name
-    # Programs read json and jsonl: their errors are JSON too.
-    assert renderer.errors_as_json == (name in ("json", "jsonl"))
+    # Programs read json, jsonl and yaml: their errors are JSON too.
+    assert renderer.errors_as_json == (name in ("json", "jsonl", "yaml"))
 
 
 @pytest.mark.parametrize("name", ["xml", "JSON", "", "table "])
@@ -61,7 +61,7 @@ def test_an_unknown_format_is_the_same_error_everywhere(name: str) -> None:
         load_settings({"output": name})
     for raised in (from_terminal.value, from_settings.value):
         assert raised.message == f"unknown output format {name!r}"
-        assert raised.hint == "use one of: table, json, jsonl, csv"
+        assert raised.hint == "use one of: table, wide, json, jsonl, csv, yaml"
 
 
 ZONES = st.sampled_from(

@@ -5,8 +5,7 @@ how a key is rendered (the table's columns, one key, a one-line description).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,25 +27,13 @@ __all__ = [
     "SecretFileOption",
     "describe_key",
     "emit_key",
+    "emit_key_change",
     "format_time",
     "key_columns",
     "key_record",
     "time_or_never",
 ]
 
-# Table columns of `keys list`, in display order; json/jsonl/csv carry every
-# ApiKeyView field (never the digest, which no view holds).
-_TABLE_COLUMNS = (
-    ("key_prefix", "prefix"),
-    ("name", "name"),
-    ("username", "owner"),
-    ("scopes", "scopes"),
-    ("created_at", "created"),
-    ("expires_at", "expires"),
-    ("last_used_at", "last used"),
-    ("usage_count", "uses"),
-    ("state", "state"),
-)
 # What the key-value table of one key shows (machine formats get every field).
 DETAIL_FIELDS = [
     "id",
@@ -89,7 +76,12 @@ ExpiresInOption = Annotated[
 ExpiresAtOption = Annotated[
     str | None,
     typer.Option(
-        "--expires-at", metavar="TIME", help="Expire at this ISO 8601 time (no zone means UTC)."
+        "--expires-at",
+        metavar="TIME",
+        help=(
+            "Expire at TIME: ISO 8601 (no zone: VUTF_TIMEZONE if set, else UTC) "
+            "or 'tomorrow 09:00'."
+        ),
     ),
 ]
 NoExpiryOption = Annotated[bool, typer.Option("--no-expiry", help="Never expire.")]
@@ -109,7 +101,9 @@ def format_time(value: Any, *, none: str = "") -> str:
     """A UTC time as the table shows it; ``none`` for no time."""
     if not isinstance(value, datetime):
         return none
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    from vutf_cli.domain.time_input import table_time
+
+    return table_time(value)
 
 
 def time_or_never(value: Any) -> str:
@@ -117,25 +111,15 @@ def time_or_never(value: Any) -> str:
     return format_time(value, none="never")
 
 
-_FORMATTERS: dict[str, Callable[[Any], str]] = {
-    "expires_at": time_or_never,
-    "last_used_at": time_or_never,
-    "created_at": format_time,
-}
-
-
 def key_columns() -> list[Column]:
+    """Every ApiKeyView field (never the digest, which no view holds); the table's are
+    KEY_TABLE's.  json/jsonl/csv order: id, the table's columns, the rest."""
     from vutf_cli.domain.views import ApiKeyView
-    from vutf_cli.output import Column
+    from vutf_cli.output.columns import KEY_TABLE
 
-    shown = [Column(key, header, formatter=_FORMATTERS.get(key)) for key, header in _TABLE_COLUMNS]
-    shown_keys = {key for key, _ in _TABLE_COLUMNS}
-    hidden = [
-        Column(f.name, in_table=False)
-        for f in dataclasses.fields(ApiKeyView)
-        if f.name not in shown_keys and f.name != "id"
-    ]
-    return [Column("id", in_table=False), *shown, *hidden]
+    shown = [column.key for column in KEY_TABLE.shown]
+    rest = [f.name for f in dataclasses.fields(ApiKeyView) if f.name not in shown]
+    return KEY_TABLE.columns(["id", *shown, *(name for name in rest if name != "id")])
 
 
 def key_record(view: ApiKeyView, **extra: Any) -> dict[str, Any]:
@@ -144,11 +128,17 @@ def key_record(view: ApiKeyView, **extra: Any) -> dict[str, Any]:
 
 
 def emit_key(app_ctx: AppContext, view: ApiKeyView, *, title: str | None = None) -> None:
+    """`keys show`: the key's fields (a table shows DETAIL_FIELDS)."""
     terminal = app_ctx.terminal
-    if terminal.output_format == "table":
+    if terminal.is_table:
         terminal.emit_object(view, fields=DETAIL_FIELDS, title=title)
     else:
         terminal.emit_object(view)
+
+
+def emit_key_change(app_ctx: AppContext, view: ApiKeyView) -> None:
+    """What a mutation of a key prints after its summary line (the record for -o json)."""
+    app_ctx.emit_change(view)
 
 
 def describe_key(view: ApiKeyView) -> str:

@@ -17,7 +17,11 @@ from vutf_cli.cli.key_options import KeyArgument, emit_key, key_columns
 from vutf_cli.cli.list_options import (
     AllOption,
     CursorOption,
+    FieldsOption,
     LimitOption,
+    NoHeadersOption,
+    NoPagerOption,
+    apply_view,
     emit_listing,
     page_limit,
 )
@@ -55,6 +59,9 @@ def list_(
     limit: LimitOption = None,
     cursor: CursorOption = None,
     all_rows: AllOption = False,
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
     """List API keys (default: the active ones).
 
@@ -89,6 +96,7 @@ def list_(
         raise InvalidInput("--active, --expired, --revoked and --any-state are mutually exclusive")
     state = chosen[0] if chosen else "active"
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
     listing = keys_service.stream_keys(
         app_ctx.database(),
         user=user,
@@ -108,7 +116,13 @@ def list_(
     )
 
 
-def show(ctx: typer.Context, key: KeyArgument) -> None:
+def show(
+    ctx: typer.Context,
+    key: KeyArgument,
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
+) -> None:
     """Show one API key by id or prefix.
 
     The key itself is never shown again: it is not stored.
@@ -121,4 +135,5 @@ def show(ctx: typer.Context, key: KeyArgument) -> None:
     from vutf_cli.services import key_queries as keys_service
 
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
     emit_key(app_ctx, keys_service.show_key(app_ctx.database(), key))

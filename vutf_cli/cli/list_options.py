@@ -11,6 +11,12 @@ partial list believing it whole.
 * Whenever rows are left out, ``next cursor: C`` goes to stderr, also with
   ``--quiet`` (a script paging through needs it) and never to stdout, which
   stays one clean document.
+
+It also owns the options of every list and show command that shape what is
+written: ``--fields`` (which fields, in which order, in every format),
+``--no-headers`` (table, wide and csv) and ``--no-pager`` (a table on a
+terminal is otherwise paged, see :mod:`vutf_cli.output.pager`); a command
+passes them to :func:`apply_view` before it writes.
 """
 
 from __future__ import annotations
@@ -28,7 +34,17 @@ if TYPE_CHECKING:
     from vutf_cli.output import Column
     from vutf_cli.services.paging import Listing
 
-__all__ = ["AllOption", "CursorOption", "LimitOption", "emit_listing", "page_limit"]
+__all__ = [
+    "AllOption",
+    "CursorOption",
+    "FieldsOption",
+    "LimitOption",
+    "NoHeadersOption",
+    "NoPagerOption",
+    "apply_view",
+    "emit_listing",
+    "page_limit",
+]
 
 LimitOption = Annotated[
     int | None,
@@ -59,11 +75,50 @@ AllOption = Annotated[
 ]
 
 
+FieldsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fields",
+        metavar="FIELDS",
+        help=(
+            "Only these fields, in this order, comma-separated (e.g. username,email);"
+            " in every format. An unknown field is an error that lists the valid ones."
+        ),
+    ),
+]
+NoHeadersOption = Annotated[
+    bool,
+    typer.Option("--no-headers", help="No header line (table, wide and csv)."),
+]
+NoPagerOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-pager",
+        help="Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).",
+    ),
+]
+
+
+def apply_view(
+    app_ctx: AppContext, *, fields: str | None, no_headers: bool, no_pager: bool
+) -> None:
+    """Hand ``--fields``, ``--no-headers`` and ``--no-pager`` to the terminal."""
+    names = None
+    if fields is not None:
+        names = [name.strip() for name in fields.split(",")]
+        if not all(names):
+            raise InvalidInput(
+                f"--fields {fields!r} names an empty field",
+                hint="separate field names with commas: --fields username,email",
+            )
+    app_ctx.terminal.view(fields=names, headers=not no_headers, page=not no_pager)
+
+
 def page_limit(app_ctx: AppContext, *, limit: int | None, all_rows: bool) -> int | None:
     """How many rows to show: ``limit``, None for every row, or a table's page."""
     if all_rows and limit is not None:
         raise InvalidInput("use either --all or --limit, not both")
-    if limit is None and not all_rows and app_ctx.terminal.output_format == "table":
+    if limit is None and not all_rows and app_ctx.terminal.is_table:
         return DEFAULT_PAGE_SIZE
     return limit
 
@@ -82,10 +137,12 @@ def emit_listing(
     cursor = listing.next_cursor
     if cursor is None:
         return
-    # Written even with --quiet: it is how a script gets the next page.
+    # Written even with --quiet: it is how a script gets the next page;
+    # after the pager, if one showed the rows.
+    terminal.close()
     terminal.stderr.write(f"next cursor: {cursor}\n")
     terminal.stderr.flush()
-    if terminal.output_format == "table":
+    if terminal.is_table:
         terminal.notice(
             f"more {noun} follow: --all shows every one, --cursor {cursor} the next page"
         )

@@ -33,17 +33,6 @@ __all__ = [
     "user_record",
 ]
 
-# The columns `users list` shows as a table (json/jsonl/csv carry every field).
-_TABLE_COLUMNS = {
-    "username": None,
-    "email": None,
-    "full_name": None,
-    "is_active": "active",
-    "is_superuser": "superuser",
-    "is_verified": "verified",
-    "created_at": None,
-}
-
 UserArgument = Annotated[
     str, typer.Argument(metavar="USER", help="Username, email address or user id.")
 ]
@@ -85,11 +74,10 @@ def user_fields() -> list[str]:
 
 def user_columns(*, with_hash: bool = False) -> "list[Column]":
     from vutf_cli.output import Column
+    from vutf_cli.output.columns import USER_TABLE
 
-    columns = [
-        Column(name, header=_TABLE_COLUMNS.get(name), in_table=name in _TABLE_COLUMNS)
-        for name in user_fields()
-    ]
+    # The table's columns and what it drops first are USER_TABLE's.
+    columns = USER_TABLE.columns(user_fields())
     if with_hash:
         columns.append(Column("password_hash", in_table=False))
     return columns
@@ -101,8 +89,22 @@ def user_record(user: "UserView", **extra: Any) -> dict[str, Any]:
 
 
 def emit_user(app_ctx: AppContext, user: "UserView") -> None:
-    app_ctx.terminal.emit_object(user, fields=user_fields())
+    """What a mutation of a user prints after its summary line (the record for -o json)."""
+    app_ctx.emit_change(user, fields=user_fields())
 
 
-def read_password(*, stdin: bool, file: Path | None, confirm: bool, what: str = "password") -> str:
-    return read_secret(what=what, from_stdin=stdin, from_file=file, confirm=confirm)
+def read_password(
+    *,
+    stdin: bool,
+    file: Path | None,
+    confirm: bool,
+    what: str = "password",
+    app_ctx: AppContext | None = None,
+) -> str:
+    """The password; with ``app_ctx``, a new one typed at a prompt meets the policy
+    (the configured minimum length, :meth:`Passwords.check_strength`) before it is
+    asked for a second time."""
+    check = None
+    if app_ctx is not None:
+        check = app_ctx.database(check_schema=False).passwords.check_strength
+    return read_secret(what=what, from_stdin=stdin, from_file=file, confirm=confirm, check=check)

@@ -20,11 +20,15 @@ from vutf_cli.cli.context import get_app
 from vutf_cli.cli.list_options import (
     AllOption,
     CursorOption,
+    FieldsOption,
     LimitOption,
+    NoHeadersOption,
+    NoPagerOption,
+    apply_view,
     emit_listing,
     page_limit,
 )
-from vutf_cli.cli.user_options import UserArgument, emit_user, user_columns, user_record
+from vutf_cli.cli.user_options import UserArgument, user_columns, user_fields, user_record
 from vutf_cli.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -32,16 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = ["list_users", "show"]
 
-_KEY_TABLE_COLUMNS = ("name", "key_prefix", "state", "scopes", "expires_at", "last_used_at")
-
 
 def _key_columns() -> "list[Column]":
     from dataclasses import fields
 
     from vutf_cli.domain.views import ApiKeyView
-    from vutf_cli.output import Column
+    from vutf_cli.output.columns import USER_KEY_TABLE
 
-    return [Column(f.name, in_table=f.name in _KEY_TABLE_COLUMNS) for f in fields(ApiKeyView)]
+    return USER_KEY_TABLE.columns(f.name for f in fields(ApiKeyView))
 
 
 def list_users(
@@ -71,14 +73,17 @@ def list_users(
         typer.Option(
             "--sort",
             metavar="FIELD",
-            help="username, email or created_at; prefix - for descending.",
+            help="Sort by [username|email|created_at|-username|-email|-created_at] (- descends).",
         ),
     ] = "created_at",
     limit: LimitOption = None,
     cursor: CursorOption = None,
     all_rows: AllOption = False,
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
-    """List users: every one for json, jsonl and csv, a page in a table.
+    """List users: all for json, jsonl and csv; a page in a table.
 
     When rows are left out (a table's page, or --limit), the cursor of the
     next page is printed on stderr as "next cursor: ..." (even with
@@ -94,6 +99,7 @@ def list_users(
     from vutf_cli.services import user_queries as service
 
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
     if deleted and include_deleted:
         raise InvalidInput("use either --deleted or --include-deleted, not both")
     listing = service.stream_users(
@@ -117,6 +123,16 @@ def show(
     with_keys: Annotated[
         bool, typer.Option("--with-keys", help="Also list the user's API keys.")
     ] = False,
+    permissions: Annotated[
+        bool,
+        typer.Option(
+            "--permissions",
+            help="Show the user's effective scopes now and the roles granting each instead.",
+        ),
+    ] = False,
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
     """Show one user (deleted users too, marked as such).
 
@@ -125,18 +141,25 @@ def show(
       vutf users show alice
       vutf users show alice@example.com --with-keys
       vutf users show alice --json | jq .version
+      vutf users show bob --permissions
     """
     from vutf_cli.services import user_queries as service
 
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
+    if permissions:
+        from vutf_cli.cli.user_roles import show_permissions
+
+        show_permissions(app_ctx, user)
+        return
     detail = service.show_user(app_ctx.database(), user, with_keys=with_keys)
     terminal = app_ctx.terminal
     if detail.user.is_deleted:
         terminal.notice(f"user '{detail.user.username}' is deleted")
     if detail.api_keys is None:
-        emit_user(app_ctx, detail.user)
-    elif terminal.output_format == "table":
-        emit_user(app_ctx, detail.user)
+        terminal.emit_object(detail.user, fields=user_fields())
+    elif terminal.is_table:
+        terminal.emit_object(detail.user, fields=user_fields())
         terminal.stdout.write("\n")
         terminal.emit_rows(detail.api_keys, columns=_key_columns(), empty_notice="no API keys")
     else:

@@ -53,15 +53,21 @@ def _writer(out: Stdout) -> Any:
 
 
 class CsvRenderer(Renderer):
-    def write_object(self, out: Stdout, record: Mapping[str, Any], *, title: str | None) -> None:
+    def write_object(
+        self, out: Stdout, record: Mapping[str, Any], *, title: str | None, headers: bool = True
+    ) -> None:
         writer = _writer(out)
-        writer.writerow(record.keys())
+        if headers:
+            writer.writerow(record.keys())
         writer.writerow([csv_cell(value) for value in record.values()])
 
-    def write_rows(self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column]) -> int:
+    def write_rows(
+        self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column], *, headers: bool = True
+    ) -> int:
         keys = [column.key for column in columns]
         writer = _writer(out)
-        writer.writerow(keys)
+        if headers:
+            writer.writerow(keys)
         count = 0
         for record in records(rows, keys):
             writer.writerow([csv_cell(value) for value in record.values()])

@@ -20,10 +20,14 @@ __all__ = ["JsonRenderer"]
 class JsonRenderer(Renderer):
     errors_as_json = True
 
-    def write_object(self, out: Stdout, record: Mapping[str, Any], *, title: str | None) -> None:
+    def write_object(
+        self, out: Stdout, record: Mapping[str, Any], *, title: str | None, headers: bool = True
+    ) -> None:
         out.write(dumps(record, indent=2) + "\n")
 
-    def write_rows(self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column]) -> int:
+    def write_rows(
+        self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column], *, headers: bool = True
+    ) -> int:
         count = 0
         for record in records(rows, [column.key for column in columns]):
             out.write(("[\n  " if count == 0 else ",\n  ") + json_array_item(record))

@@ -21,10 +21,14 @@ def json_line(record: Mapping[str, Any]) -> str:
 class JsonLinesRenderer(Renderer):
     errors_as_json = True
 
-    def write_object(self, out: Stdout, record: Mapping[str, Any], *, title: str | None) -> None:
+    def write_object(
+        self, out: Stdout, record: Mapping[str, Any], *, title: str | None, headers: bool = True
+    ) -> None:
         out.write(json_line(record))
 
-    def write_rows(self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column]) -> int:
+    def write_rows(
+        self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column], *, headers: bool = True
+    ) -> int:
         count = 0
         for record in records(rows, [column.key for column in columns]):
             out.write(json_line(record))

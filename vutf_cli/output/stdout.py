@@ -37,11 +37,16 @@ class Stdout:
 
     ``stream=None`` means whatever ``sys.stdout`` is *when written to*, so
     test runners that swap it (Click's CliRunner) see the output.
+    ``tty=True`` says the stream ends on a terminal although it is a pipe
+    (the pager's input).
     """
 
-    def __init__(self, stream: TextIO | None = None, *, no_color: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, no_color: bool = False, tty: bool | None = None
+    ) -> None:
         self._stream = stream
         self.no_color = no_color
+        self._tty = tty
 
     @property
     def stream(self) -> TextIO:
@@ -50,7 +55,7 @@ class Stdout:
 
     @property
     def is_tty(self) -> bool:
-        return isatty(self.stream)
+        return isatty(self.stream) if self._tty is None else self._tty
 
     @property
     def color(self) -> bool:

@@ -1,39 +1,55 @@
-"""``-o table`` (the default): Rich tables for people.
+"""``-o table`` (the default) and ``-o wide``: aligned columns for people.
 
-Rich is imported inside the functions that draw, so a command that prints
-only messages never imports it.  Every cell goes through
-:func:`~vutf_cli.output.sanitize.inert`, and Rich parses no markup, so data
-cannot style or drive the terminal.  A table is sized to its cells, so the
-rows are collected first.
+Every cell goes through :func:`~vutf_cli.output.sanitize.inert`, and nothing
+parses markup, so data cannot style or drive the terminal.
+
+How a list fits a terminal (README "Tables"):
+
+* Identifiers, emails, key prefixes, actions, seqs, states, numbers and
+  times (``fit="keep"``) are never cut or split; free text
+  (``fit="shorten"``) is cut with ``…``.
+* When the row is wider than the terminal, columns are dropped in the order
+  of their ``drop_rank`` (each list's layout in
+  :mod:`~vutf_cli.output.columns`), until it fits.  ``-o wide`` drops and
+  shortens nothing and adds the layout's wide columns.
+* Piped, a table is never narrowed: a 150-character email reaches ``grep``
+  in one piece.
+* Rows are written in chunks as they arrive: the column widths come from the
+  first chunk, a later wider identifier widens its column from there on, so
+  a 10,000-row table starts printing at once and is never held in memory.
+  A stream whose rows come one at a time (``audit follow``,
+  :meth:`TableRenderer.stream_rows`) takes its widths from a sample of rows
+  like those to come and writes each row as it arrives.
+
+Rich is imported only for cell widths, ``…`` and bold headers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from itertools import islice
+from typing import Any, ClassVar, Final
 
+from vutf_cli.domain.time_input import table_time
 from vutf_cli.output.columns import Column, field_value
 from vutf_cli.output.renderer import Renderer
 from vutf_cli.output.sanitize import inert
 from vutf_cli.output.serialize import dumps
 from vutf_cli.output.stdout import Stdout
 
-if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-    from rich.table import Table
+__all__ = ["TableRenderer", "WideTableRenderer", "display"]
 
-__all__ = ["TableRenderer", "display"]
-
-# Width for tables written to a pipe or file when COLUMNS is not set.  It is a
-# floor, not a limit: a wider table gets the width it needs (see _print).
-_PIPE_WIDTH: Final = 240
-# "As wide as it likes" when measuring a table's natural width.
-_UNBOUNDED: Final = 1_000_000
+# Spaces between two columns.
+_GAP: Final = "  "
+# Rows measured before the first line is written, then rows written at a time.
+_FIRST_CHUNK: Final = 100
+_CHUNK: Final = 500
+# The narrowest a shortened free-text column gets (its header may be wider).
+_MIN_SHORTENED: Final = 8
 
 
 def display(value: Any) -> str:
@@ -45,9 +61,8 @@ def display(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        utc = value if value.tzinfo is None else value.astimezone(UTC)
-        # Seconds are precise enough to read; -o json has the microseconds.
-        return utc.strftime("%Y-%m-%d %H:%M:%SZ")
+        # UTC, or the zone VUTF_TIMEZONE chose (domain/time_input owns the rule).
+        return table_time(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -69,113 +84,233 @@ def _cell(value: Any, formatter: Callable[[Any], str] | None) -> str:
     return inert(text)
 
 
-def _pipe_width() -> int:
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else _PIPE_WIDTH
+def _width(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
 
 
-class _Canvas(io.StringIO):
-    """The file Rich is given: it reports stdout's encoding but is never stdout.
+def _fit_cell(text: str, width: int, *, shorten: bool) -> str:
+    """``text`` in a column ``width`` wide: cut with "…" if free text, else whole."""
+    size = _width(text)
+    if size > width and shorten:
+        from rich.text import Text
 
-    Rich decides on ASCII or Unicode boxes from its file's encoding.  It only
-    renders into a capture here, and the text goes out through ``Stdout``:
-    Rich answers a broken pipe by exiting 1 itself.
+        cut = Text(text)
+        cut.truncate(width, overflow="ellipsis")
+        return cut.plain
+    return text + " " * max(width - size, 0)
+
+
+def _line(cells: Iterable[str]) -> str:
+    # No blanks at the end of a line: the last column is not padded.
+    return _GAP.join(cells).rstrip(" ") + "\n"
+
+
+def terminal_width(out: Stdout) -> int | None:
+    """How wide a table may be: the terminal's width, or None (piped: no limit)."""
+    if not out.is_tty:
+        return None
+    # COLUMNS first, then the terminal of the original stdout (also under a pager).
+    return max(shutil.get_terminal_size().columns, 20)
+
+
+@dataclasses.dataclass
+class _Layout:
+    columns: list[Column]
+    widths: list[int]
+
+    def line(self, cells: Sequence[str]) -> str:
+        return _line(
+            _fit_cell(cell, width, shorten=column.fit == "shorten")
+            for cell, width, column in zip(cells, self.widths, self.columns, strict=True)
+        )
+
+    def widen(self, cells: Sequence[str]) -> None:
+        """A later identifier wider than its column widens it from now on (never cut)."""
+        for index, (cell, column) in enumerate(zip(cells, self.columns, strict=True)):
+            if column.fit == "keep":
+                self.widths[index] = max(self.widths[index], _width(cell))
+
+
+def _total(widths: Sequence[int]) -> int:
+    return sum(widths) + len(_GAP) * max(len(widths) - 1, 0)
+
+
+def fit_columns(
+    columns: Sequence[Column],
+    natural: Sequence[int],
+    titles: Sequence[int],
+    width: int | None,
+) -> list[int]:
+    """The indexes of the columns that stay so that a row fits ``width`` (None: all).
+
+    Columns without a ``drop_rank`` always stay (even when the row is then
+    still too wide); the others are taken the most important first (the
+    highest rank) while they fit, a free-text column at its narrowest.  So
+    the columns are given up in the layout's drop order, and a narrow column
+    is not given up for a wide one that could not fit anyway.
     """
+    if width is None:
+        return list(range(len(columns)))
 
-    def __init__(self, encoding: str | None) -> None:
-        super().__init__()
-        self._encoding = encoding
+    def minimum(i: int) -> int:
+        if columns[i].fit == "shorten":
+            return min(natural[i], max(titles[i], _MIN_SHORTENED))
+        return natural[i]
 
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self._encoding or "utf-8"
-
-
-def _new_table(*, title: str | None = None, show_header: bool = True) -> Table:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    return Table(
-        title=Text(inert(title)) if title is not None else None,
-        title_justify="left",
-        show_header=show_header,
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        highlight=False,
+    kept = [i for i, column in enumerate(columns) if column.drop_rank is None]
+    optional = sorted(
+        (i for i, column in enumerate(columns) if column.drop_rank is not None),
+        key=lambda i: -(columns[i].drop_rank or 0),
     )
+    for i in optional:
+        candidate = sorted([*kept, i])
+        if _total([minimum(j) for j in candidate]) <= width:
+            kept = candidate
+    return kept
 
 
-def _console(out: Stdout) -> Console:
-    from rich.console import Console
+def _layout(
+    shown: Sequence[Column], cells: Sequence[Sequence[str]], *, headers: bool, width: int | None
+) -> tuple[_Layout, list[int]]:
+    titles = [_width(inert(column.title)) if headers else 0 for column in shown]
+    natural = [max([titles[i], *(_width(row[i]) for row in cells)]) for i in range(len(shown))]
+    kept = fit_columns(shown, natural, titles, width)
+    widths = [natural[i] for i in kept]
+    if width is not None and _total(widths) > width:
+        # Give the free-text columns what is left, the first first.
+        spare = width - _total(
+            [
+                min(natural[i], max(titles[i], _MIN_SHORTENED))
+                if shown[i].fit == "shorten"
+                else natural[i]
+                for i in kept
+            ]
+        )
+        for position, i in enumerate(kept):
+            if shown[i].fit != "shorten":
+                continue
+            floor = min(natural[i], max(titles[i], _MIN_SHORTENED))
+            widths[position] = floor + max(min(spare, natural[i] - floor), 0)
+            spare -= widths[position] - floor
+    return _Layout([shown[i] for i in kept], widths), kept
 
-    tty = out.is_tty
-    color = out.color
-    return Console(
-        file=_Canvas(getattr(out.stream, "encoding", None)),
-        # We decided what the stream is; do not let FORCE_COLOR or
-        # TTY_COMPATIBLE in the environment put ANSI codes into a pipe.
-        force_terminal=tty,
-        force_interactive=False,
-        # color_system=None emits no ANSI at all (not even bold): that is
-        # the contract for pipes and for NO_COLOR / --no-color.
-        color_system="auto" if color else None,
-        no_color=not color,
-        width=None if tty else _pipe_width(),
-        markup=False,
-        emoji=False,
-        highlight=False,
-    )
+
+def _bold(text: str, out: Stdout) -> str:
+    if not out.color:
+        return text
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    return Style(bold=True).render(text, color_system=ColorSystem.STANDARD)
 
 
-def _print(out: Stdout, renderable: RenderableType) -> None:
-    console = _console(out)
-    if console.is_terminal:
-        # On a terminal, long cells fold onto more lines (never "…").
-        with console.capture() as capture:
-            console.print(renderable)
-        out.write(capture.get())
-        return
-    # Piped: nothing may wrap, so widen the console to the table's natural
-    # width when COLUMNS (or the default) is narrower.  A 150-character
-    # email must reach `grep` in one piece.
-    natural = console.measure(renderable, options=console.options.update_width(_UNBOUNDED)).maximum
-    if natural > console.width:
-        console.width = natural
-    with console.capture() as capture:
-        console.print(renderable)
-    # Rich pads every cell; drop the trailing blanks it leaves at line ends.
-    text = capture.get()
-    out.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
+def _rule(out: Stdout, width: int) -> str:
+    """The line under the header: box drawing where the stream can encode it."""
+    encoding = (getattr(out.stream, "encoding", None) or "utf-8").lower().replace("-", "")
+    return ("─" if encoding in ("utf8", "utf16", "utf32") else "-") * width + "\n"
+
+
+def _chunks(rows: Iterable[Any], first: int, size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    chunk = list(islice(iterator, first))
+    while chunk:
+        yield chunk
+        chunk = list(islice(iterator, size))
 
 
 class TableRenderer(Renderer):
-    def write_object(self, out: Stdout, record: Mapping[str, Any], *, title: str | None) -> None:
-        from rich.text import Text
+    # -o wide: every column of the layout, none dropped or shortened.
+    wide: ClassVar[bool] = False
+    for_people = True
 
-        table = _new_table(title=title, show_header=False)
-        table.add_column(style="bold", overflow="fold")
-        table.add_column(overflow="fold")
-        for key, value in record.items():
-            table.add_row(Text(inert(key)), Text(_cell(value, None)))
-        _print(out, table)
+    def write_object(
+        self, out: Stdout, record: Mapping[str, Any], *, title: str | None, headers: bool = True
+    ) -> None:
+        # One field a line: the name, then the value whole (a terminal wraps
+        # a long one; it is never cut or folded mid-word here).
+        names = [inert(str(key)) for key in record]
+        pad = max((_width(name) for name in names), default=0)
+        text = inert(title) + "\n" if title is not None and headers else ""
+        for name, value in zip(names, record.values(), strict=True):
+            label = _bold(name, out) + " " * (pad - _width(name))
+            text += _line((label, _cell(value, None)))
+        out.write(text)
 
-    def write_rows(self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column]) -> int:
-        shown = [column for column in columns if column.in_table]
-        cells = [[_cell(field_value(row, c.key), c.formatter) for c in shown] for row in rows]
-        if not cells or not shown:
-            return len(cells)
+    def _shown(self, columns: Sequence[Column]) -> list[Column]:
+        return sorted(
+            (c for c in columns if c.in_table or (self.wide and c.wide)), key=lambda c: c.order
+        )
 
-        from rich.text import Text
+    def _start(
+        self, out: Stdout, shown: Sequence[Column], cells: Sequence[Sequence[str]], headers: bool
+    ) -> tuple[_Layout, list[int]]:
+        """The layout measured on ``cells``, its header written."""
+        width = None if self.wide else terminal_width(out)
+        layout, kept = _layout(shown, cells, headers=headers, width=width)
+        if headers:
+            titles = [inert(column.title) for column in layout.columns]
+            header = layout.line(titles).rstrip("\n")
+            out.write(_bold(header, out) + "\n" + _rule(out, _total(layout.widths)))
+        return layout, kept
 
-        table = _new_table()
-        for column in shown:
-            table.add_column(Text(inert(column.title)), overflow="fold")
+    @staticmethod
+    def _lines(layout: _Layout, kept: Sequence[int], cells: Sequence[Sequence[str]]) -> str:
+        text = []
         for row_cells in cells:
-            # Text objects are never parsed for markup, so "[bold]" in data
-            # prints literally (the console has markup off as well).
-            table.add_row(*(Text(cell) for cell in row_cells))
-        _print(out, table)
-        return len(cells)
+            visible = [row_cells[i] for i in kept]
+            layout.widen(visible)
+            text.append(layout.line(visible))
+        return "".join(text)
+
+    def write_rows(
+        self, out: Stdout, rows: Iterable[Any], columns: Sequence[Column], *, headers: bool = True
+    ) -> int:
+        shown = self._shown(columns)
+        if not shown:
+            return sum(1 for _ in rows)
+        count = 0
+        started: tuple[_Layout, list[int]] | None = None
+        for chunk in _chunks(rows, _FIRST_CHUNK, _CHUNK):
+            cells = _cells(chunk, shown)
+            if started is None:
+                started = self._start(out, shown, cells, headers)
+            out.write(self._lines(*started, cells))
+            out.flush()
+            count += len(chunk)
+        return count
+
+    def stream_rows(
+        self,
+        out: Stdout,
+        rows: Iterable[Any],
+        columns: Sequence[Column],
+        *,
+        sample: Sequence[Any] = (),
+        headers: bool = True,
+    ) -> int:
+        # The header is written at once (the next row may take an hour), so
+        # the widths and the columns a narrow terminal keeps come from
+        # ``sample``, as they come from the first chunk of write_rows.
+        shown = self._shown(columns)
+        if not shown:
+            return super().stream_rows(out, rows, columns, headers=headers)
+        layout, kept = self._start(out, shown, _cells(sample, shown), headers)
+        out.flush()
+        count = 0
+        for row in rows:
+            out.write(self._lines(layout, kept, _cells([row], shown)))
+            out.flush()
+            count += 1
+        return count
+
+
+def _cells(rows: Iterable[Any], shown: Sequence[Column]) -> list[list[str]]:
+    return [
+        [_cell(field_value(row, column.key), column.formatter) for column in shown] for row in rows
+    ]
+
+
+class WideTableRenderer(TableRenderer):
+    wide = True

@@ -18,12 +18,13 @@ error on stderr.  A closed stdout is :class:`~vutf_cli.errors.PipeClosed`
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vutf_cli.errors import VutfError
+from vutf_cli.errors import InvalidInput, VutfError
 from vutf_cli.output.columns import Column, field_names, field_value, records
 from vutf_cli.output.jsonl_format import json_line
 from vutf_cli.output.renderer import renderer_for
@@ -32,7 +33,10 @@ from vutf_cli.output.serialize import dumps, terminal_safe_json
 from vutf_cli.output.stdout import Stdout, colors_allowed, isatty
 from vutf_cli.output_formats import OUTPUT_FORMATS
 
-__all__ = ["OUTPUT_FORMATS", "Column", "Terminal"]
+if TYPE_CHECKING:
+    from vutf_cli.output.pager import Pager
+
+__all__ = ["OUTPUT_FORMATS", "Column", "Terminal", "select_fields"]
 
 
 def _inert_lines(message: str) -> str:
@@ -42,6 +46,17 @@ def _inert_lines(message: str) -> str:
 
 def _noop_advance(_steps: int = 1) -> None:
     return None
+
+
+def select_fields(available: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """``wanted`` (``--fields``) checked against ``available``: an unknown one is exit 2."""
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise InvalidInput(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}",
+            hint="valid fields: " + ", ".join(available),
+        )
+    return list(dict.fromkeys(wanted))
 
 
 class Terminal:
@@ -68,12 +83,20 @@ class Terminal:
         stream = stdout.stream if isinstance(stdout, Stdout) else stdout
         self._stdout = Stdout(stream, no_color=no_color)
         self._stderr = stderr
+        # What a list or show command asked for (--fields, --no-headers,
+        # paging); see :meth:`view`.
+        self._fields: list[str] | None = None
+        self._headers = True
+        self._page = False
+        self._pager: Pager | None = None
 
     # -- streams ---------------------------------------------------------------
 
     @property
     def stdout(self) -> Stdout:
         """stdout for data: commands that write text of their own write it here."""
+        if self._pager is not None:
+            return self._data_out()
         return self._stdout
 
     @property
@@ -93,6 +116,11 @@ class Terminal:
         return isatty(self.stderr)
 
     @property
+    def is_table(self) -> bool:
+        """True for the formats people read (table, wide): mutations print a summary line."""
+        return self._renderer.for_people
+
+    @property
     def is_machine_output(self) -> bool:
         """True for json/jsonl: errors on stderr are JSON as well."""
         return self._renderer.errors_as_json
@@ -106,6 +134,38 @@ class Terminal:
     def stderr_color(self) -> bool:
         return colors_allowed(self.no_color) and self.stderr_is_tty
 
+    # -- what a list or show command asked for -------------------------------
+
+    def view(self, *, fields: Sequence[str] | None, headers: bool, page: bool) -> None:
+        """Apply ``--fields``, ``--no-headers`` and paging to what is written next.
+
+        ``page``: a table on a terminal goes through the pager
+        (:mod:`vutf_cli.output.pager`); never a pipe or a machine format.
+        """
+        self._fields = list(fields) if fields is not None else None
+        self._headers = headers
+        self._page = page
+
+    def _data_out(self) -> Stdout:
+        """stdout, or the pager's input when this output is to be paged."""
+        if self._pager is not None:
+            return Stdout(self._pager.stdin, no_color=self.no_color, tty=True)
+        if not (self._page and self.is_table and self._stdout.is_tty):
+            return self._stdout
+        from vutf_cli.output.pager import Pager, pager_command
+
+        argv = pager_command()
+        encoding = getattr(self._stdout.stream, "encoding", None) or "utf-8"
+        self._pager = Pager.start(argv, encoding) if argv is not None else None
+        self._page = self._pager is not None
+        return self._data_out() if self._pager is not None else self._stdout
+
+    def close(self) -> None:
+        """Wait for the pager, if one shows the output (the command has ended)."""
+        pager, self._pager = self._pager, None
+        if pager is not None:
+            pager.close()
+
     # -- data on stdout --------------------------------------------------------
 
     def emit_object(
@@ -114,12 +174,55 @@ class Terminal:
         """Write one result object (a dataclass view or a mapping).
 
         ``fields`` selects and orders the fields (default: all of them);
+        ``--fields`` (:meth:`view`) may name any field of ``obj``;
         ``title`` is shown above the table only.
         """
         names = list(fields) if fields is not None else field_names(obj)
+        if self._fields is not None:
+            available = list(dict.fromkeys([*names, *field_names(obj)]))
+            names = select_fields(available, self._fields)
         record = {name: field_value(obj, name) for name in names}
-        self._renderer.write_object(self._stdout, record, title=title)
-        self._stdout.flush()
+        out = self._data_out()
+        self._renderer.write_object(out, record, title=title, headers=self._headers)
+        out.flush()
+
+    def emit_change(
+        self, obj: Any, *, fields: Sequence[str] | None = None, target: str | None = None
+    ) -> None:
+        """The result of a mutation, after its one-line summary (``updated user 'alice'``).
+
+        The command writes the summary on stderr (:meth:`success` or
+        :meth:`notice`).  In a table format that is all, plus, dimmed on
+        stderr, the ``target`` database it changed (``database: PATH``):
+        stdout stays empty, ``users show`` or ``-o json`` has the record.  In
+        a machine format the record goes to stdout, as ``show`` writes it.
+        """
+        if not self.is_table:
+            self.emit_object(obj, fields=fields)
+        else:
+            self._database_line(target)
+
+    def emit_changed_rows(
+        self, rows: Iterable[Any], *, columns: Sequence[Column], target: str | None = None
+    ) -> None:
+        """:meth:`emit_change` for a mutation of several records (``keys revoke A B``).
+
+        A table format writes only ``database: TARGET`` after the summary
+        line; a machine format writes the records as :meth:`emit_rows` does.
+        """
+        if not self.is_table:
+            self.emit_rows(rows, columns=columns)
+        else:
+            self._database_line(target)
+
+    def _database_line(self, target: str | None) -> None:
+        if target is not None and not self.quiet:
+            self._write_err(self._dim(f"database: {inert(target)}") + "\n")
+
+    def _dim(self, text: str) -> str:
+        if not self.stderr_color:
+            return text
+        return f"\x1b[2m{text}\x1b[0m"
 
     def emit_rows(
         self,
@@ -135,11 +238,31 @@ class Terminal:
         output is ``[]`` (json), nothing (jsonl, table) or the header (csv),
         and ``empty_notice`` goes to stderr.
         """
-        count = self._renderer.write_rows(self._stdout, rows, columns)
-        self._stdout.flush()
+        if self._fields is not None:
+            by_key = {column.key: column for column in columns}
+            chosen = select_fields(list(by_key), self._fields)
+            columns = [
+                dataclasses.replace(by_key[key].selected(), order=index)
+                for index, key in enumerate(chosen)
+            ]
+        out = self._data_out()
+        count = self._renderer.write_rows(out, rows, columns, headers=self._headers)
+        out.flush()
         if count == 0 and empty_notice:
             self.notice(empty_notice)
         return count
+
+    def emit_stream(
+        self, rows: Iterable[Any], *, columns: Sequence[Column], sample: Sequence[Any] = ()
+    ) -> int:
+        """Write rows that arrive over time, each as soon as it comes (``audit follow``).
+
+        The same renderers as :meth:`emit_rows` (a table fits the terminal
+        the same way, measured on ``sample``); never paged.
+        """
+        return self._renderer.stream_rows(
+            self._stdout, rows, columns, sample=sample, headers=self._headers
+        )
 
     @contextmanager
     def json_lines_writer(self, *, columns: Sequence[Column]) -> Iterator[Callable[[Any], None]]:
@@ -168,6 +291,9 @@ class Terminal:
     # -- messages on stderr ----------------------------------------------------
 
     def _write_err(self, text: str) -> None:
+        # A message after paged data waits until the operator leaves the
+        # pager: it would be drawn over the pager's screen otherwise.
+        self.close()
         err = self.stderr
         err.write(text)
         err.flush()
