@@ -33,7 +33,15 @@ ENV_MIN_PASSWORD_LENGTH = "VUTF_MIN_PASSWORD_LENGTH"
 ENV_AUDIT_KEY = "VUTF_AUDIT_KEY"
 ENV_KEY_PEPPER = "VUTF_KEY_PEPPER"
 ENV_DATA_DIR = "VUTF_DATA_DIR"
+# Read by the command line (cli/context.py): the zone of tables and of times typed
+# without one (vutf_cli/domain/time_input.py).
+ENV_TIMEZONE = "VUTF_TIMEZONE"
+ENV_LOCKOUT_THRESHOLD = "VUTF_LOCKOUT_THRESHOLD"
+ENV_LOCKOUT_WINDOW = "VUTF_LOCKOUT_WINDOW"
+ENV_LOCKOUT_DURATION = "VUTF_LOCKOUT_DURATION"
 ENV_NO_COLOR = "NO_COLOR"
+# Read by the output layer (vutf_cli/output/pager.py): the pager of long tables.
+ENV_PAGER = "VUTF_PAGER"
 
 # Settings that may come from the config file, with the type each must have.
 _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -49,6 +57,9 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "min_password_length": int,
     "audit_key": str,
     "key_pepper": str,
+    "lockout_threshold": int,
+    "lockout_window": int,
+    "lockout_duration": int,
 }
 
 
@@ -83,12 +94,20 @@ _RANGES: dict[str, _Range] = {
     "min_password_length": _Range(8, 1024, "a whole number of characters"),
     "pool_size": _Range(1, 1000, "a whole number of connections"),
     "max_overflow": _Range(0, 1000, "a whole number of connections"),
+    # Lockout (services/lockout.py): 0 failures turns it off; a window or lock of
+    # up to 30 days.
+    "lockout_threshold": _Range(0, 1000, "a whole number of failed attempts"),
+    "lockout_window": _Range(1, 2_592_000, "a whole number of seconds"),
+    "lockout_duration": _Range(1, 2_592_000, "a whole number of seconds"),
 }
 _ENV_NUMBERS = {
     "db_deadline": ENV_DB_DEADLINE,
     "connect_timeout": ENV_CONNECT_TIMEOUT,
     "statement_timeout_ms": ENV_STATEMENT_TIMEOUT,
     "min_password_length": ENV_MIN_PASSWORD_LENGTH,
+    "lockout_threshold": ENV_LOCKOUT_THRESHOLD,
+    "lockout_window": ENV_LOCKOUT_WINDOW,
+    "lockout_duration": ENV_LOCKOUT_DURATION,
 }
 
 
@@ -298,6 +317,10 @@ class Settings:
     max_overflow: int = 5
     argon2_profile: str = "production"
     min_password_length: int = 15
+    # OWASP-style defaults: 5 failures, each within 15 min of the previous, lock 15 min.
+    lockout_threshold: int = 5
+    lockout_window: int = 900
+    lockout_duration: int = 900
     audit_key: str | None = field(default=None, repr=False)
     key_pepper: str | None = field(default=None, repr=False)
     config_file: str | None = None
@@ -370,6 +393,22 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return result
 
 
+# A pepper or an audit key is the secret of HMACs whose keyed fingerprints
+# are stored beside the data (each API key's pepper_fingerprint, each audit
+# row's audit_key): a reader of the database can test guesses of it offline,
+# so it must be too long to guess.
+MIN_SECRET_LENGTH = 32
+
+
+def check_secret_length(name: str, value: str | None) -> None:
+    """InvalidInput (exit 2) when ``value`` (the pepper or audit key ``name``) is set but short."""
+    if value and len(value) < MIN_SECRET_LENGTH:
+        raise InvalidInput(
+            f"{name} is too short: at least {MIN_SECRET_LENGTH} characters (it has {len(value)})",
+            hint="make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+
+
 def _env_number(env: Mapping[str, str], key: str) -> int | float | None:
     name = _ENV_NUMBERS[key]
     text = env.get(name)
@@ -423,4 +462,6 @@ def load_settings(
         values["database_url"] = resolve_database_url(values["database_url"], url_source)
 
     check_output_format(values.get("output", DEFAULT_OUTPUT_FORMAT))
+    check_secret_length(ENV_KEY_PEPPER, values.get("key_pepper"))
+    check_secret_length(ENV_AUDIT_KEY, values.get("audit_key"))
     return Settings(**values)

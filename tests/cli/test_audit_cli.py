@@ -123,9 +123,13 @@ def test_list_table_shows_the_main_columns_newest_first(run_cli: RunCli, db: Dat
 
 def test_list_filters(run_cli: RunCli, db: Database) -> None:
     _varied(db)
-    assert _seqs(run_cli("audit", "list", "--json", "--actor", "alice")) == [2, 1]
-    # --actor is also a global option: wherever it stands, it filters here.
-    assert _seqs(run_cli("--actor", "bob", "audit", "list", "--json")) == [6, 4, 3]
+    assert _seqs(run_cli("audit", "list", "--json", "--by-actor", "alice")) == [2, 1]
+    # --actor is the global option (who is acting) wherever it stands: never a filter,
+    # and refused where a script may still mean the old filter (issue 12, item 11).
+    for args in (["--actor", "bob", "audit", "list"], ["audit", "list", "--actor", "bob"]):
+        refused = run_cli(*args)
+        assert (refused.exit_code, refused.stdout) == (2, "")
+        assert "hint: filter with --by-actor bob" in refused.stderr
     assert _seqs(run_cli("audit", "list", "--json", "--action", "user.*")) == [6, 2, 1]
     assert _seqs(run_cli("audit", "list", "--json", "--action", "*.create")) == [6, 3, 1]
     assert _seqs(run_cli("audit", "list", "--json", "--action", "api_key.revoke")) == [4]
@@ -137,9 +141,10 @@ def test_list_filters(run_cli: RunCli, db: Database) -> None:
     assert _seqs(run_cli("audit", "list", "--json", "--status", "failure")) == [4]
     assert _seqs(run_cli("audit", "list", "--json", "--status", "error")) == [5]
     assert _seqs(run_cli("audit", "list", "--json", "--user", str(uuid.UUID(int=2)))) == [6, 3]
-    assert _seqs(run_cli("audit", "list", "--json", "--reverse", "--actor", "bob")) == [3, 4, 6]
-    assert _seqs(run_cli("audit", "list", "--json", "--actor", "bob", "--status", "failure")) == [4]
-    empty = run_cli("audit", "list", "--json", "--actor", "nobody")
+    assert _seqs(run_cli("audit", "list", "--json", "--reverse", "--by-actor", "bob")) == [3, 4, 6]
+    by_bob = run_cli("audit", "list", "--json", "--by-actor", "bob", "--status", "failure")
+    assert _seqs(by_bob) == [4]
+    empty = run_cli("audit", "list", "--json", "--by-actor", "nobody")
     assert (empty.exit_code, empty.json()) == (0, [])
     assert "no audit entries found" in empty.stderr
 
@@ -315,20 +320,20 @@ def test_export_formats_and_filters(run_cli: RunCli, db: Database) -> None:
     jsonl = run_cli("audit", "export", "--action", "user.*")
     assert jsonl.exit_code == 0, jsonl.stderr
     assert [json.loads(line)["seq"] for line in jsonl.stdout.splitlines()] == [1, 2, 6]
-    rows = list(csv.DictReader(io.StringIO(run_cli("audit", "export", "--format", "csv").stdout)))
+    rows = list(csv.DictReader(io.StringIO(run_cli("audit", "export", "-o", "csv").stdout)))
     assert [int(row["seq"]) for row in rows] == [1, 2, 3, 4, 5, 6]
     assert json.loads(rows[0]["changes"]) == {"email": "a@x"}
     assert rows[3]["status"] == "failure"
-    header = run_cli("audit", "export", "--format", "csv", "--actor", "nobody")
+    header = run_cli("audit", "export", "-o", "csv", "--by-actor", "nobody")
     assert header.stdout.splitlines() == [",".join(ENTRY_FIELDS)]
     # The global -o is honoured for the export formats, and json streams an array.
     assert len(list(csv.reader(io.StringIO(run_cli("-o", "csv", "audit", "export").stdout)))) == 7
     array = run_cli("-o", "json", "audit", "export", "--status", "success")
     assert [entry["seq"] for entry in array.json()] == [1, 2, 3, 6]
-    assert run_cli("-o", "json", "audit", "export", "--actor", "nobody").json() == []
+    assert run_cli("-o", "json", "audit", "export", "--by-actor", "nobody").json() == []
     # -o table is not an export format: jsonl.
     assert json.loads(run_cli("-o", "table", "audit", "export").stdout.splitlines()[0])["seq"] == 1
-    bad = run_cli("audit", "export", "--format", "xml")
+    bad = run_cli("audit", "export", "-o", "xml")
     assert bad.exit_code == 2
 
 
@@ -388,13 +393,13 @@ def test_export_to_a_private_file(run_cli: RunCli, db: Database, tmp_path: Path)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert target.read_text() == run_cli("audit", "export").stdout
 
-    again = run_cli("audit", "export", "--output-file", str(target), "--format", "csv")
+    again = run_cli("audit", "export", "--output-file", str(target), "-o", "csv")
     assert again.exit_code == 4
     assert "already exists" in again.stderr
     assert target.read_text().startswith("{")  # untouched
 
     target.chmod(0o644)
-    forced = run_cli("audit", "export", "--output-file", str(target), "--format", "csv", "--force")
+    forced = run_cli("audit", "export", "--output-file", str(target), "-o", "csv", "--force")
     assert forced.exit_code == 0, forced.stderr
     assert target.read_text().splitlines()[0] == ",".join(ENTRY_FIELDS)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -550,16 +555,22 @@ def test_stats_by_each_dimension(run_cli: RunCli, db: Database) -> None:
 def test_follow_replays_and_stops(run_cli: RunCli, db: Database) -> None:
     _varied(db)
     result = run_cli(
-        "-o", "jsonl", "audit", "follow", "--since-seq", "2", "--max-events", "3", "--actor", "bob"
-    )
+        "-o", "jsonl", "audit", "follow", "--since-seq", "2", "--max-events", "3",
+        "--by-actor", "bob",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert [line["seq"] for line in result.jsonl()] == [3, 4, 6]
     assert "following the audit log after seq 1" in result.stderr
     table = run_cli("audit", "follow", "--since-seq", "5", "--timeout", "0.3", "--interval", "0.1")
     assert table.exit_code == 0, table.stderr
-    lines = table.stdout.splitlines()
+    header, rule, *lines = table.stdout.splitlines()
+    assert set(rule) == {"─"}  # drawn by the renderer `audit list` uses
+    # The columns of `audit list` (test_follow_shows_the_columns_of_list compares them).
+    assert header.split()[:4] == ["seq", "created_at", "actor", "action"]
     assert [line.split()[0] for line in lines] == ["5", "6"]
-    assert lines[0].split()[2:] == ["root", "db.upgrade", "database", "error"]
-    idle = run_cli("-o", "jsonl", "audit", "follow", "--timeout", "0.2", "--interval", "0.05")
+    assert lines[0].split()[3:5] == ["root", "db.upgrade"]
+    idle = run_cli(
+        "-o", "jsonl", "audit", "follow", "-n", "0", "--timeout", "0.2", "--interval", "0.05"
+    )
     assert (idle.exit_code, idle.stdout) == (0, "")
     assert run_cli("audit", "follow", "--interval", "0").exit_code == 2

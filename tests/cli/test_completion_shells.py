@@ -50,12 +50,20 @@ class Case:
 
 USERS_COMMANDS = frozenset(
     {"create", "list", "show", "update", "set-password", "check-password", "activate",
-     "deactivate", "verify", "delete", "restore", "export", "import"}
+     "deactivate", "verify", "delete", "restore", "export", "import", "add-role",
+     "remove-role", "unlock"}
 )  # fmt: skip
 
 CASES = [
     pytest.param(
-        Case("vutf ", frozenset({"db", "users", "keys", "audit", "completion"})), id="commands"
+        Case(
+            "vutf ",
+            frozenset(
+                {"doctor", "plan", "apply", "export-state", "batch"}
+                | {"db", "users", "keys", "roles", "audit", "completion"}
+            ),
+        ),
+        id="commands",
     ),
     pytest.param(Case("vutf users ", USERS_COMMANDS), id="users-subcommands"),
     # --search/--sort/--superuser are users list's own, --database-url/--debug global.
@@ -67,7 +75,10 @@ CASES = [
         Case("vutf users list --d", frozenset({"--deleted", "--database-url", "--debug"})),
         id="global-option-after-subcommand",
     ),
-    pytest.param(Case("vutf -o ", frozenset({"table", "json", "jsonl", "csv"})), id="o-values"),
+    pytest.param(
+        Case("vutf -o ", frozenset({"table", "wide", "json", "jsonl", "csv", "yaml"})),
+        id="o-values",
+    ),
     pytest.param(
         Case("vutf audit list -o j", frozenset({"json", "jsonl"})), id="o-values-after-command"
     ),

@@ -191,7 +191,7 @@ def test_history_and_heads_rows(run_cli: RunCli, command: str) -> None:
     assert [list(row) for row in rows] == [REVISION_COLUMNS] * len(rows)
     assert rows[0]["revision"] == HEAD_REVISION
     assert rows[0]["is_head"] is True
-    assert rows[0]["description"].startswith("Failed-login counting and lockout")
+    assert rows[0]["description"].startswith("Stored usernames and emails rewritten")
     if command == "heads":
         assert len(rows) == 1
     else:
@@ -407,7 +407,7 @@ def test_sql_is_offline_and_keeps_the_password_out() -> None:
         listener.setblocking(False)
         port = listener.getsockname()[1]
         result = invoke(
-            ["db", "downgrade", "-1", "--sql"],
+            ["db", "downgrade", "-2", "--sql"],  # down to 0003: past 0004's DROP TABLE
             env={
                 "VUTF_DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/vutf",
                 "VUTF_DB_DEADLINE": "1",
@@ -416,7 +416,7 @@ def test_sql_is_offline_and_keeps_the_password_out() -> None:
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
     _assert_ok(result)
-    assert "ALTER TABLE users DROP COLUMN locked_until;" in result.stdout
+    assert "DROP TABLE user_roles;" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
 
 
@@ -475,8 +475,8 @@ def test_downgrade_to_base_then_upgrade_again(
 def test_downgrade_relative_revision(run_cli: RunCli, database_url: str) -> None:
     result = run_cli("db", "downgrade", "-1", "--yes", "--json")
     _assert_ok(result)
-    assert result.json()["current"] == "0002_audit_chain_link"
-    assert _revision(database_url) == "0002_audit_chain_link"
+    assert result.json()["current"] == "0004_roles"
+    assert _revision(database_url) == "0004_roles"
 
 
 # -- errors ----------------------------------------------------------------------------

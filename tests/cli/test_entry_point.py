@@ -32,7 +32,8 @@ def test_the_hoisted_options_are_the_root_options() -> None:
     options = result.stdout.split("\nOptions:\n", 1)[1].split("\n\n", 1)[0]
     offered: dict[str, bool] = {}
     for line in options.splitlines():
-        match = re.match(r"^  (-\w, )?(--[\w-]+)( <\w+>)?", line)
+        # A value is named by its metavar (URL, FORMAT, USER), never a flag.
+        match = re.match(r"^  (-\w, )?(--[\w-]+)( [A-Z]+\b)?", line)
         if match:
             takes_value = match.group(3) is not None
             for name in filter(None, [match.group(1), match.group(2)]):
@@ -51,10 +52,31 @@ def test_global_options_are_hoisted_up_to_a_double_dash() -> None:
 
 
 # -- --version ------------------------------------------------------------------------------
-@pytest.mark.parametrize("args", [["--version"], ["--json", "--version"], ["users", "--version"]])
+@pytest.mark.parametrize("args", [["--version"], ["users", "--version"], ["-q", "--version"]])
 def test_version_prints_the_version_anywhere_on_the_line(args: list[str]) -> None:
     result = invoke(args)
-    assert (result.exit_code, result.stdout, result.stderr) == (0, f"vutf {__version__}\n", "")
+    assert (result.exit_code, result.stderr) == (0, "")
+    # The first line is what scripts read; then Python, SQLAlchemy and the schema head.
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"vutf {__version__}"
+    assert [line.split(" ")[0] for line in lines[1:]] == ["Python", "SQLAlchemy", "schema"]
+
+
+@pytest.mark.parametrize("args", [["--json", "--version"], ["--version", "-o", "json"]])
+def test_version_with_json_output_is_one_json_object(args: list[str]) -> None:
+    import platform
+    from importlib import metadata
+
+    from vutf_cli.services.doctor import versions
+
+    result = invoke(args)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.json() == {
+        "vutf": __version__,
+        "python": platform.python_version(),
+        "sqlalchemy": metadata.version("SQLAlchemy"),
+        "schema_head": versions().schema_head,
+    }
 
 
 def test_version_into_a_closed_pipe_is_a_normal_stop() -> None:

@@ -446,8 +446,8 @@ def test_import_errors_for_missing_file_and_format(run_cli: RunCli, tmp_path: Pa
     assert "cannot read" in missing.stderr
     source = tmp_path / "users.txt"
     source.write_text(jsonl([row("abc")]))
-    assert run_cli("users", "import", str(source), "--format", "xml").exit_code == 2
-    ok(run_cli("users", "import", str(source), "--format", "jsonl"))  # sniffed also works
+    assert run_cli("users", "import", str(source), "--input-format", "xml").exit_code == 2
+    ok(run_cli("users", "import", str(source), "--input-format", "jsonl"))  # sniffed also works
     ok(run_cli("users", "import", str(source), "--skip-existing"))
 
 

@@ -133,8 +133,8 @@ def start_follow(database_url: str) -> Iterator[Any]:
 
 
 def test_follow_prints_rows_appended_by_another_process(db: Database, start_follow: Any) -> None:
-    _append(db, "user.create")  # history: not printed
-    follower = start_follow("--max-events", "3")
+    _append(db, "user.create")  # history: not printed with -n 0
+    follower = start_follow("-n", "0", "--max-events", "3")
     seqs = []
     for action in ("user.update", "api_key.create", "user.delete"):
         seq = _append(db, action)

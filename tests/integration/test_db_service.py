@@ -190,16 +190,24 @@ def test_check_detects_a_partial_index_that_lost_its_predicate(
 # -- migrations through the service ---------------------------------------------------------
 def test_plan_downgrade_changes_nothing(db: Database, database_url: str) -> None:
     _insert_user(database_url, "carol")
-    plan = db_service.plan_downgrade(db, "-3")
+    plan = db_service.plan_downgrade(db, "-5")
     assert plan.current == HEAD_REVISION
-    assert plan.destination == "base"  # "-3" pinned to what it means now
+    assert plan.destination == "base"  # "-5" pinned to what it means now
     assert [step.revision for step in plan.steps] == [
         HEAD_REVISION,
+        "0004_roles",
+        "0003_login_lockout",
         "0002_audit_chain_link",
         "0001_initial",
     ]
     assert plan.drops_everything is True
-    assert dict(plan.row_counts) == {"users": 1, "api_keys": 0, "audit_log": 0}
+    assert dict(plan.row_counts) == {
+        "users": 1,
+        "api_keys": 0,
+        "audit_log": 0,
+        "roles": 4,  # the built-in roles
+        "user_roles": 0,
+    }
     assert db_service.current(db).current == HEAD_REVISION
 
 

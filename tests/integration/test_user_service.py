@@ -321,8 +321,9 @@ def test_delete_revokes_keys_and_hard_delete_cascades(db: Database) -> None:
     db.run(key)
     soft = service.delete_user(db, "iris")
     assert (soft.hard, soft.api_keys, soft.user.is_deleted) == (False, 1, True)
-    with pytest.raises(Conflict, match="already deleted"):
-        service.delete_user(db, "iris")
+    again = service.delete_user(db, "iris")  # already so: nothing written
+    assert (again.changed, again.api_keys, again.user.is_deleted) == (False, 0, True)
+    assert service.delete_user(db, "nobody", if_exists=True) is None
     hard = service.delete_user(db, str(user.id), hard=True)
     assert (hard.hard, hard.api_keys) == (True, 1)
 

@@ -386,7 +386,7 @@ def test_a_reader_that_pauses_longer_than_the_wait_limit_gets_every_line(
 ) -> None:
     # csv reads through the ordinary, batched query path: the control case.
     url = pg.url(big_database.name)
-    export = start_export(url, "--format", export_format, *FIRST_ROWS_WINDOW, env=FAULT_ENV)
+    export = start_export(url, "-o", export_format, *FIRST_ROWS_WINDOW, env=FAULT_ENV)
     exports.append(export)
     export.read_in_background(stdout=False)
     time.sleep(WAIT_LIMIT + 1.5)  # the pipe is full long before: vutf waits on the reader
@@ -414,7 +414,7 @@ def test_a_reader_that_closes_the_pipe_ends_the_export_quietly(
 ) -> None:
     # `vutf audit export | head -1`: exit 0, nothing on stderr (the CLI's contract for
     # a closed stdout, which the csv export keeps).
-    export = start_export(pg.url(big_database.name), "--format", export_format)
+    export = start_export(pg.url(big_database.name), "-o", export_format)
     exports.append(export)
     export.read_in_background(stdout=False)
     assert export.process.stdout is not None
@@ -435,7 +435,7 @@ def test_a_reader_that_closes_the_pipe_ends_the_export_quietly(
 def test_ctrl_c_mid_export_exits_130(
     export_format: str, big_database: BigDatabase, pg: PgInstance, exports: list[RunningExport]
 ) -> None:
-    export = start_export(pg.url(big_database.name), "--format", export_format)
+    export = start_export(pg.url(big_database.name), "-o", export_format)
     exports.append(export)
     export.read_in_background()
     assert export.first_output.wait(30), export.describe()
@@ -461,7 +461,7 @@ def test_ctrl_c_on_a_stalled_export_ends_it_at_once(
 ) -> None:
     # A wait limit long enough to tell "at once" from "when the watchdog gives up".
     env = {**FAULT_ENV, "VUTF_STATEMENT_TIMEOUT": "10000"}
-    export = start_export(proxy.url(big_database.name), "--format", export_format, env=env)
+    export = start_export(proxy.url(big_database.name), "-o", export_format, env=env)
     exports.append(export)
     export.read_in_background()
     assert export.first_output.wait(30), export.describe()

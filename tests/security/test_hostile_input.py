@@ -31,6 +31,7 @@ from typing import TypeVar
 import pytest
 
 from tests.cli.conftest import CliResult
+from tests.roles_support import grant_role_at
 from tests.security import (
     DOCUMENTED_EXIT_CODES,
     PASSWORD,
@@ -116,6 +117,7 @@ def url(database_url: str) -> str:
     """A database holding alice (with an API key named ci) and bob."""
     create_user(database_url, "alice")
     create_user(database_url, "bob")
+    grant_role_at(database_url, "alice")  # a key never carries more than its owner holds
     created = run(database_url, "--json", "keys", "create", "-u", "alice", "-n", "ci")
     assert created.exit_code == 0, created.stderr
     return database_url
@@ -132,7 +134,7 @@ NUL_ARGUMENTS = {
     "key description": ["keys", "create", "-u", "alice", "-n", "k2", "--description", "a\x00"],
     "key reference": ["keys", "show", "vutf_\x00"],
     "scope": ["keys", "create", "-u", "alice", "-n", "k3", "--scope", "read\x00"],
-    "audit filter": ["audit", "list", "--actor", "x\x00y"],
+    "audit filter": ["audit", "list", "--by-actor", "x\x00y"],
     "audit time": ["audit", "list", "--since", "2030-01-01\x00"],
     "actor of a change": ["--actor", "ops\x00", "users", "deactivate", "bob"],
     "import path": ["users", "import", "users\x00.csv"],
@@ -669,7 +671,7 @@ def test_audit_numbers_beyond_64_bits_are_invalid_input(url: str, argv: list[str
     assert code == 2, err
 
 
-@pytest.mark.parametrize("option", ["--actor", "--resource-id", "--user"])
+@pytest.mark.parametrize("option", ["--by-actor", "--actor", "--resource-id", "--user"])
 @pytest.mark.parametrize("value", ["\x00", "\udcff"], ids=["nul", "invalid-utf8"])
 def test_audit_export_with_unstorable_filter_text(url: str, option: str, value: str) -> None:
     # Refused up front (build_query), whatever path the command then takes.
@@ -681,7 +683,9 @@ def test_audit_export_with_unstorable_filter_text(url: str, option: str, value: 
     assert state_fingerprint(url) == before
 
 
-@pytest.mark.parametrize("option", ["--actor", "--resource-id", "--user", "--resource-type"])
+@pytest.mark.parametrize(
+    "option", ["--by-actor", "--actor", "--resource-id", "--user", "--resource-type"]
+)
 def test_audit_filter_longer_than_its_column_is_refused_briefly(url: str, option: str) -> None:
     code, _, err = no_crash(run(url, "audit", "export", option, "x" * 100_000))
     assert code == 2, err

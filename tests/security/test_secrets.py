@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import CliResult
+from tests.roles_support import grant_role_at
 from tests.security import (
     PASSWORD,
     REPO_ROOT,
@@ -54,7 +55,8 @@ from tests.security import (
 
 MODULE = "test_secrets"
 # Value-taking options that may carry a secret-looking name: each takes a PATH.
-SECRET_PATH_OPTIONS = {"--password-file", "--key-file", "--secret-file"}
+# Paths of files a secret is read from or written to (`apply --secrets-dir`: a folder of them).
+SECRET_PATH_OPTIONS = {"--password-file", "--key-file", "--secret-file", "--secrets-dir"}
 SECRET_WORDS = re.compile(r"pass|secret|token|pepper|credential|key", re.IGNORECASE)
 # Arguments named like a key that are references (id or 12-character prefix), not keys.
 KEY_REFERENCES = {"key", "keys"}
@@ -278,6 +280,7 @@ def test_sentinels_appear_nowhere_but_the_one_intended_display(
     )
 
     # -- API keys -------------------------------------------------------------------------------
+    grant_role_at(url, "alice")  # a key never carries more than its owner holds
     shown = _ok(run(url, "--json", "keys", "create", "-u", "alice", "-n", "ci"))
     ledger.add("keys create (shown once)", shown, intended_display=shown.json()["key"])
     ledger.key("key shown at creation", shown.json()["key"])
@@ -490,6 +493,7 @@ def test_a_whole_key_is_never_accepted_as_a_reference(database_url: str) -> None
             input=PASSWORD,
         )
     )
+    grant_role_at(url, "alice")
     key = _ok(run(url, "--json", "keys", "create", "-u", "alice", "-n", "ci")).json()["key"]
     before = state_fingerprint(url)
     for argv in (
@@ -519,6 +523,7 @@ def test_secrets_on_stdin_are_not_echoed(database_url: str) -> None:
     ):
         result = _ok(run(url, *args, input=password + "\n"))
         assert password not in result.stdout + result.stderr
+    grant_role_at(url, "alice")
     key = _ok(run(url, "--json", "keys", "create", "-u", "alice", "-n", "ci")).json()["key"]
     for args in (
         ["keys", "verify"],
@@ -599,6 +604,7 @@ def test_the_interactive_prompts_do_not_echo_what_is_typed(database_url: str) ->
     )
     assert checked.exit_code == 0, checked.stderr
 
+    grant_role_at(database_url, "alice")
     key = _ok(run(database_url, "--json", "keys", "create", "-u", "alice", "-n", "ci")).json()
     term = Terminal(["keys", "verify"], env)
     term.read_until(b"key: ")

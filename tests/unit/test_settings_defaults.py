@@ -48,4 +48,9 @@ def test_the_default_database_is_named_by_its_absolute_path(
     result = invoke(["-o", "json", "db", "status"])
     assert result.exit_code == 0, result.stderr
     assert result.json()["database"] == f"sqlite:///{tmp_path}/relative-data/vutf.db"
+    # Looking does not create it; the first command that uses it does, and says where.
+    assert not (tmp_path / "relative-data" / "vutf.db").exists()
+    created = invoke(["users", "list"])
+    assert created.exit_code == 0, created.stderr
+    assert f"{tmp_path}/relative-data/vutf.db" in created.stderr
     assert (tmp_path / "relative-data" / "vutf.db").is_file()

@@ -24,6 +24,7 @@ from vutf_cli.cli.audit_options import (
     ResourceIdOption,
     ResourceTypeOption,
     SinceOption,
+    SinceSeqOption,
     StatusOption,
     UntilOption,
     UserOption,
@@ -34,14 +35,25 @@ from vutf_cli.cli.context import get_app
 from vutf_cli.cli.list_options import (
     AllOption,
     CursorOption,
+    FieldsOption,
     LimitOption,
+    NoHeadersOption,
+    NoPagerOption,
+    apply_view,
     emit_listing,
     page_limit,
 )
 from vutf_cli.output_formats import OUTPUT_FORMATS
 
 app = typer.Typer(
-    help="Read and check the audit log: list, show, follow, export, verify, head, stats.",
+    help=(
+        "Read and check the audit log: list, follow, export, verify.\n\n"
+        "\b\nExamples:\n"
+        "  vutf audit list --since 1d --by-actor alice\n"
+        "  vutf -o jsonl audit follow --status failure\n"
+        "  vutf audit export --output-file audit.jsonl\n"
+        '  anchor=$(vutf audit head) && vutf audit verify --anchor "$anchor"'
+    ),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -70,12 +82,18 @@ def list_entries(
     status: StatusOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    since_seq: SinceSeqOption = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
     limit: LimitOption = None,
     cursor: CursorOption = None,
     all_rows: AllOption = False,
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
-    """List audit entries, newest first: all for json, jsonl and csv, a page in a table.
+    """List audit entries, newest first: all for json, jsonl, csv.
+
+    A table shows a page (see --limit and --all).
 
     When rows are left out (a table's page, or --limit), "next cursor:
     CURSOR" is printed on stderr (even with --quiet); pass it back with
@@ -92,6 +110,7 @@ def list_entries(
     from vutf_cli.services import audit as audit_service
 
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
     query = build_query(
         app_ctx,
         actor=actor,
@@ -102,6 +121,7 @@ def list_entries(
         status=status,
         since=since,
         until=until,
+        since_seq=since_seq,
     )
     listing = audit_service.stream_entries(
         app_ctx.database(),
@@ -119,6 +139,9 @@ def show(
     seq_or_id: Annotated[
         str, typer.Argument(metavar="SEQ_OR_ID", help="The entry's seq number or its id.")
     ],
+    fields: FieldsOption = None,
+    no_headers: NoHeadersOption = False,
+    no_pager: NoPagerOption = False,
 ) -> None:
     """Show one audit entry in full, with its changes and metadata.
 
@@ -130,6 +153,7 @@ def show(
     from vutf_cli.services import audit as audit_service
 
     app_ctx = get_app(ctx)
+    apply_view(app_ctx, fields=fields, no_headers=no_headers, no_pager=no_pager)
     entry = audit_service.show(app_ctx.database(), seq_or_id)
     app_ctx.terminal.emit_object(entry, title=f"audit entry {entry.seq}")
 
@@ -219,13 +243,13 @@ def stats(
         typer.Option(
             "--by",
             metavar="DIMENSION",
-            help="Group by: action, actor, resource-type, status or day (UTC).",
+            help="Group by [action|actor|resource-type|status|day] (day: in UTC).",
         ),
     ] = "action",
     since: SinceOption = None,
     until: UntilOption = None,
 ) -> None:
-    """Count audit entries by action, actor, resource type, status or day.
+    """Count audit entries by action, actor, type, status or day.
 
     \b
     Examples:

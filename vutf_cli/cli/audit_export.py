@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,6 +22,7 @@ from vutf_cli.cli.audit_options import (
     ResourceIdOption,
     ResourceTypeOption,
     SinceOption,
+    SinceSeqOption,
     StatusOption,
     UntilOption,
     UserOption,
@@ -30,7 +30,7 @@ from vutf_cli.cli.audit_options import (
     entry_columns,
 )
 from vutf_cli.cli.context import AppContext, get_app
-from vutf_cli.cli.private_file import private_file
+from vutf_cli.cli.private_file import ForceOption, OutputFileOption, private_file
 from vutf_cli.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -52,42 +52,33 @@ def export(
     status: StatusOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    since_seq: SinceSeqOption = None,
     export_format: Annotated[
         str | None,
-        typer.Option(
-            "--format",
-            metavar="FORMAT",
-            help="jsonl (default), csv or json (a streamed array); -o jsonl|csv|json also works.",
-        ),
+        # The old spelling of -o here (-o is the output format everywhere).
+        typer.Option("--format", metavar="FORMAT", hidden=True),
     ] = None,
-    output_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--output-file",
-            metavar="PATH",
-            help="Write to PATH (a new file gets mode 0600) instead of stdout.",
-            dir_okay=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite an existing --output-file.")
-    ] = False,
+    output_file: OutputFileOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Export audit entries, oldest first, streamed in constant memory.
 
     Everything comes from one consistent snapshot of the log, however long
     the export takes.  A progress bar is drawn on stderr when it is a
-    terminal.
+    terminal.  Formats: -o [jsonl|csv|json] (json: a streamed array); the
+    default is jsonl whatever VUTF_OUTPUT says.
 
     \b
     Examples:
       vutf audit export > audit.jsonl
-      vutf audit export --format csv --since 7d --output-file audit.csv
+      vutf audit export -o csv --since 7d --output-file audit.csv
       vutf audit export --action 'api_key.*' | jq -c 'select(.status != "success")'
     """
     from vutf_cli.output import Terminal
 
     app_ctx = get_app(ctx)
+    if export_format is not None:
+        app_ctx.terminal.warning("--format is deprecated; use -o")
     fmt = _export_format(export_format, app_ctx.raw_output_format(EXPORT_FORMATS, prints="jsonl"))
     query = build_query(
         app_ctx,
@@ -99,6 +90,7 @@ def export(
         status=status,
         since=since,
         until=until,
+        since_seq=since_seq,
     )
     terminal = app_ctx.terminal
     app_ctx.database()  # the schema is checked before any --output-file is created

@@ -8,7 +8,7 @@ Click ``.type``) and prints a script that completes commands, subcommands,
 options (the global options after a subcommand too, since vutf hoists them
 from anywhere) and fixed option values by itself: pressing <TAB> starts no
 process.  Only the values named in :data:`DYNAMIC_VALUES` (usernames, key
-prefixes) call ``vutf completion names KIND PREFIX``, which prints one
+prefixes, role names) call ``vutf completion names KIND PREFIX``, which prints one
 candidate per line, and nothing at all (exit 0) when the database cannot
 answer.
 
@@ -42,7 +42,15 @@ from vutf_cli.cli.completion_scripts import (
 if TYPE_CHECKING:
     from vutf_cli.services.audit_trail import Database
 
-app = typer.Typer(help="Print a shell completion script (bash, zsh, fish).")
+app = typer.Typer(
+    help=(
+        "Print a shell completion script (bash, zsh, fish).\n\n"
+        "\b\nExamples:\n"
+        "  vutf completion bash > ~/.local/share/bash-completion/completions/vutf\n"
+        "  vutf completion zsh > ~/.zfunc/_vutf\n"
+        "  vutf completion fish > ~/.config/fish/completions/vutf.fish"
+    )
+)
 
 PROG_NAME = "vutf"
 
@@ -54,6 +62,8 @@ DYNAMIC_VALUES: dict[str, str] = {
     "user": "users",
     "key": "keys",
     "keys": "keys",
+    # `role_name`: a vutf role (`role` is a PostgreSQL role in `db grant-runtime`).
+    "role_name": "roles",
 }
 
 
@@ -97,14 +107,22 @@ def _export_formats() -> Sequence[str]:
 # Options that take a plain string checked against a fixed list by the code
 # that owns the list: Click parameter name -> that list.  An option whose
 # Click type is a Choice needs no entry (its choices are read from the tree).
+# The help of each of these options lists its choices as choices_label()
+# spells them (tests/cli/test_help_contract.py checks it against this table:
+# most owners import SQLAlchemy, which `vutf --help` must not load).
 FIXED_VALUES: dict[str, Callable[[], Sequence[str]]] = {
     "output": _output_formats,  # -o/--output (global)
     "status": _audit_statuses,  # audit list/export --status
     "by": _stats_dimensions,  # audit stats --by
     "sort": _user_sort_fields,  # users list --sort
-    "file_format": _import_formats,  # users import --format
-    "export_format": _export_formats,  # audit export --format
+    "input_format": _import_formats,  # users import --input-format
+    "export_format": _export_formats,  # audit export --format (hidden, deprecated)
 }
+
+
+def choices_label(choices: Sequence[str]) -> str:
+    """How a help text lists an option's choices: ``[table|json|jsonl|csv]``."""
+    return "[" + "|".join(choices) + "]"
 
 
 # Parameters that name a file (vutf takes them as a plain string or a Path):
@@ -207,7 +225,7 @@ def bash(ctx: typer.Context) -> None:
     """Print the bash completion script.
 
     \b
-    Install:
+    Examples (install):
       vutf completion bash > ~/.local/share/bash-completion/completions/vutf
     """
     _print_script(ctx, "bash")
@@ -218,7 +236,7 @@ def zsh(ctx: typer.Context) -> None:
     """Print the zsh completion script.
 
     \b
-    Install (a directory in $fpath, before compinit runs):
+    Examples (install into a directory in $fpath, before compinit runs):
       vutf completion zsh > ~/.zfunc/_vutf   # with fpath=(~/.zfunc $fpath) in ~/.zshrc
     """
     _print_script(ctx, "zsh")
@@ -229,7 +247,7 @@ def fish(ctx: typer.Context) -> None:
     """Print the fish completion script.
 
     \b
-    Install:
+    Examples (install):
       vutf completion fish > ~/.config/fish/completions/vutf.fish
     """
     _print_script(ctx, "fish")
@@ -244,10 +262,10 @@ NAMES_DEADLINE = 2.0
 @app.command("names", hidden=True)
 def names(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help="users or keys")],
+    kind: Annotated[str, typer.Argument(help="users, keys or roles")],
     prefix: Annotated[str, typer.Argument(help="Only candidates starting with this.")] = "",
 ) -> None:
-    """Print the usernames or key prefixes starting with PREFIX, one a line (for the scripts).
+    """Print the usernames, key prefixes or role names starting with PREFIX, one a line.
 
     Exit 0 with nothing printed on any error: a <TAB> never shows one.
     """
@@ -266,7 +284,7 @@ def _names(settings: Any, kind: str, prefix: str) -> list[str]:
     from vutf_cli.services.audit_trail import database_for
     from vutf_cli.settings import default_database_url
 
-    if kind not in ("users", "keys"):
+    if kind not in ("users", "keys", "roles"):
         return []
     default_file = Path(default_database_url().removeprefix("sqlite:///"))
     if settings.is_default_database and not default_file.exists():
@@ -279,9 +297,18 @@ def _names(settings: Any, kind: str, prefix: str) -> list[str]:
     try:
         # No schema check: it would migrate the default database; a query on
         # a missing or older schema fails, and prints nothing.
+        if kind == "roles":
+            return _role_names(db, prefix)
         return _usernames(db, prefix) if kind == "users" else _key_prefixes(db, prefix)
     finally:
         db.dispose()
+
+
+def _role_names(db: Database, prefix: str) -> list[str]:
+    from vutf_cli.services import roles as roles_service
+
+    names = [role.name for role in roles_service.list_roles(db)]
+    return [name for name in names if name.startswith(prefix)][:MAX_CANDIDATES]
 
 
 def _usernames(db: Database, prefix: str) -> list[str]:

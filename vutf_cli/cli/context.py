@@ -9,9 +9,10 @@ command obtains a password or key: never from argv.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +21,11 @@ import typer
 
 from vutf_cli.errors import ExitCode, InvalidInput, VutfError
 from vutf_cli.output_formats import DEFAULT_OUTPUT_FORMAT, OUTPUT_FORMATS
-from vutf_cli.settings import ENV_OUTPUT
+from vutf_cli.settings import ENV_OUTPUT, ENV_TIMEZONE
 
 if TYPE_CHECKING:
     from vutf_cli.domain.invocation import Invocation
-    from vutf_cli.output import Terminal
+    from vutf_cli.output import Column, Terminal
     from vutf_cli.services.audit_trail import Database
     from vutf_cli.settings import Settings
 
@@ -75,8 +76,11 @@ class GlobalOptions:
 class AppContext:
     """Created by the entry point and handed to Typer as ``obj``; see :func:`get_app`."""
 
-    def __init__(self, options: GlobalOptions) -> None:
+    def __init__(self, options: GlobalOptions, *, within: str | None = None) -> None:
         self.options = options
+        # The command that runs this one inside its own process (``batch``),
+        # or None for a command line of its own; see :func:`vutf_cli.cli.app.run`.
+        self.within = within
         self._settings: Settings | None = None
         self._terminal: Terminal | None = None
         self._database: Database | None = None
@@ -97,14 +101,32 @@ class AppContext:
     def enter_command(self, ctx: typer.Context) -> None:
         """Remember the command being run (its path and options go into audit metadata)."""
         self._command_context = ctx
+        self.apply_time_zone()
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             from vutf_cli.settings import load_settings
 
-            self._settings = load_settings(self.options.as_flags())
+            flags = self.options.as_flags()
+            if self.within is not None and flags["output"] is None:
+                # A command run by another (a batch line) is read by a program:
+                # JSON unless its own line asks otherwise; VUTF_OUTPUT and the
+                # config file are for people.  Raw outputs keep their plain form.
+                flags["output"] = "json"
+            self._settings = load_settings(flags)
         return self._settings
+
+    def apply_time_zone(self) -> None:
+        """Choose this command's zone from VUTF_TIMEZONE (exit 2 for an unknown one).
+
+        It is how tables show times and what a TIME typed without a zone means
+        (:mod:`vutf_cli.domain.time_input`); json, jsonl and csv stay UTC.
+        """
+        from vutf_cli.domain import time_input
+
+        name = os.environ.get(ENV_TIMEZONE)
+        time_input.use_zone(None if name is None else time_input.parse_zone(name))
 
     @property
     def terminal(self) -> Terminal:
@@ -117,6 +139,8 @@ class AppContext:
             except VutfError:
                 # Settings are broken; still report errors in the requested format.
                 fmt = fallback_output_format(self.options)
+                if self.within is not None and self.options.output is None:
+                    fmt = "json"  # as the settings above would have said
                 no_color, quiet = self.options.no_color, self.options.quiet
             self._terminal = Terminal(output_format=fmt, no_color=no_color, quiet=quiet)
         return self._terminal
@@ -131,8 +155,10 @@ class AppContext:
         ``honoured``; any other explicit format is exit 2, never ignored.
         """
         flag = self.options.output
-        if flag is None or flag == "table" or flag in honoured:
-            return flag or "table"
+        if flag is None or flag == "table" or flag == "wide":
+            return "table"  # -o wide is a table too: the plain form
+        if flag in honoured:
+            return flag
         command = "" if self._command_context is None else self._command_context.command_path
         raise InvalidInput(
             f"{command.partition(' ')[2] or command} prints {prints}; "
@@ -152,13 +178,71 @@ class AppContext:
 
             invocation = None
             if self._command_context is not None:
-                invocation = invocation_of(self._command_context)
+                invocation = invocation_of(self._command_context, within=self.within)
             self._database = database_for(self.settings, invocation)
+            terminal = self.terminal
+            if terminal.stderr_is_tty and not self.settings.quiet:
+                # Retries are visible on a terminal; a script gets the final
+                # error, which says how many attempts were made.
+                self._database.policy = dataclasses.replace(
+                    self._database.policy, on_retry=self._show_retry
+                )
         if check_schema:
             self._database.ensure_schema()
+            if self._database.created_default:
+                # Said once: the next command finds the schema there.  A
+                # warning, shown with -q: it is the one sign that a script
+                # lost its VUTF_DATABASE_URL and is working on a new database.
+                self._database.created_default = False
+                self.terminal.warning(
+                    f"created the default database {database_target(self.settings)}"
+                )
         return self._database
 
+    def emit_change(self, obj: Any, *, fields: Collection[str] | None = None) -> None:
+        """Render what a mutation returned (after its summary line): see Terminal.emit_change."""
+        self.terminal.emit_change(
+            obj,
+            fields=list(fields) if fields is not None else None,
+            target=database_target(self.settings),
+        )
+
+    def emit_changed_rows(self, rows: Iterable[Any], *, columns: Sequence[Column]) -> None:
+        """As :meth:`emit_change`, for several records: see Terminal.emit_changed_rows."""
+        self.terminal.emit_changed_rows(
+            rows, columns=columns, target=database_target(self.settings)
+        )
+
+    def _show_retry(self, notice: Any) -> None:
+        """One line on stderr, rewritten in place for each retry and erased when they end.
+
+        ``notice`` is a ``vutf_cli.db.retry.RetryNotice``, or None when the
+        retries are over (typed loosely: the command line does not import db).
+        """
+        import shutil
+
+        from vutf_cli.output.sanitize import inert
+
+        err = self.terminal.stderr
+        if notice is None:
+            err.write("\r\x1b[K")
+        else:
+            what = "busy" if notice.busy else "unreachable"
+            # The numbers first: the reason is what a narrow terminal cuts.
+            line = inert(
+                f"retrying: attempt {notice.attempt} failed, next in {notice.next_in:.1f} s, "
+                f"gives up in {notice.gives_up_in:.0f} s: database {what} ({notice.reason})"
+            )
+            # One physical line, or "\r" would rewrite only the last of several.
+            width = max(shutil.get_terminal_size().columns - 1, 20)
+            if len(line) > width:
+                line = line[: width - 1] + "…"
+            err.write("\r\x1b[K" + line)
+        err.flush()
+
     def close(self) -> None:
+        if self._terminal is not None:
+            self._terminal.close()  # wait for the pager, if one shows the output
         if self._database is not None:
             self._database.dispose()
 
@@ -172,8 +256,45 @@ class AppContext:
                 f"confirmation required: {question}",
                 hint="re-run with --yes to confirm non-interactively",
             )
-        if not typer.confirm(question, default=False, err=True):
-            raise Cancelled("cancelled; nothing was changed")
+        # Asked as text and read here: typer.confirm answers an unknown reply
+        # with Click's own "Error: invalid input", beside vutf's "error:" style.
+        while True:
+            answer = typer.prompt(f"{question} [y/N]", default="", show_default=False, err=True)
+            reply = str(answer).strip().lower()
+            if reply in ("y", "yes"):
+                return
+            if reply in ("", "n", "no"):
+                raise Cancelled("cancelled; nothing was changed")
+            _prompt_error(InvalidInput(f"answer y or n (got {str(answer).strip()[:20]!r})"))
+
+    def required_value(self, value: str | None, *, option: str, label: str) -> str:
+        """A required option's value: asked for on a terminal when missing, else exit 2.
+
+        Never a wait for input without a terminal: a script that forgot the
+        option gets the usual one-line error.
+        """
+        if value is not None:
+            return value
+        if not stdin_is_tty():
+            raise InvalidInput(
+                f"missing option {option}", hint=f"give {option} (it is asked for on a terminal)"
+            )
+        for attempt in range(1, PROMPT_ATTEMPTS + 1):
+            answer = str(typer.prompt(label, default="", show_default=False, err=True)).strip()
+            if answer:
+                return answer
+            if attempt < PROMPT_ATTEMPTS:  # the last refusal is the command's error
+                _prompt_error(InvalidInput(f"{option} must not be empty"))
+        raise InvalidInput(f"missing option {option}", hint=f"{label}: nothing was given")
+
+
+def database_target(settings: Settings) -> str:
+    """The database a command works on, as messages name it: a SQLite file's path, else the
+    masked URL (no password)."""
+    masked = settings.masked_url
+    if masked.startswith("sqlite:///") and masked != "sqlite:///:memory:":
+        return masked.removeprefix("sqlite:///").partition("?")[0]
+    return masked
 
 
 def fallback_output_format(options: GlobalOptions) -> str:
@@ -194,13 +315,15 @@ def get_app(ctx: typer.Context) -> AppContext:
     return root.obj
 
 
-def invocation_of(ctx: typer.Context) -> Invocation:
+def invocation_of(ctx: typer.Context, *, within: str | None = None) -> Invocation:
     """The command path and the names of the options typed, never their values.
 
     What the audit rows record about the command line (docs/architecture.md
     §3.2): values may hold secrets (a URL with a password, say), and the
     audit log is append-only.  Only options given on the command line count,
     not those from the environment or a config file; global options first.
+    A command run ``within`` another (``batch``) has that command's name in
+    front of its path: ``batch users create``.
     """
     from vutf_cli.domain.invocation import Invocation
 
@@ -226,6 +349,8 @@ def invocation_of(ctx: typer.Context) -> Invocation:
             if name not in names:
                 names.append(name)
     path = " ".join(str(context.info_name) for context in chain[1:])  # not the program name
+    if path and within is not None:
+        path = f"{within} {path}"
     return Invocation(path or None, tuple(names))
 
 
@@ -244,6 +369,48 @@ def _strip_one_newline(text: str) -> str:
     return text
 
 
+# How many times a prompt asks again after an unusable answer (then exit 2).
+PROMPT_ATTEMPTS = 3
+
+
+def _prompt_error(error: InvalidInput) -> None:
+    """An answer at a prompt was refused: say why in vutf's style, then ask again."""
+    text = f"error: {error.message}\n"
+    if error.hint:
+        text += f"hint: {error.hint}\n"
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _prompt_secret(what: str, *, confirm: bool, check: Callable[[str], None] | None) -> str:
+    """A hidden prompt; a new secret is checked before it is asked for again to confirm.
+
+    Up to :data:`PROMPT_ATTEMPTS` tries: a secret the policy refuses, or a
+    confirmation that differs, is reported and asked for again; then the
+    last refusal is the error (exit 2).  Click's own confirmation prompt is
+    not used: it would ask to confirm a password the policy then refuses,
+    and reports a mismatch as "Error: ...".
+    """
+    label = what[:1].upper() + what[1:]
+    for attempt in range(1, PROMPT_ATTEMPTS + 1):
+        secret = str(typer.prompt(label, hide_input=True, err=True))
+        try:
+            if check is not None:
+                check(secret)
+            if confirm:
+                # Click's wording, which people (and scripts driving a pty) know.
+                again = str(typer.prompt("Repeat for confirmation", hide_input=True, err=True))
+                if again != secret:
+                    raise InvalidInput(f"the two {what}s do not match")
+        except InvalidInput as exc:
+            if attempt == PROMPT_ATTEMPTS:
+                raise  # the entry point reports the last refusal, once
+            _prompt_error(exc)
+            continue
+        return secret
+    raise AssertionError("unreachable")
+
+
 def read_secret(
     *,
     what: str,
@@ -252,14 +419,20 @@ def read_secret(
     confirm: bool,
     stdin_flag: str = "--password-stdin",
     file_flag: str = "--password-file",
+    check: Callable[[str], None] | None = None,
 ) -> str:
     """A secret from stdin, a file, or a hidden prompt; never from argv.
 
     Exactly one trailing newline is removed (what ``echo`` and editors add);
-    anything else is part of the secret.
+    anything else is part of the secret.  ``stdin_flag`` with stdin on a
+    terminal is the hidden prompt: reading the terminal as a file would echo
+    the secret.  ``check`` (the password policy) vets a prompted secret
+    before its confirmation; the services check every secret anyway.
     """
     if from_stdin and from_file is not None:
         raise InvalidInput(f"use either {stdin_flag} or {file_flag}, not both")
+    if from_stdin and stdin_is_tty():
+        return _prompt_secret(what, confirm=confirm, check=check)
     if from_stdin:
         try:
             secret = _strip_one_newline(sys.stdin.read())
@@ -275,10 +448,7 @@ def read_secret(
         except UnicodeDecodeError:
             raise InvalidInput(f"{what} file {from_file} is not valid UTF-8") from None
     elif stdin_is_tty():
-        value = typer.prompt(
-            what[:1].upper() + what[1:], hide_input=True, confirmation_prompt=confirm, err=True
-        )
-        secret = str(value)
+        secret = _prompt_secret(what, confirm=confirm, check=check)
     else:
         raise InvalidInput(
             f"no {what} given and stdin is not a terminal",

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from vutf_cli.services.runtime_role import RuntimeRoleSql
 
 app = typer.Typer(
-    help="Manage the database schema (migrations, status, connectivity).",
+    help=(
+        "Manage the schema: migrations, status, connectivity.\n\n"
+        "\b\nExamples:\n"
+        "  vutf db upgrade\n"
+        "  vutf db status\n"
+        "  vutf db check --quiet || vutf db upgrade\n"
+        "  createdb vutf && vutf --database-url postgresql://localhost/vutf db upgrade"
+    ),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -128,7 +135,7 @@ def downgrade(
     ],
     sql: SqlOption = False,
 ) -> None:
-    """Downgrade the schema to REVISION (asks for confirmation first).
+    """Downgrade the schema to REVISION (asks first).
 
     Shows what will be undone, then asks; without a terminal, --yes is
     required.  Downgrading to base drops every vutf table with its data.
@@ -164,7 +171,7 @@ def downgrade(
 
 @app.command()
 def current(ctx: typer.Context) -> None:
-    """Show the schema revision of the database and the head revision.
+    """Show the database's schema revision and the head revision.
 
     The revision is null when the database has no vutf schema.
 
@@ -238,7 +245,9 @@ def check(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """Show server, revision, row counts, pool and timeouts.
 
-    The URL is shown with its password masked.
+    The URL is shown with its password masked.  The default database is
+    not created by looking: if it does not exist yet, a warning says so
+    (exit 0, as `vutf doctor`).
 
     \b
     Examples:
@@ -248,6 +257,7 @@ def status(ctx: typer.Context) -> None:
     from vutf_cli.services import db_status as db_service
 
     app_ctx = get_app(ctx)
+    _say_uncreated_default(app_ctx, "its status is that of an empty database")
     app_ctx.terminal.emit_object(db_service.status(app_ctx.database(check_schema=False)))
 
 
@@ -256,7 +266,9 @@ def ping(ctx: typer.Context) -> None:
     """Make one round trip to the database and report its latency.
 
     Transient failures are retried until VUTF_DB_DEADLINE (seconds); a
-    database still unreachable then exits 7.
+    database still unreachable then exits 7.  A default database that does
+    not exist yet is not created: a warning says so, nothing is printed
+    (exit 0, as `vutf doctor`).
 
     \b
     Examples:
@@ -266,7 +278,28 @@ def ping(ctx: typer.Context) -> None:
     from vutf_cli.services import db_status as db_service
 
     app_ctx = get_app(ctx)
+    if _say_uncreated_default(app_ctx, "nothing to ping"):
+        return
     app_ctx.terminal.emit_object(db_service.ping(app_ctx.database(check_schema=False)))
+
+
+def _say_uncreated_default(app_ctx: AppContext, consequence: str) -> bool:
+    """Whether the target is the default database and it does not exist yet (then said so).
+
+    As `vutf doctor` has it, that is healthy (exit 0: the first command that
+    needs it creates it), but looking does not create it, and the line is
+    shown even with -q: a missing VUTF_DATABASE_URL must not pass unnoticed.
+    """
+    from vutf_cli.services.db_status import uncreated_default
+
+    path = uncreated_default(app_ctx.settings)
+    if path is None:
+        return False
+    app_ctx.terminal.warning(
+        f"the default database {path} is not created yet ({consequence}); "
+        "the first command that needs it creates it"
+    )
+    return True
 
 
 # -- the least-privilege runtime role ---------------------------------------------------
@@ -299,12 +332,13 @@ def grant_runtime(
         ),
     ] = False,
 ) -> None:
-    """Give ROLE exactly what vutf needs at run time (PostgreSQL only).
+    """Give ROLE exactly what vutf needs at run time (PostgreSQL).
 
     \b
     users, api_keys   SELECT, INSERT, UPDATE, DELETE (soft deletes are UPDATEs;
                       DELETE is for `users delete --hard`: --no-hard-delete)
     audit_log         SELECT, INSERT only: never UPDATE, DELETE or TRUNCATE
+    roles, user_roles SELECT, INSERT, UPDATE (removals are soft deletes)
     alembic_version   SELECT (the schema check)
     database, schema  CONNECT, USAGE; never CREATE or any other DDL
 
@@ -324,11 +358,14 @@ def grant_runtime(
     from vutf_cli.services import runtime_role as db_service
 
     app_ctx = get_app(ctx)
+    unkeyed = db_service.audit_key_warning(app_ctx.settings, role)
     if sql:
         rendered = db_service.render_runtime_grant_sql(
             app_ctx.settings, role, create=create, hard_delete=not no_hard_delete
         )
         _emit_sql(app_ctx, rendered, _ROLE_SQL_FIELDS)
+        if unkeyed is not None:
+            app_ctx.terminal.warning(unkeyed)
         return
     db_service.require_postgresql(app_ctx.settings, "grant-runtime")
     app_ctx.confirm(f"Grant vutf's runtime privileges to role {role!r}?")
@@ -344,6 +381,8 @@ def grant_runtime(
             f"role {result.role!r} cannot log in; the DBA's step: "
             "ALTER ROLE <role> LOGIN PASSWORD '...' (or GRANT <role> TO a login role)"
         )
+    if unkeyed is not None:
+        app_ctx.terminal.warning(unkeyed)
     app_ctx.terminal.emit_object(result)
 
 
@@ -358,7 +397,7 @@ def revoke_runtime(
         ),
     ] = False,
 ) -> None:
-    """Take back from ROLE what grant-runtime gave (PostgreSQL only).
+    """Take back what grant-runtime gave ROLE (PostgreSQL).
 
     The role itself is left alone.  The output lists what ROLE still holds on
     vutf's tables (through PUBLIC or memberships), normally nothing.  Asks

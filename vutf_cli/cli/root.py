@@ -19,25 +19,55 @@ from typing import Annotated
 
 import typer
 
-from vutf_cli import __version__
-from vutf_cli.cli import audit, completion, db, keys, users
+from vutf_cli.cli import audit, batch, completion, db, declarative, doctor, keys, roles, users
+from vutf_cli.cli.completion import choices_label
 from vutf_cli.cli.context import GlobalOptions, MissingCommand, get_app
-from vutf_cli.errors import InvalidInput, PipeClosed
+from vutf_cli.errors import ExitCode, InvalidInput, PipeClosed
 from vutf_cli.output_formats import OUTPUT_FORMATS
 
 PROG_NAME = "vutf"
 
 # The options of `root` below, which the entry point moves to the front of the
-# line wherever they appear: those that take a value, and the flags.
+# line wherever they appear: those that take a value, and the flags.  A global
+# option keeps its one meaning wherever it stands, so no command may define an
+# option of the same name (tests/cli/test_help_contract.py walks the tree).
 # tests/cli/test_entry_point.py checks these against `vutf --help`.
 GLOBAL_VALUE_OPTIONS = frozenset({"--database-url", "--output", "-o", "--actor"})
-GLOBAL_FLAGS = frozenset({"--json", "--yes", "--quiet", "--no-color", "--debug", "--version"})
+GLOBAL_FLAGS = frozenset(
+    {"--json", "--yes", "-y", "--quiet", "-q", "--no-color", "--debug", "--version"}
+)
+
+# Every exit code (errors.ExitCode), in the words of the help; a test checks
+# that none is missing.
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "ok",
+    ExitCode.INTERNAL: "internal error (a bug; --debug shows the traceback)",
+    ExitCode.USAGE: "invalid input or usage",
+    ExitCode.NOT_FOUND: "not found",
+    ExitCode.CONFLICT: "conflict",
+    ExitCode.DENIED: "denied",
+    ExitCode.INTEGRITY: "integrity failure",
+    ExitCode.UNAVAILABLE: "database unavailable",
+    ExitCode.SCHEMA_OUTDATED: "schema not at head",
+    ExitCode.NOT_DELIVERED: "one-time secret created but not delivered",
+    ExitCode.CHANGES_PENDING: "vutf plan found changes to apply",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, end of input at a prompt) or cancelled",
+}
 
 EPILOG = (
-    "Global options may also follow the subcommand (vutf users list --json). "
-    "Exit codes: 0 ok, 2 invalid input, 3 not found, 4 conflict, 5 denied, "
-    "6 integrity failure, 7 database unavailable, 8 schema not at head, "
-    "9 one-time secret created but not delivered."
+    "Global options may also follow the subcommand (vutf users list --json) and keep"
+    " their meaning there. Exit codes: "
+    + ", ".join(f"{int(code)} {meaning}" for code, meaning in EXIT_CODES.items())
+    + "."
+)
+
+# Shown at the end of every command's and group's help: the global options
+# apply there too (they are hoisted from anywhere on the line).
+GLOBAL_OPTIONS_REFERENCE = (
+    "\b\n"  # kept as written: Click would break "--database-url" at its hyphen
+    "Global options (anywhere on the line; details and exit codes: vutf --help):\n"
+    "  -o/--output FORMAT, --json, --database-url URL, --actor USER,\n"
+    "  -y/--yes, -q/--quiet, --no-color, --debug"
 )
 
 
@@ -69,29 +99,51 @@ GROUPS: dict[str, typer.Typer] = {
     "db": db.app,
     "users": users.app,
     "keys": keys.app,
+    "roles": roles.app,
     "audit": audit.app,
     "completion": completion.app,
 }
 
 for _name, _group in GROUPS.items():
+    # Typer's own record of each command (CommandInfo.epilog, the `epilog=` of
+    # @app.command): every command's help ends with the global options.
+    for _info in _group.registered_commands:
+        if _info.epilog is None:
+            _info.epilog = GLOBAL_OPTIONS_REFERENCE
     app.add_typer(
         _group,
         name=_name,
         callback=require_command,
         invoke_without_command=True,
         no_args_is_help=False,
+        epilog=GLOBAL_OPTIONS_REFERENCE,
     )
 
+app.command("doctor", epilog=GLOBAL_OPTIONS_REFERENCE)(doctor.doctor)
+app.command("plan", epilog=GLOBAL_OPTIONS_REFERENCE)(declarative.plan)
+app.command("apply", epilog=GLOBAL_OPTIONS_REFERENCE)(declarative.apply)
+app.command("export-state", epilog=GLOBAL_OPTIONS_REFERENCE)(declarative.export_state)
+app.command("batch", epilog=GLOBAL_OPTIONS_REFERENCE)(batch.batch)
 
-def _version_callback(value: bool) -> None:
-    if value:
-        try:
-            sys.stdout.write(f"vutf {__version__}\n")
+
+def _version_callback(ctx: typer.Context, value: bool) -> None:
+    if not value:
+        return
+    # Eager: runs before -o is parsed, so the entry point's reading of the
+    # command line decides the format (like `audit head`, only -o/--json given
+    # on the command line makes it a record; VUTF_OUTPUT does not).
+    app_ctx = get_app(ctx)
+    fmt = app_ctx.options.output
+    try:
+        if fmt in (None, "table"):
+            sys.stdout.write(doctor.version_text())
             sys.stdout.flush()
-        except BrokenPipeError as exc:
-            # Typer would turn an EPIPE into exit 1; a closed pipe is a normal stop.
-            raise PipeClosed() from exc
-        raise typer.Exit()
+        else:
+            app_ctx.terminal.emit_object(doctor.version_record())
+    except BrokenPipeError as exc:
+        # Typer would turn an EPIPE into exit 1; a closed pipe is a normal stop.
+        raise PipeClosed() from exc
+    raise typer.Exit()
 
 
 @app.callback()
@@ -101,6 +153,7 @@ def root(
         str | None,
         typer.Option(
             "--database-url",
+            metavar="URL",
             help="Database URL (env VUTF_DATABASE_URL). Default: SQLite file in the data dir.",
             show_default=False,
         ),
@@ -108,16 +161,23 @@ def root(
     output: Annotated[
         str | None,
         typer.Option(
-            "--output", "-o", help=f"Output format: {', '.join(OUTPUT_FORMATS)} (env VUTF_OUTPUT)."
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help=f"Output format: {choices_label(OUTPUT_FORMATS)} (env VUTF_OUTPUT).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
     actor: Annotated[
         str | None,
-        typer.Option("--actor", help="Who is acting, for the audit log (env VUTF_ACTOR)."),
+        typer.Option(
+            "--actor",
+            metavar="USER",
+            help="Who is acting, for the audit log (env VUTF_ACTOR); never a filter.",
+        ),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Assume yes to confirmations.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only data and errors.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Assume yes to confirmations.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only data and errors.")] = False,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours (NO_COLOR is honoured too).")
     ] = False,
@@ -126,7 +186,7 @@ def root(
         bool,
         typer.Option(
             "--version",
-            help="Print the version and exit.",
+            help="Print the versions of vutf, Python, SQLAlchemy and the schema head; exit.",
             callback=_version_callback,
             is_eager=True,
         ),
@@ -136,9 +196,10 @@ def root(
 
     \b
     Examples:
+      vutf db upgrade
       vutf users create alice --email alice@example.com
       vutf users list --json | jq -r '.[].username'
-      vutf db upgrade
+      vutf doctor
     """
     if as_json and output not in (None, "json"):
         raise InvalidInput("--json conflicts with -o " + str(output))
@@ -161,7 +222,9 @@ def root(
 
 __all__ = [
     "EPILOG",
+    "EXIT_CODES",
     "GLOBAL_FLAGS",
+    "GLOBAL_OPTIONS_REFERENCE",
     "GLOBAL_VALUE_OPTIONS",
     "GROUPS",
     "PROG_NAME",

@@ -13,6 +13,7 @@ evaluated there, twice each (names imported only for type checking are
 quoted instead).
 """
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vutf_cli.cli.context import get_app
+from vutf_cli.cli.private_file import ForceOption, OutputFileOption, private_file
+from vutf_cli.cli.renamed_options import renamed
 from vutf_cli.cli.user_options import user_columns
 from vutf_cli.errors import InvalidInput, VutfError
 
@@ -57,6 +60,8 @@ def export(
     include_deleted: Annotated[
         bool, typer.Option("--include-deleted", help="Deleted and live users together.")
     ] = False,
+    output_file: OutputFileOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Export users as json (default), jsonl or csv, streamed.
 
@@ -68,7 +73,7 @@ def export(
     Examples:
       vutf users export > users.json
       vutf users export -o csv > users.csv
-      vutf users export --include-hashes -o jsonl > backup.jsonl
+      vutf users export --include-hashes -o jsonl --output-file backup.jsonl
     """
     from vutf_cli.output import Terminal
     from vutf_cli.services import user_transfer as service
@@ -82,16 +87,24 @@ def export(
         include_hashes=include_hashes,
     )
     terminal = app_ctx.terminal
-    if terminal.output_format == "table":
+    if terminal.is_table:
         settings = app_ctx.settings
         terminal = Terminal(output_format="json", no_color=settings.no_color, quiet=settings.quiet)
     if include_hashes:
         terminal.warning("the export contains password hashes: keep it as safe as the database")
-    count = terminal.emit_rows(
-        rows, columns=user_columns(with_hash=include_hashes), empty_notice="no users found"
-    )
+    with contextlib.ExitStack() as stack:
+        target = terminal
+        if output_file is not None:
+            handle = stack.enter_context(private_file(output_file, force=force))
+            target = Terminal(output_format=terminal.output_format, quiet=True, stdout=handle)
+        count = target.emit_rows(
+            rows, columns=user_columns(with_hash=include_hashes), empty_notice="no users found"
+        )
+    where = "" if output_file is None else f" to {output_file}"
     if count:
-        terminal.notice(f"exported {count} user(s)")
+        terminal.notice(f"exported {count} user(s){where}")
+    elif output_file is not None:
+        terminal.notice("no users found")
 
 
 def import_users(
@@ -99,9 +112,18 @@ def import_users(
     file: Annotated[
         str, typer.Argument(metavar="FILE", help="json, jsonl or csv file; - for stdin.")
     ],
-    file_format: Annotated[
+    input_format: Annotated[
         str | None,
-        typer.Option("--format", metavar="FORMAT", help="json, jsonl or csv (default: from FILE)."),
+        typer.Option(
+            "--input-format",
+            metavar="FORMAT",
+            help="The format of FILE: [json|jsonl|csv] (default: from its name and content).",
+        ),
+    ] = None,
+    old_format: Annotated[
+        str | None,
+        # The old name of --input-format (-o is the output format everywhere).
+        typer.Option("--format", metavar="FORMAT", hidden=True),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check everything, write nothing.")
@@ -114,13 +136,22 @@ def import_users(
         bool,
         typer.Option("--skip-invalid", help="Import the good rows and only report the bad ones."),
     ] = False,
+    allow_weak_hashes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-hashes",
+            help="Accept password hashes weaker than the configured argon2 profile "
+            "(rehashed at each user's next login).",
+        ),
+    ] = False,
 ) -> None:
-    """Import users from a json, jsonl or csv file (all or nothing).
+    """Import users from json, jsonl or csv (all or nothing).
 
     Columns: username, email, full_name, is_superuser, is_active,
     is_verified, and either password (plaintext, the password rules apply)
     or password_hash (argon2id, as written by `users export
-    --include-hashes`); the other columns of an export are ignored.  Every
+    --include-hashes`; a hash weaker than the configured profile needs
+    --allow-weak-hashes); the other columns of an export are ignored.  Every
     problem is reported with its line number (and, in a JSON array, the
     object's number), and then nothing is written; with -o json the
     problems are a list in the error object.
@@ -134,6 +165,9 @@ def import_users(
     from vutf_cli.services import user_transfer as service
 
     app_ctx = get_app(ctx)
+    file_format = renamed(
+        app_ctx, new=input_format, old=old_format, new_name="--input-format", old_name="--format"
+    )
     data = _read_input(file)
     terminal = app_ctx.terminal
     try:
@@ -146,6 +180,7 @@ def import_users(
             skip_existing=skip_existing,
             skip_invalid=skip_invalid,
             progress=terminal.progress,
+            allow_weak_hashes=allow_weak_hashes,
         )
     except VutfError as exc:
         problems = getattr(exc, "problems", ())

@@ -45,16 +45,25 @@ from vutf_cli.cli.user_options import (
     read_password,
     user_record,
 )
-from vutf_cli.cli.user_passwords import check_password, set_password
+from vutf_cli.cli.user_passwords import check_password, set_password, unlock
 from vutf_cli.cli.user_queries import list_users, show
+from vutf_cli.cli.user_roles import add_role, remove_role
 from vutf_cli.cli.user_transfer import export, import_users
 from vutf_cli.errors import InvalidInput, SecretNotDelivered
 
 if TYPE_CHECKING:
+    from vutf_cli.domain.user_results import CreatedUser
     from vutf_cli.domain.user_view import UserView
 
 app = typer.Typer(
-    help="Manage users: create, list, show, change, delete, import and export.",
+    help=(
+        "Manage users: create, list, change, delete, import, export.\n\n"
+        "\b\nExamples:\n"
+        "  vutf users create alice --email alice@example.com\n"
+        "  vutf users list --search acme\n"
+        "  vutf users deactivate alice\n"
+        "  vutf users export -o jsonl --output-file users.jsonl"
+    ),
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -67,7 +76,12 @@ def create(
     username: Annotated[
         str, typer.Argument(metavar="USERNAME", help="3-100 characters of A-Z a-z 0-9 _ -.")
     ],
-    email: Annotated[str, typer.Option("--email", metavar="EMAIL", help="Email address.")],
+    email: Annotated[
+        str | None,
+        typer.Option(
+            "--email", metavar="EMAIL", help="Email address (required; asked for on a terminal)."
+        ),
+    ] = None,
     full_name: Annotated[
         str | None, typer.Option("--full-name", metavar="NAME", help="Display name.")
     ] = None,
@@ -111,10 +125,24 @@ def create(
     app_ctx = get_app(ctx)
     if generate_password and (password_stdin or password_file is not None):
         raise InvalidInput("--generate-password cannot be combined with a password to read")
+    email = app_ctx.required_value(email, option="--email", label="Email address")
+    if if_not_exists:
+        # Looked up before any password is asked for or read (as keys create does).
+        found = service.existing_user(
+            app_ctx.database(),
+            username=username,
+            email=email,
+            full_name=full_name,
+            is_superuser=superuser,
+            is_verified=verified,
+        )
+        if found is not None:
+            _report_existing_user(app_ctx, found)
+            return
     password = (
         None
         if generate_password
-        else read_password(stdin=password_stdin, file=password_file, confirm=True)
+        else read_password(stdin=password_stdin, file=password_file, confirm=True, app_ctx=app_ctx)
     )
     result = service.create_user(
         app_ctx.database(),
@@ -128,14 +156,8 @@ def create(
         if_not_exists=if_not_exists,
     )
     terminal = app_ctx.terminal
-    if not result.created:
-        terminal.notice(f"user '{result.user.username}' already exists; left unchanged")
-        if result.differences:
-            terminal.warning(
-                f"the existing user '{result.user.username}' differs from the request in: "
-                + ", ".join(result.differences)
-            )
-        emit_user(app_ctx, result.user)
+    if not result.created:  # created meanwhile by someone else
+        _report_existing_user(app_ctx, result)
         return
     terminal.success(f"created user '{result.user.username}'")
     if result.password is None:
@@ -152,6 +174,17 @@ def create(
             hint=f"set a new password: vutf users set-password {name}",
         )
     terminal.warning("the generated password is shown only this once: store it now")
+
+
+def _report_existing_user(app_ctx: AppContext, result: "CreatedUser") -> None:
+    terminal = app_ctx.terminal
+    terminal.notice(f"user '{result.user.username}' already exists; left unchanged")
+    if result.differences:
+        terminal.warning(
+            f"the existing user '{result.user.username}' differs from the request in: "
+            + ", ".join(result.differences)
+        )
+    emit_user(app_ctx, result.user)
 
 
 app.command("list")(list_users)
@@ -205,6 +238,21 @@ def update(
 
 app.command("set-password")(set_password)
 app.command("check-password")(check_password)
+app.command()(unlock)
+
+
+IfExists = Annotated[
+    bool,
+    typer.Option(
+        "--if-exists",
+        help="If USER does not exist, say so on stderr and exit 0 (nothing is written).",
+    ),
+]
+
+
+def _report_missing(app_ctx: AppContext, user: str, what: str) -> None:
+    # --if-exists: nothing to do is success; stdout stays empty (there is no user).
+    app_ctx.terminal.notice(f"user '{user}' does not exist; nothing to {what} (--if-exists)")
 
 
 def _report_change(
@@ -233,17 +281,23 @@ def activate(ctx: typer.Context, user: UserArgument) -> None:
 
 
 @app.command()
-def deactivate(ctx: typer.Context, user: UserArgument) -> None:
-    """Deactivate a user: they cannot log in and their API keys stop working.
+def deactivate(ctx: typer.Context, user: UserArgument, if_exists: IfExists = False) -> None:
+    """Deactivate a user: no logins; their API keys stop working.
+
+    An inactive user is left as it is (exit 0).
 
     \b
     Examples:
       vutf users deactivate alice
+      vutf users deactivate old-bot --if-exists
     """
     from vutf_cli.services import users as service
 
     app_ctx = get_app(ctx)
-    result = service.deactivate_user(app_ctx.database(), user)
+    result = service.deactivate_user(app_ctx.database(), user, if_exists=if_exists)
+    if result is None:
+        _report_missing(app_ctx, user, "deactivate")
+        return
     _report_change(app_ctx, result.user, result.changed, "deactivated", "inactive")
 
 
@@ -270,16 +324,21 @@ def delete(
         bool,
         typer.Option("--hard", help="Remove the row and the user's API keys for good."),
     ] = False,
+    if_exists: IfExists = False,
 ) -> None:
-    """Delete a user: soft (restorable; their API keys are revoked) or --hard.
+    """Delete a user: soft (restorable) or --hard.
+
+    A soft delete revokes their API keys; --hard removes the row and the keys.
 
     Asks for confirmation on a terminal; without one, --yes is required.
-    A soft-deleted username or email can be registered again.
+    A soft-deleted username or email can be registered again.  Deleting a
+    deleted user again (without --hard) changes nothing and exits 0.
 
     \b
     Examples:
       vutf users delete alice
       vutf users delete alice --hard --yes
+      vutf --yes users delete old-bot --if-exists
     """
     from vutf_cli.services import users as service
 
@@ -288,9 +347,16 @@ def delete(
         app_ctx.confirm(f"Permanently delete user '{user}' and all their API keys?")
     else:
         app_ctx.confirm(f"Delete user '{user}' and revoke their API keys?")
-    result = service.delete_user(app_ctx.database(), user, hard=hard)
+    result = service.delete_user(app_ctx.database(), user, hard=hard, if_exists=if_exists)
+    if result is None:
+        _report_missing(app_ctx, user, "delete")
+        return
     name = result.user.username
-    if result.hard:
+    if not result.changed:
+        app_ctx.terminal.notice(
+            f"user '{name}' is already deleted; nothing changed (--hard removes it for good)"
+        )
+    elif result.hard:
         app_ctx.terminal.success(
             f"removed user '{name}' for good, with {result.api_keys} API key(s)"
         )
@@ -300,8 +366,10 @@ def delete(
 
 
 @app.command()
-def restore(ctx: typer.Context, user: UserArgument) -> None:
-    """Restore a soft-deleted user (their revoked API keys stay revoked).
+def restore(ctx: typer.Context, user: UserArgument, if_exists: IfExists = False) -> None:
+    """Restore a soft-deleted user (revoked keys stay revoked).
+
+    A live user is left as it is (exit 0).
 
     \b
     Examples:
@@ -311,10 +379,14 @@ def restore(ctx: typer.Context, user: UserArgument) -> None:
     from vutf_cli.services import users as service
 
     app_ctx = get_app(ctx)
-    result = service.restore_user(app_ctx.database(), user)
-    app_ctx.terminal.success(f"restored user '{result.username}'")
-    emit_user(app_ctx, result)
+    result = service.restore_user(app_ctx.database(), user, if_exists=if_exists)
+    if result is None:
+        _report_missing(app_ctx, user, "restore")
+        return
+    _report_change(app_ctx, result.user, result.changed, "restored", "live (not deleted)")
 
 
 app.command()(export)
 app.command("import")(import_users)
+app.command("add-role")(add_role)
+app.command("remove-role")(remove_role)

@@ -1,4 +1,17 @@
-"""`vutf audit follow`: new matching entries as they are appended, like ``tail -f``."""
+"""`vutf audit follow`: new matching entries as they are appended, like ``tail -f``.
+
+Where it starts (decided before :func:`follow` returns, so nothing appended
+meanwhile is missed or printed twice):
+
+* ``last=N`` (``-n N``; the command's default is 10, the library's 0): the
+  last N matching entries first, oldest first, then what is appended;
+* ``since_seq``: every matching entry from that seq on, then what is appended;
+* a ``since`` time in the query (``--since``): every matching entry from
+  that time on, then what is appended (the query keeps filtering by it).
+
+``max_events`` counts every entry yielded, those shown first included, so
+``-n 0 --max-events 1`` waits for the next one.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +47,27 @@ MAX_OUTAGE_BACKOFF: Final = 30.0
 
 
 # -- follow ----------------------------------------------------------------------------
+# The most entries -n may ask to see first (as --limit of the lists).
+MAX_FOLLOW_LAST: Final = 100_000
+# Recent entries a table measures its columns by when none is shown first.
+SAMPLE_SIZE: Final = 20
+
+
 @dataclass(frozen=True, slots=True)
 class Following:
-    """A started follow: entries after ``after_seq`` are yielded by ``entries`` as they come."""
+    """A started follow: the entries shown first, then those after ``after_seq`` as they come.
+
+    ``after_seq`` is the head when the follow started (or the seq before
+    ``since_seq``); ``shown_first`` how many entries ``entries`` yields
+    before the new ones (``-n``, never more than ``max_events``).
+    ``sample``: recent matching entries, like those to come, for a table to
+    measure its columns by before the first one arrives (not to be shown).
+    """
 
     after_seq: int
     entries: Iterator[AuditEntry]
+    shown_first: int = 0
+    sample: tuple[AuditEntry, ...] = ()
 
 
 def follow(
@@ -47,6 +75,7 @@ def follow(
     query: AuditQuery,
     *,
     since_seq: int | None = None,
+    last: int = 0,
     interval: float = 1.0,
     max_events: int | None = None,
     timeout: float | None = None,
@@ -57,8 +86,10 @@ def follow(
 ) -> Following:
     """Follow new matching entries as they are appended, like ``tail -f``.
 
-    The starting point is fixed before this returns: after the current head,
-    or just before ``since_seq`` to replay from there.  ``entries`` then polls
+    The starting point is fixed before this returns: after the current head
+    (with the ``last`` matching entries before it shown first), just before
+    ``since_seq`` to replay from there, or at the start when the query has a
+    ``since`` time (module docstring).  ``entries`` then polls
     every ``interval`` seconds.  While the database is unreachable,
     ``on_outage`` is called once and polling goes on with a growing pause (up
     to 30 s; the circuit breaker makes each try fail fast meanwhile);
@@ -79,18 +110,40 @@ def follow(
         raise InvalidInput(
             f"--timeout must be between 0 and {MAX_FOLLOW_TIMEOUT:.0f} seconds (got {timeout})"
         )
+    if not 0 <= last <= MAX_FOLLOW_LAST:
+        raise InvalidInput(f"-n must be between 0 and {MAX_FOLLOW_LAST} (got {last})")
     if since_seq is not None:
         check_seq("--since-seq", since_seq)
+        if query.since is not None:
+            raise InvalidInput("give --since or --since-seq, not both")
     deadline = None if timeout is None else clock() + timeout
 
-    def start(uow: UnitOfWork) -> tuple[ResolvedFilters, int]:
-        filters = resolve_filters(uow, query)
-        if since_seq is not None:
-            return filters, since_seq - 1
-        found = uow.audit.head()
-        return filters, 0 if found is None else found[0]
+    # --max-events counts what is shown first: -n 3 --max-events 2 shows the
+    # newest 2 of those 3, not the oldest 2 (the newest would then be missing).
+    shown = last if max_events is None else min(last, max_events)
 
-    filters, after_seq = db.run(start, read_only=True)
+    def start(
+        uow: UnitOfWork,
+    ) -> tuple[ResolvedFilters, int, list[AuditEntry], list[AuditEntry]]:
+        filters = resolve_filters(uow, query)
+        found = uow.audit.head()  # read before the entries: see below
+
+        def recent() -> list[AuditEntry]:
+            return fetch_entries(
+                uow, filters, descending=True, after_seq=None, limit=max(shown, SAMPLE_SIZE)
+            )
+
+        if since_seq is not None:
+            return filters, since_seq - 1, [], recent()
+        if query.since is not None:
+            return filters, 0, [], recent()  # the since filter picks the first entry
+        head = 0 if found is None else found[0]
+        newest = recent()
+        backlog = newest[:shown][::-1]
+        # A row appended between the two reads may be in the backlog: never twice.
+        return filters, max([head, *(entry.seq for entry in backlog)]), backlog, newest
+
+    filters, after_seq, backlog, sample = db.run(start, read_only=True)
 
     def poll(last_seq: int) -> list[AuditEntry]:
         return db.run(
@@ -103,6 +156,11 @@ def follow(
     def entries() -> Iterator[AuditEntry]:
         last_seq = after_seq
         emitted = 0
+        for entry in backlog:
+            yield entry
+            emitted += 1
+            if max_events is not None and emitted >= max_events:
+                return
         outage = False
         pause = interval
         while True:
@@ -135,4 +193,4 @@ def follow(
                     return
             sleep(wait)
 
-    return Following(after_seq, entries())
+    return Following(after_seq, entries(), shown_first=len(backlog), sample=tuple(sample))

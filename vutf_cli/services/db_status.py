@@ -1,20 +1,34 @@
 """`vutf db status` and `vutf db ping`: what the live database is, and one round trip.
 
 Both read only; neither creates a missing SQLite file (``status`` reports an
-empty one).  :func:`probe` is also what a downgrade plan counts rows with.
+empty one), not even the embedded default database, which every other
+command creates on first use: looking must not make a target that may be
+the wrong one look healthy (:func:`uncreated_default`).  :func:`probe` is also
+what a downgrade plan counts rows with.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from vutf_cli.db.database import Database
     from vutf_cli.db.uow import UnitOfWork
+    from vutf_cli.settings import Settings
 
-__all__ = ["DatabaseStatus", "PingResult", "Probe", "missing_probe", "ping", "probe", "status"]
+__all__ = [
+    "DatabaseStatus",
+    "PingResult",
+    "Probe",
+    "missing_probe",
+    "ping",
+    "probe",
+    "status",
+    "uncreated_default",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +117,23 @@ def missing_probe() -> Probe:
     )
 
 
+def uncreated_default(settings: Settings) -> Path | None:
+    """The embedded default database's file when ``settings`` target it and it does not exist."""
+    from vutf_cli.settings import default_database_url
+
+    if not settings.is_default_database:
+        return None
+    path = Path(default_database_url().removeprefix("sqlite:///"))
+    return None if path.exists() else path
+
+
 def status(db: Database) -> DatabaseStatus:
+    """What the database is; a missing SQLite file is reported empty, never created."""
     from vutf_cli.db.schema_version import HEAD_REVISION
+
+    if uncreated_default(db.settings) is not None:
+        # Read as any missing file is: the engine is built without creating it.
+        db.create_missing = False
 
     found = missing_probe() if db.missing_file else db.run(probe, read_only=True)
     pool_class, pool_size, max_overflow, pool_timeout = _pool_settings(db)

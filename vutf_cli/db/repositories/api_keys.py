@@ -143,6 +143,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
             description=description,
             key_prefix=key_format.key_prefix(plaintext),
             key_hash=key_format.key_digest(plaintext, self._pepper),
+            pepper_fingerprint=key_format.pepper_fingerprint(self._pepper),
             permissions=granted,
             expires_at=expires_at,
         )
