@@ -41,6 +41,7 @@ from types import TracebackType
 from typing import Final
 
 from vutf_cli.db.database import Database
+from vutf_cli.domain.roles import EffectivePermissions, ScopeSource
 from vutf_cli.domain.user_results import CreatedUser, DeletedUser, UserChange
 from vutf_cli.domain.user_view import UserView
 from vutf_cli.domain.views import ApiKeyView
@@ -59,6 +60,7 @@ from vutf_cli.services import (
     key_queries,
     key_revocation,
     key_verification,
+    permissions,
     user_passwords,
     user_queries,
     users,
@@ -82,6 +84,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DeletedUser",
     "Denied",
+    "EffectivePermissions",
     "ExpiryChange",
     "IntegrityFailure",
     "InvalidInput",
@@ -90,6 +93,7 @@ __all__ = [
     "RevokeResult",
     "SchemaOutdated",
     "ScopeChange",
+    "ScopeSource",
     "Settings",
     "StaleVersion",
     "Store",
@@ -284,6 +288,16 @@ class Store:
             is_verified=is_verified,
             if_not_exists=if_not_exists,
         )
+
+    def user_permissions(self, user: str) -> EffectivePermissions:
+        """What the live ``user`` may do now (``vutf users show --permissions``).
+
+        The union of their live, unexpired roles' scopes (everything for a
+        superuser), each with the roles that grant it; ``.grants(scope)``
+        answers one question.  A key of theirs never carries more
+        (:meth:`verify_key` narrows it to this at the instant it checks).
+        """
+        return permissions.user_permissions(self._ready(), user)
 
     def get_user(self, user: str) -> UserView:
         """``vutf users show``: by username, email or id, deleted users included."""

@@ -296,3 +296,20 @@ def test_a_store_inherited_by_forked_processes(store: Store, database_url: str) 
     assert len(rows) == 41
     assert {(r["action"], r["status"]) for r in rows} == {("api_key.use", "success")}
     chain_ok(database_url)
+
+
+def test_a_service_asks_what_a_user_may_do(store: Store, database_url: str) -> None:
+    from tests.roles_support import grant_role_at
+
+    store.create_user("erin", "erin@example.com", password=PASSWORD)
+    assert store.user_permissions("erin").scopes == ()
+    grant_role_at(database_url, "erin", "viewer")
+    erin = store.user_permissions("erin@example.com")
+    assert (erin.username, erin.is_superuser, erin.scopes) == ("erin", False, ("read",))
+    assert [source.sources for source in erin.sources] == [("viewer",)]
+    assert erin.grants("read")
+    assert not erin.grants("write")
+    store.create_user("root_user", "root@example.com", password=PASSWORD, is_superuser=True)
+    assert store.user_permissions("root_user").grants("anything:at-all")
+    with pytest.raises(NotFound):
+        store.user_permissions("nobody")

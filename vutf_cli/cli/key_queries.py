@@ -111,7 +111,7 @@ def list_(
         app_ctx,
         listing,
         columns=key_columns(),
-        empty_notice=f"no {state} API keys found{hint}",
+        empty_notice=f"no {'' if state == 'all' else state + ' '}API keys found{hint}",
         noun="keys",
     )
 

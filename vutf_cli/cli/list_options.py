@@ -81,8 +81,8 @@ FieldsOption = Annotated[
         "--fields",
         metavar="FIELDS",
         help=(
-            "Only these fields, in this order, comma-separated (e.g. username,email);"
-            " in every format. An unknown field is an error that lists the valid ones."
+            "Only these fields, in this order, comma-separated: the keys of this"
+            " command's JSON output (an unknown one is an error listing them). Every format."
         ),
     ),
 ]
