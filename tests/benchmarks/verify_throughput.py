@@ -3,7 +3,9 @@
 What a web service's worker pool does with the Python API: one
 :class:`~vutf_cli.store.Store` shared by ``--threads`` threads, each calling
 ``store.verify_key(key)`` in a loop, every call appending its ``api_key.use``
-audit row (PostgreSQL only: the request path of a deployment).  Reported:
+audit row (PostgreSQL only: the request path of a deployment).  The key's
+owner is an ordinary user holding its scope (``read``) through the built-in
+``viewer`` role, so each call also reads the owner's live role scopes.  Reported:
 verifications per second and the p50/p99/max latency of one call, next to
 two references measured in the same run, so the table says what bounds it:
 
@@ -44,6 +46,7 @@ BASE_CALLS: Final = 4000  # audited calls of the 8-thread run at --scale 1
 WARMUP_CALLS: Final = 5  # per thread, untimed: connections opened, code paths warm
 GOAL_PER_SECOND: Final = 500.0
 GOAL_P99_MS: Final = 25.0
+OWNER_ROLE: Final = "viewer"  # built in: grants "read", the key's scope
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 # (label, threads, record, share of the calls)
@@ -158,10 +161,13 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
         return [f"{CASE} skipped: it runs on PostgreSQL (--backend postgresql or both)"], []
     database = resources.farm.create("postgresql", "verify")
     with Store.from_url(database.url, actor="bench", argon2_profile="test") as store:
-        store.create_user(
-            "bench-verify", "bench-verify@example.com", password="x" * 20, is_superuser=True
-        )
-        issued = store.create_key("bench-verify", "throughput", no_expiry=True)
+        # An ordinary owner holding the key's scope through a role, as in a
+        # deployment: every verification reads the owner's live role scopes.
+        store.create_user("bench-verify", "bench-verify@example.com", password="x" * 20)
+        _grant_role(database.url, "bench-verify", OWNER_ROLE)
+        if not store.user_permissions("bench-verify").grants("read"):
+            raise SeedError(f"{CASE}: the owner does not hold 'read' through '{OWNER_ROLE}'")
+        issued = store.create_key("bench-verify", "throughput", scopes=["read"], no_expiry=True)
     key_file = resources.workdir / "verify-throughput.key"
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -208,6 +214,20 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
         )
         results.append(result)
     return [_line(result) for result in results] + [_verdict(results[0])], results
+
+
+def _grant_role(url: str, username: str, role: str) -> None:
+    """Give ``username`` the built-in ``role`` through the service (``vutf users add-role``)."""
+    from vutf_cli.services.audit_trail import database_for
+    from vutf_cli.services.role_assignments import Target, add_role
+    from vutf_cli.settings import Settings
+
+    db = database_for(Settings(database_url=url, actor="bench", argon2_profile="test"))
+    try:
+        db.ensure_schema()
+        add_role(db, [Target(username)], role)
+    finally:
+        db.dispose()
 
 
 def _transactions_since(url: str, seq: int) -> int:

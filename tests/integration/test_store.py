@@ -310,6 +310,6 @@ def test_a_service_asks_what_a_user_may_do(store: Store, database_url: str) -> N
     assert erin.grants("read")
     assert not erin.grants("write")
     store.create_user("root_user", "root@example.com", password=PASSWORD, is_superuser=True)
-    assert store.user_permissions("root_user").grants("anything:at-all")
+    assert store.user_permissions("root_user").grants("targets:write")
     with pytest.raises(NotFound):
         store.user_permissions("nobody")

@@ -109,9 +109,12 @@ def verify_key(
     def decide(uow: UnitOfWork) -> Decision[Verification | Denied]:
         now = utcnow()
         try:
-            key = uow.keys.authenticate_key(plaintext, now=now, required_scope=required_scope)
+            # One statement: the key, its owner and the roles the owner holds now.
+            key, role_permissions = uow.keys.authenticate_key_with_roles(
+                plaintext, now=now, required_scope=required_scope
+            )
             # Its own scopes narrowed to what its owner holds now (services.permissions).
-            scopes = effective_key_scopes(uow, key, now, required_scope=required_scope)
+            scopes = effective_key_scopes(key, role_permissions, required_scope=required_scope)
         except Denied as refused:
             # Made with another pepper? Said in the row and the hint, never the message.
             mismatch = other_pepper(uow, plaintext, refused)

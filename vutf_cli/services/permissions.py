@@ -15,6 +15,7 @@ The one owner of the rule (docs/architecture.md §3.4):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from vutf_cli.db.database import Database
@@ -35,7 +36,6 @@ __all__ = [
     "authorize_key_scopes",
     "effective_key_scopes",
     "effective_permissions",
-    "key_scopes",
     "user_permissions",
 ]
 
@@ -49,10 +49,9 @@ def effective_permissions(uow: UnitOfWork, user: User, now: datetime) -> Effecti
         until["*"] = [None]
     granting = AssignmentRepository(uow.session, actor=uow.actor).granting(user.id, now)
     for name, permissions, expires_at in granting:
-        for scope, granted in (permissions or {}).items():
-            if granted is True:
-                sources.setdefault(scope, []).append(name)
-                until.setdefault(scope, []).append(expires_at)
+        for scope in _granted(permissions):
+            sources.setdefault(scope, []).append(name)
+            until.setdefault(scope, []).append(expires_at)
     return EffectivePermissions(
         user_id=user.id,
         username=user.username,
@@ -68,19 +67,25 @@ def effective_permissions(uow: UnitOfWork, user: User, now: datetime) -> Effecti
     )
 
 
+def _granted(permissions: Mapping[str, object] | None) -> Iterator[str]:
+    """The scopes a role's permissions grant (a scope mapped to anything but true: none)."""
+    return (scope for scope, granted in (permissions or {}).items() if granted is True)
+
+
+def _held(is_superuser: bool, role_permissions: Iterable[Mapping[str, object] | None]) -> set[str]:
+    """The scopes of :func:`effective_permissions` without their sources: from the
+    permissions of the roles that count (``AssignmentRepository.granting``'s rule)."""
+    held = {"*"} if is_superuser else set()
+    for permissions in role_permissions:
+        held.update(_granted(permissions))
+    return held
+
+
 def _latest(moments: list[datetime | None]) -> datetime | None:
     # The scope holds until its last grant ends; None (no expiry) outlasts every instant.
     if any(moment is None for moment in moments):
         return None
     return max(moment for moment in moments if moment is not None)
-
-
-def key_scopes(
-    uow: UnitOfWork, owner: User, own: dict[str, object], now: datetime
-) -> tuple[str, ...]:
-    """The effective scopes of a key of ``owner`` whose own permissions are ``own``."""
-    held = effective_permissions(uow, owner, now).scopes
-    return narrow_scopes((scope for scope, granted in own.items() if granted is True), held)
 
 
 def user_permissions(db: Database, ident: str) -> EffectivePermissions:
@@ -93,16 +98,24 @@ def user_permissions(db: Database, ident: str) -> EffectivePermissions:
 
 
 def effective_key_scopes(
-    uow: UnitOfWork, key: ApiKey, now: datetime, *, required_scope: str | None = None
+    key: ApiKey,
+    role_permissions: Iterable[Mapping[str, object] | None],
+    *,
+    required_scope: str | None = None,
 ) -> tuple[str, ...]:
-    """``key``'s effective scopes at ``now``; Denied if they do not cover ``required_scope``.
+    """``key``'s effective scopes; Denied if they do not cover ``required_scope``.
 
-    The key's own scopes were checked already (the repository's
-    ``authenticate_key``); this refuses what only its owner lacks.  The
-    message starts as the key's own refusal does, so the audit row's reason
-    is ``missing_scope`` either way.
+    ``role_permissions`` are those of the roles its owner holds at the moment
+    of the check, as the key's lookup read them in the same statement
+    (``ApiKeyRepository.authenticate_key_with_roles``, which joins on the rule
+    of :meth:`AssignmentRepository.granting`).  The key's own scopes were
+    checked already; this refuses what only its owner lacks.  The message
+    starts as the key's own refusal does, so the audit row's reason is
+    ``missing_scope`` either way.
     """
-    scopes = key_scopes(uow, key.user, key.permissions, now)
+    held = _held(key.user.is_superuser, role_permissions)
+    own = (scope for scope, granted in key.permissions.items() if granted is True)
+    scopes = narrow_scopes(own, held)
     if required_scope is not None and not scope_grants(dict.fromkeys(scopes, True), required_scope):
         raise Denied(
             f"API key lacks scope '{required_scope}': its owner '{key.user.username}' "

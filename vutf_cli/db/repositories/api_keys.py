@@ -11,6 +11,7 @@ Like every repository this one receives a session and never commits.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import unicodedata
 import uuid
@@ -18,11 +19,23 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Select, and_, or_, true, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload
 
-from vutf_cli.db.models import ApiKey, User
+from vutf_cli.db.models import ApiKey, Role, User, UserRole
 from vutf_cli.db.repositories.base import BaseRepository
+from vutf_cli.db.repositories.roles import counting
 from vutf_cli.db.types import utcnow
 from vutf_cli.domain import validation
 from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
@@ -94,6 +107,30 @@ def _validate_ip(ip: str | None) -> str | None:
         return str(ipaddress.ip_address(ip.strip()))
     except ValueError:
         raise InvalidInput(f"invalid IP address {_show(ip)}") from None
+
+
+@functools.cache
+def _authenticate_statement() -> Select[Any]:
+    """The key with digest ``:digest`` (deleted too), its owner, and one row per role
+    the owner holds at ``:now`` (permissions and id; both NULL when none counts).
+
+    Built once; only the parameters change from call to call.
+    """
+    # A nested join (assignment with its role), outer-joined as one on the rule.
+    roles = cast(Table, UserRole.__table__).join(
+        cast(Table, Role.__table__), Role.id == UserRole.role_id
+    )
+    held = and_(
+        UserRole.user_id == ApiKey.user_id,
+        *counting(bindparam("now", type_=UserRole.expires_at.type)),
+    )
+    return (
+        select(ApiKey, Role.permissions, Role.id)
+        .select_from(ApiKey)
+        .outerjoin(roles, held)
+        .where(ApiKey.key_hash == bindparam("digest", type_=ApiKey.key_hash.type))
+        .options(joinedload(ApiKey.user))
+    )
 
 
 class ApiKeyRepository(BaseRepository[ApiKey]):
@@ -170,15 +207,29 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         required_scope: str | None = None,
     ) -> ApiKey:
         """The usable key for ``plaintext`` (owner loaded), or Denied with the reason."""
+        key, _ = self.authenticate_key_with_roles(plaintext, now=now, required_scope=required_scope)
+        return key
+
+    def authenticate_key_with_roles(
+        self,
+        plaintext: str,
+        *,
+        now: datetime | None = None,
+        required_scope: str | None = None,
+    ) -> tuple[ApiKey, tuple[Mapping[str, Any] | None, ...]]:
+        """:meth:`authenticate_key`, and the permissions of each role its owner holds at ``now``.
+
+        One statement reads the key, its owner and the owner's counting role
+        assignments (``roles.counting``: the rule
+        :meth:`~vutf_cli.db.repositories.roles.AssignmentRepository.granting`
+        applies), so a verification needs no second query for what its owner
+        holds (``services.permissions.effective_key_scopes``).
+        """
         now = now or utcnow()
         key_format.ensure_well_formed(plaintext)
         digest = key_format.key_digest(plaintext, self._pepper)
-        stmt = (
-            self._keys(include_deleted=True)
-            .where(ApiKey.key_hash == digest)
-            .options(joinedload(ApiKey.user))
-        )
-        key = self.session.scalars(stmt).one_or_none()
+        rows = self.session.execute(_authenticate_statement(), {"digest": digest, "now": now}).all()
+        key = rows[0][0] if rows else None
         if key is None or not key_format.digests_equal(key.key_hash, digest):
             raise Denied("unknown API key")
         if key.is_deleted:
@@ -194,7 +245,8 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
             raise Denied("owner inactive")
         if required_scope is not None and not self.has_permission(key, required_scope):
             raise Denied(f"API key lacks scope '{required_scope}'")
-        return key
+        # An owner without a counting role gives one row with no role (the outer join).
+        return key, tuple(row[1] for row in rows if row[2] is not None)
 
     def get_by_prefix(self, prefix: str, *, include_deleted: bool = False) -> list[ApiKey]:
         """Keys whose display prefix starts with ``prefix`` (at most 12 characters)."""

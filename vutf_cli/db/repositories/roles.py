@@ -14,19 +14,32 @@ assignment of a deleted role is ever left behind.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ColumnElement, Integer, func, not_, or_, select, type_coerce
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import joinedload
 
 from vutf_cli.db.models import Role, User, UserRole
 from vutf_cli.db.repositories.base import BaseRepository
 from vutf_cli.errors import NotFound
 
-__all__ = ["AssignmentRepository", "RoleRepository", "live"]
+__all__ = ["AssignmentRepository", "RoleRepository", "counting", "live"]
 
 
 def live(column: Any) -> ColumnElement[bool]:
@@ -34,8 +47,32 @@ def live(column: Any) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], type_coerce(not_(type_coerce(column, Integer)), Boolean))
 
 
-def unexpired(now: datetime) -> ColumnElement[bool]:
+def unexpired(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return or_(UserRole.expires_at.is_(None), UserRole.expires_at > now)
+
+
+def counting(now: datetime | BindParameter[datetime]) -> tuple[ColumnElement[bool], ...]:
+    """When an assignment (joined to its role) counts at ``now``: the one rule.
+
+    Live assignment of a live role, unexpired.  :meth:`AssignmentRepository.granting`
+    and the key lookup that reads its owner's roles in the same statement
+    (``ApiKeyRepository.authenticate_key``) both join on exactly this.
+    """
+    return live(UserRole.is_deleted), live(Role.is_deleted), unexpired(now)
+
+
+@functools.cache
+def _granting_statement() -> Select[Any]:
+    # Built once: only the user and the instant change from call to call.
+    return (
+        select(Role.name, Role.permissions, UserRole.expires_at)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(
+            UserRole.user_id == bindparam("user_id", type_=UserRole.user_id.type),
+            *counting(bindparam("now", type_=UserRole.expires_at.type)),
+        )
+        .order_by(func.lower(Role.name))
+    )
 
 
 class RoleRepository(BaseRepository[Role]):
@@ -155,18 +192,7 @@ class AssignmentRepository(BaseRepository[UserRole]):
 
     def granting(self, user_id: uuid.UUID, now: datetime) -> Sequence[Any]:
         """(role name, permissions, expires_at) of each assignment that counts at ``now``."""
-        statement = (
-            select(Role.name, Role.permissions, UserRole.expires_at)
-            .join(Role, Role.id == UserRole.role_id)
-            .where(
-                UserRole.user_id == user_id,
-                live(UserRole.is_deleted),
-                live(Role.is_deleted),
-                unexpired(now),
-            )
-            .order_by(func.lower(Role.name))
-        )
-        return list(self.session.execute(statement))
+        return list(self.session.execute(_granting_statement(), {"user_id": user_id, "now": now}))
 
     def expired(self, now: datetime) -> list[UserRole]:
         """Live assignments whose expiry has passed (what ``prune-expired`` tidies)."""
