@@ -186,10 +186,8 @@ def _seconds(value: str | None) -> float | None:
 
 def wait_limit(conn: Any) -> tuple[float | None, bool]:
     """How long one wait on ``conn`` may last (None: no limit), and whether it is connecting."""
-    params = conn.get_dsn_parameters()
-    connect_timeout = _seconds(params.get("connect_timeout"))
     if conn.status not in _READY_STATUSES:
-        limit = connect_timeout
+        limit = _seconds(conn.get_dsn_parameters().get("connect_timeout"))
         deadline_at = getattr(_deadlines, "at", None)
         if deadline_at is not None:
             remaining = max(deadline_at - time.monotonic(), 0.05)
@@ -199,7 +197,14 @@ def wait_limit(conn: Any) -> tuple[float | None, bool]:
     statement_timeout_ms = getattr(conn, "vutf_statement_timeout_ms", None)
     if not statement_timeout_ms:
         return None, False
-    return int(statement_timeout_ms) / 1000 + (connect_timeout or 5.0), False
+    # A connection's parameters never change: its limit is worked out once,
+    # not on each of the several waits of every statement.
+    limit = getattr(conn, "vutf_ready_wait_limit", None)
+    if limit is None:
+        connect_timeout = _seconds(conn.get_dsn_parameters().get("connect_timeout"))
+        limit = int(statement_timeout_ms) / 1000 + (connect_timeout or 5.0)
+        conn.vutf_ready_wait_limit = limit
+    return limit, False
 
 
 def wait_for_server(conn: Any) -> None:
@@ -275,6 +280,7 @@ def _connection_class(statement_timeout_ms: int) -> Any:
 
     class VutfConnection(connection):  # type: ignore[misc]  # psycopg2 has no type stubs
         vutf_statement_timeout_ms = statement_timeout_ms
+        vutf_ready_wait_limit: float | None = None  # wait_limit's, once connected
 
     return VutfConnection
 
