@@ -53,6 +53,10 @@ Case ids (``--cases`` takes globs over them), each as vutf versus its baseline:
 * ``batch.users-create``: 200 ``vutf users create --password-stdin`` as 200
   processes vs one ``vutf batch`` of the same lines, interleaved; wall and CPU
   ratios in the notes (:mod:`tests.benchmarks.batch_cases`).
+* ``declarative.scale``: ``vutf plan`` (empty database), ``vutf apply --yes
+  --secrets-dir`` and ``vutf plan`` again of a file of 10,000 users, 50 roles
+  and 20,000 keys vs one ``vutf batch`` of the same creations; times, peak
+  memory and ratios in the notes (:mod:`tests.benchmarks.declarative_scale`).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ CASE_IDS: Final = (
     "verify.throughput",  # not a row of the table: tests.benchmarks.verify_throughput
     "auth.timing",  # not a row of the table: tests.benchmarks.auth_timing
     "batch.users-create",  # not a row of the table: tests.benchmarks.batch_cases
+    "declarative.scale",  # not a row of the table: tests.benchmarks.declarative_scale
 )
 SIZED_CASES: Final = frozenset(
     {

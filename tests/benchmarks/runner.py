@@ -50,7 +50,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from tests.benchmarks import auth_timing, batch_cases, seed, verify_throughput
+from tests.benchmarks import (
+    auth_timing,
+    batch_cases,
+    declarative_scale,
+    seed,
+    verify_throughput,
+)
 from tests.benchmarks import cases as C
 from tests.benchmarks.environment import postgres_admin_url, python_executable
 from tests.benchmarks.settings import HEAVY_REPEAT, HEAVY_ROWS, Settings, parse_args
@@ -424,9 +430,14 @@ def run(settings: Settings) -> int:
         batch_results: list[dict[str, Any]] = []
         if settings.wants(batch_cases.CASE):
             batch_lines, batch_results = batch_cases.measure(settings, resources)
+        declarative_lines: list[str] = []
+        declarative_results: list[dict[str, Any]] = []
+        if settings.wants(declarative_scale.CASE):
+            declarative_lines, declarative_results = declarative_scale.measure(settings, resources)
         meta = _metadata(settings, resources, started)
         print(render_table(results))
         notes = list(resources.notes) + verify_lines + auth_lines + batch_lines
+        notes += declarative_lines
         notes += cpu_notes(results)
         notes.append(
             f"load average at start {load_start[0]:.2f}, at end {meta['load_average_end'][0]:.2f} "
@@ -444,6 +455,7 @@ def run(settings: Settings) -> int:
                 "verify_throughput": verify_results,
                 "auth_timing": auth_results,
                 "batch": batch_results,
+                "declarative": declarative_results,
             }
             settings.json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         failed = [r for r in results if r.error is not None]
