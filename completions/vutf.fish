@@ -257,14 +257,14 @@ complete -c vutf -n '__vutf_at "users list"' -l sort -x -a 'username email creat
 complete -c vutf -n '__vutf_at "users list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
 complete -c vutf -n '__vutf_at "users list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
 complete -c vutf -n '__vutf_at "users list"' -l all -d 'Every row, in a table too (not with --limit).'
-complete -c vutf -n '__vutf_at "users list"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "users list"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "users list"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "users list"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 
 # vutf users show
 complete -c vutf -n '__vutf_at "users show"' -l with-keys -d 'Also list the user\'s API keys.'
 complete -c vutf -n '__vutf_at "users show"' -l permissions -d 'Show the user\'s effective scopes now and the roles granting each instead.'
-complete -c vutf -n '__vutf_at "users show"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "users show"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "users show"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "users show"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 complete -c vutf -n '__vutf_at "users show" "0"' -x -a '(__vutf_names users)'
@@ -371,12 +371,12 @@ complete -c vutf -n '__vutf_at "keys list"' -l unused-for -x -d 'Only keys not u
 complete -c vutf -n '__vutf_at "keys list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
 complete -c vutf -n '__vutf_at "keys list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
 complete -c vutf -n '__vutf_at "keys list"' -l all -d 'Every row, in a table too (not with --limit).'
-complete -c vutf -n '__vutf_at "keys list"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "keys list"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "keys list"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "keys list"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 
 # vutf keys show
-complete -c vutf -n '__vutf_at "keys show"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "keys show"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "keys show"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "keys show"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 complete -c vutf -n '__vutf_at "keys show" "0"' -x -a '(__vutf_names keys)'
@@ -484,12 +484,12 @@ complete -c vutf -n '__vutf_at "audit list"' -l reverse -d 'Oldest first.'
 complete -c vutf -n '__vutf_at "audit list"' -l limit -x -d 'At most N rows (1-100000), then the next cursor on stderr. Default: every row for json, jsonl and csv; a page of 100 for a table.'
 complete -c vutf -n '__vutf_at "audit list"' -l cursor -x -d 'Continue after the page that printed \'next cursor: CURSOR\' (same filters, sort).'
 complete -c vutf -n '__vutf_at "audit list"' -l all -d 'Every row, in a table too (not with --limit).'
-complete -c vutf -n '__vutf_at "audit list"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "audit list"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "audit list"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "audit list"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 
 # vutf audit show
-complete -c vutf -n '__vutf_at "audit show"' -l fields -x -d 'Only these fields, in this order, comma-separated (e.g. username,email); in every format. An unknown field is an error that lists the valid ones.'
+complete -c vutf -n '__vutf_at "audit show"' -l fields -x -d 'Only these fields, in this order, comma-separated: the keys of this command\'s JSON output (an unknown one is an error listing them). Every format.'
 complete -c vutf -n '__vutf_at "audit show"' -l no-headers -d 'No header line (table, wide and csv).'
 complete -c vutf -n '__vutf_at "audit show"' -l no-pager -d 'Do not page a long table on a terminal ($VUTF_PAGER, $PAGER, or less -FRX).'
 
