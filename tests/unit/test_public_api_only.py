@@ -7,8 +7,7 @@ Every ``.py`` under ``vutf_cli/`` is parsed (``ast``) and checked for:
   _x``), also through ``importlib.import_module("...")``/``__import__``;
 * an import of a module that is Typer's machinery rather than its API
   (``typer.core``, ``typer.main``, ``typer.models``) or of ``click`` (Typer
-  vendors its own copy; vutf does not depend on Click) -- except the one
-  name Typer documents for users there, ``typer.main.get_command``;
+  vendors its own copy; vutf does not depend on Click);
 * a use of CPython's ``json`` internals (``c_make_encoder``, ``scan_once``, ...),
   imported or reached as an attribute (``json.encoder.c_make_encoder``);
 * monkeypatching a dependency: ``setattr(<something imported from a
@@ -51,11 +50,6 @@ INTERNAL_NAMES = frozenset(
 # Underscore names that are documented public API despite their spelling.
 DOCUMENTED_UNDERSCORE = frozenset({"os._exit", "sys._getframe"})
 
-# Names inside a forbidden module that its maintainers document for users:
-# ``typer.main.get_command`` turns a Typer app into its Click command
-# (https://typer.tiangolo.com/tutorial/using-click).
-DOCUMENTED_IN_FORBIDDEN = frozenset({"typer.main.get_command"})
-
 # Attributes a program may replace by design: the standard streams
 # (``contextlib.redirect_stdout`` does exactly this; ``sys.__stdout__`` keeps
 # the original for that reason).
@@ -83,7 +77,7 @@ def _private(dotted: str) -> bool:
 
 def _module_problem(module: str, verb: str = "imports") -> str | None:
     """Why using ``module`` (a dependency's dotted name) is not allowed, if it is not."""
-    if module.split(".")[0] == OWN or module in DOCUMENTED_IN_FORBIDDEN:
+    if module.split(".")[0] == OWN:
         return None
     for forbidden in FORBIDDEN_MODULES:
         if module == forbidden or module.startswith(forbidden + "."):
@@ -123,10 +117,7 @@ class _Checker(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         if node.level or node.module is None:  # relative: vutf_cli's own
             return
-        documented = all(
-            f"{node.module}.{alias.name}" in DOCUMENTED_IN_FORBIDDEN for alias in node.names
-        )
-        bad_module = not documented and self._check_module(node, node.module)
+        bad_module = self._check_module(node, node.module)
         if node.module.split(".")[0] == OWN:
             return
         for alias in node.names:
@@ -244,7 +235,7 @@ def test_only_public_api_of_dependencies(path: Path) -> None:
         "import typer\ntyper.Typer.main = None",
         "from sqlalchemy.orm import Session\nSession.execute = None",
         "import typer\nx = typer._click.Context",
-        "from typer.main import get_command, get_group",
+        "from typer.main import get_command",
         "import typer.main\ntyper.main.get_group(None)",
         "import sys\nsys.modules = {}",
     ],
@@ -267,7 +258,6 @@ def test_the_scanner_catches(source: str) -> None:
         "class A:\n    pass\nsetattr(A, 'x', 1)",
         "from vutf_cli.output import Terminal\nsetattr(Terminal, 'x', 1)",
         "from dataclasses import dataclass\n@dataclass\nclass A:\n    x: int = 0\nA().x = 1",
-        "from typer.main import get_command",
         "import sys\nsys.stdout, sys.stderr = out, err",
     ],
 )

@@ -21,18 +21,16 @@ moved to the front before Typer parses the line.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import typer
-from typer.main import get_command
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
 from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
@@ -120,7 +118,7 @@ def run(argv: Sequence[str], *, within: str | None = None) -> int:
 
 def _run(args: list[str], app_ctx: AppContext) -> int:
     try:
-        result = _command()(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
+        result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         # Flushed here, not at interpreter exit, so a closed pipe is seen below.
         sys.stdout.flush()
     except (PipeClosed, BrokenPipeError):
@@ -147,17 +145,6 @@ def _run(args: list[str], app_ctx: AppContext) -> int:
         )
     # standalone_mode=False returns the code of a typer.Exit, or the command's return value.
     return result if isinstance(result, int) else ExitCode.OK
-
-
-@functools.cache
-def _command() -> Callable[..., Any]:
-    """The Click command Typer builds from ``app``: built once per process, not per line.
-
-    ``app(...)`` would rebuild it on every call (reading every command's
-    signature), which is most of the cost of a short line in ``vutf batch``.
-    Typed loosely: the Click it returns is Typer's private vendored copy.
-    """
-    return get_command(app)
 
 
 _KEY_SHAPED = re.compile(r"vutf_[0-9A-Za-z]{38}")
