@@ -28,7 +28,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
 import typer
 
@@ -99,26 +99,45 @@ class Interrupted(VutfError):
         super().__init__("interrupted")
 
 
-def run(argv: Sequence[str], *, within: str | None = None) -> int:
+class CommandTree(Protocol):
+    """The command Typer builds from :data:`app`, as a running command sees it
+    (``ctx.find_root().command``): Click's public ``main``."""
+
+    def main(
+        self,
+        *,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        standalone_mode: bool,
+        **extra: Any,
+    ) -> Any: ...
+
+
+def run(argv: Sequence[str], *, within: str | None = None, tree: CommandTree | None = None) -> int:
     """Run one command line (without the program name); return its exit code.
 
     Callable again and again in one process: everything a command line sets
     up (settings, terminal, database) lives in its own :class:`AppContext`
     and is closed here.  ``within`` names the command that runs this line
     inside its own process (``batch``): JSON output by default and the audit
-    rows' command path ``batch …`` (:class:`AppContext`).
+    rows' command path ``batch …`` (:class:`AppContext`).  ``tree`` is the
+    command tree that command is running in: its lines reuse it instead of
+    having Typer build the whole tree again for each one.
     """
     args = hoist_global_options(argv)
     app_ctx = AppContext(_options_from_args(args), within=within)
     try:
-        return _run(args, app_ctx)
+        return _run(args, app_ctx, tree)
     finally:
         app_ctx.close()
 
 
-def _run(args: list[str], app_ctx: AppContext) -> int:
+def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
     try:
-        result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
+        if tree is None:
+            result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
+        else:
+            result = tree.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         # Flushed here, not at interpreter exit, so a closed pipe is seen below.
         sys.stdout.flush()
     except (PipeClosed, BrokenPipeError):

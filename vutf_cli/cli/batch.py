@@ -45,12 +45,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, get_app, stdin_is_tty
 from vutf_cli.errors import ExitCode, InvalidInput, SecretNotDelivered
+
+if TYPE_CHECKING:
+    from vutf_cli.cli.app import CommandTree
 
 __all__ = ["REFUSED_COMMANDS", "SEVERITY", "batch", "worse"]
 
@@ -134,11 +137,12 @@ def batch(
         raise InvalidInput("batch cannot run inside a batch")
     app_ctx.raw_output_format({"jsonl"}, prints="one JSON result per line")
     inherited = _inherited_args(app_ctx.options)
+    tree = ctx.find_root().command
     worst = int(ExitCode.OK)
     with ExitStack() as stack:
         source = _open_source(file, stack)
         for number, raw in enumerate(source, start=1):
-            code = _run_and_report(app_ctx, number, raw, inherited)
+            code = _run_and_report(app_ctx, tree, number, raw, inherited)
             if code is None:
                 continue  # a blank or comment line
             worst = worse(worst, code)
@@ -247,7 +251,7 @@ def _inherited_args(options: GlobalOptions) -> list[str]:
 
 # -- running one line -----------------------------------------------------------------------
 def _run_and_report(
-    app_ctx: AppContext, number: int, raw: bytes, inherited: list[str]
+    app_ctx: AppContext, tree: "CommandTree", number: int, raw: bytes, inherited: list[str]
 ) -> int | None:
     """Run one input line and deliver its result; its exit code (None: nothing to run)."""
     try:
@@ -258,7 +262,7 @@ def _run_and_report(
         if parsed is None:
             return None
         args, stdin = parsed
-        result = _run_line(number, inherited + args, stdin)
+        result = _run_line(tree, number, inherited + args, stdin)
     _deliver(app_ctx, result)
     code: int = result["exit_code"]
     return code
@@ -274,8 +278,11 @@ def _refusal(number: int, error: InvalidInput) -> dict[str, Any]:
     return {"line": number, "exit_code": int(error.exit_code), **_stderr_fields(err.getvalue())}
 
 
-def _run_line(number: int, args: list[str], stdin: str) -> dict[str, Any]:
-    """``vutf ARGS`` through the entry point, its streams captured; its result object."""
+def _run_line(tree: "CommandTree", number: int, args: list[str], stdin: str) -> dict[str, Any]:
+    """``vutf ARGS`` through the entry point, its streams captured; its result object.
+
+    Run by the command tree batch itself runs in (built once per process).
+    """
     from vutf_cli.cli.app import run
 
     out, err = io.BytesIO(), io.BytesIO()
@@ -287,7 +294,7 @@ def _run_line(number: int, args: list[str], stdin: str) -> dict[str, Any]:
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = streams
     try:
-        code = run(args, within=WITHIN)
+        code = run(args, within=WITHIN, tree=tree)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved
         for stream in streams:
