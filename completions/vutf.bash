@@ -35,7 +35,7 @@ _vutf_commands() {  # PATH: sets _vutf_words to its subcommands
 _vutf_options() {  # PATH: sets _vutf_words to its own options and the global ones
     case $1 in
         'plan') _vutf_words='--file -f --prune --out --overwrite' ;;
-        'apply') _vutf_words='--file -f --prune --secrets-dir' ;;
+        'apply') _vutf_words='--file -f --prune --secrets-dir --no-passwords' ;;
         'export-state') _vutf_words='--output-file --force' ;;
         'batch') _vutf_words='--file -f --keep-going' ;;
         'db upgrade') _vutf_words='--sql' ;;

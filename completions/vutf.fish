@@ -172,6 +172,7 @@ complete -c vutf -n '__vutf_at "plan"' -l overwrite -d 'Replace an existing --ou
 complete -c vutf -n '__vutf_at "apply"' -l file -s f -r -F -d 'The identity file (YAML or JSON, apiVersion vutf/v1); - for stdin.'
 complete -c vutf -n '__vutf_at "apply"' -l prune -d 'Also deactivate users and revoke API keys the file does not mention (never deletes).'
 complete -c vutf -n '__vutf_at "apply"' -l secrets-dir -x -d 'Where new users\' passwords and new API keys go: a private folder (created 0700), one 0600 file each. Required when keys are created.'
+complete -c vutf -n '__vutf_at "apply"' -l no-passwords -d 'Give new users no usable password even with --secrets-dir (only new API keys are written there): set one later with `vutf users set-password`. Saves hashing a generated password per new user.'
 
 # vutf export-state
 complete -c vutf -n '__vutf_at "export-state"' -l output-file -r -F -d 'Write to FILE (a new file gets mode 0600) instead of stdout.'

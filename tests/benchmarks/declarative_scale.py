@@ -13,6 +13,9 @@ new database:
 2. ``vutf apply -f FILE --yes --secrets-dir DIR`` (a generated password and
    every key's secret delivered into DIR);
 3. ``vutf plan -f FILE`` again (exit 0: nothing to do);
+4. on another new database, ``vutf apply -f FILE --yes --no-passwords
+   --secrets-dir DIR``: the users without a usable password (nothing to
+   hash), only the keys' secrets delivered;
 
 and, on a second new database, the same creations as imperative commands in
 one process: one ``vutf batch`` of ``roles create`` per role, ``users create
@@ -181,15 +184,22 @@ def run_backend(
 
     declarative = child_environment(home, database_url=farm.create(backend, "decl").url)
     plan = [vutf, "plan", "-f", str(identity)]
+    apply_file = [vutf, "apply", "-f", str(identity), "--yes"]
     runs: list[tuple[str, list[str], dict[str, str], int]] = [
         ("plan_empty", plan, declarative, PLAN_PENDING),
         (
             "apply",
-            [vutf, "apply", "-f", str(identity), "--yes", "--secrets-dir", str(folder / "s")],
+            [*apply_file, "--secrets-dir", str(folder / "s")],
             declarative,
             0,
         ),
         ("plan_applied", plan, declarative, 0),
+        (
+            "apply_no_passwords",
+            [*apply_file, "--no-passwords", "--secrets-dir", str(folder / "k")],
+            child_environment(home, database_url=farm.create(backend, "nopw").url),
+            0,
+        ),
     ]
     if imperative:
         env = child_environment(home, database_url=farm.create(backend, "imp").url)
@@ -224,7 +234,8 @@ def lines(backend: str, result: dict[str, Any]) -> list[str]:
         f"{CASE} ({backend}, {size}, file {result['file_mib']:.1f} MiB): "
         f"plan (empty db) {_shown(steps['plan_empty'])}; "
         f"apply --secrets-dir {_shown(steps['apply'])}; "
-        f"plan again (nothing to do) {_shown(steps['plan_applied'])}"
+        f"plan again (nothing to do) {_shown(steps['plan_applied'])}; "
+        f"apply --no-passwords (keys only to the folder) {_shown(steps['apply_no_passwords'])}"
     )
     ratio = f"plan (empty) / apply {steps['plan_empty']['wall_s'] / steps['apply']['wall_s']:.3f}x"
     if "imperative" not in steps:

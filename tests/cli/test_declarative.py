@@ -323,7 +323,27 @@ def test_new_users_without_a_secrets_dir_have_no_usable_password(
     result = apply_ok(run_cli, "-f", str(path))
     assert "no usable password" in result.stderr
     checked = run_cli("users", "check-password", "bob", "--password-stdin", input=PASSWORD)
-    assert checked.exit_code != 0
+    assert checked.exit_code == 5, checked.stderr
+
+
+def test_no_passwords_writes_only_the_keys_and_a_password_can_be_set_later(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "keys"
+    path = write(tmp_path, IDENTITY)
+    result = apply_ok(run_cli, "-f", str(path), "--secrets-dir", str(folder), "--no-passwords")
+    assert "2 new user(s) have no usable password" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "alice.ci_deploy.key",
+        "alice.reports.key",
+    ]
+    denied = run_cli("users", "check-password", "bob", "--password-stdin", input=PASSWORD)
+    assert denied.exit_code == 5, denied.stderr
+    set_ = run_cli("users", "set-password", "bob", "--password-stdin", input=PASSWORD)
+    assert set_.exit_code == 0, set_.stderr
+    checked = run_cli("users", "check-password", "bob", "--password-stdin", input=PASSWORD)
+    assert checked.exit_code == 0, checked.stderr
+    assert plan_json(run_cli, "-f", str(path))[0] == 0
 
 
 def test_an_open_secrets_dir_is_refused(run_cli: RunCli, tmp_path: Path) -> None:

@@ -312,3 +312,19 @@ def test_is_argon2id_hash_rejects_malformed(value: str) -> None:
 def test_is_argon2id_hash_accepts_handwritten_wellformed() -> None:
     value = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$YWJjZGVmZ2hpamtsbW5vcA"
     assert Passwords.is_argon2id_hash(value) is True
+
+
+def test_an_unusable_hash_matches_nothing_and_checks_at_the_profiles_cost() -> None:
+    seen: list[tuple[str, Any]] = []
+    pw = Passwords("test", observer=lambda kind, params: seen.append((kind, params)))
+    first, second = pw.unusable_hash(), pw.unusable_hash()
+    assert first != second
+    assert seen == []  # built, not computed
+    assert Passwords.is_argon2id_hash(first)
+    assert not pw.needs_rehash(first)
+    assert pw.weakness(first) is None
+    for guess in ("", "correct horse battery staple", first):
+        check = pw.check(first, guess)
+        assert not check.matches
+        assert check.new_hash is None
+    assert seen == [("verify", pw.parameters)] * 3

@@ -264,6 +264,15 @@ def apply(
             file_okay=False,
         ),
     ] = None,
+    no_passwords: Annotated[
+        bool,
+        typer.Option(
+            "--no-passwords",
+            help="Give new users no usable password even with --secrets-dir (only new API "
+            "keys are written there): set one later with `vutf users set-password`. "
+            "Saves hashing a generated password per new user.",
+        ),
+    ] = False,
 ) -> None:
     """Apply an identity file (or a reviewed plan), all or nothing.
 
@@ -272,14 +281,15 @@ def apply(
     naming the rows appended since): what was reviewed is what is applied.
     Applying the same file again changes nothing.  New users get a
     generated password written to --secrets-dir (DIR/USERNAME.password),
-    or without it no usable password (set one with `vutf users
-    set-password`); new API keys are written to DIR/OWNER.NAME.key.  Asks
+    or without it (or with --no-passwords) no usable password (set one with
+    `vutf users set-password`); new API keys are written to DIR/OWNER.NAME.key.  Asks
     for confirmation on a terminal; --yes otherwise.
 
     \b
     Examples:
       vutf apply -f identity.yaml --secrets-dir ./secrets --yes
       vutf apply reviewed.plan --secrets-dir ./secrets --yes
+      vutf apply -f identity.yaml --secrets-dir ./keys --no-passwords --yes
     """
     from vutf_cli.services.declarative.apply import Plan, apply_plan, plan_identity
 
@@ -303,7 +313,8 @@ def apply(
         if terminal.is_machine_output:
             terminal.emit_object(_applied_record(planned.changes, (), (), secrets_dir))
         return
-    targets = secret_files(planned, secrets_dir)
+    deliver_passwords = secrets_dir is not None and not no_passwords
+    targets = secret_files(planned, secrets_dir, passwords=deliver_passwords)
     if secrets_dir is not None:
         check_folder(secrets_dir)
     if terminal.is_table and not app_ctx.settings.yes:
@@ -314,14 +325,14 @@ def apply(
     if secrets_dir is not None:
         make_folder(secrets_dir)
     applied = apply_plan(
-        db, planned, deliver_passwords=secrets_dir is not None, hash_progress=terminal.progress
+        db, planned, deliver_passwords=deliver_passwords, hash_progress=terminal.progress
     )
     files = deliver(applied, targets)
     seqs = applied.seqs
     span = f"#{seqs[0]}-#{seqs[-1]}" if seqs else "none"
     terminal.success(f"applied {len(applied.changes)} change(s); audit rows {span}")
     without = sum(1 for change in applied.changes if change.action == "user.create")
-    if secrets_dir is None and without:
+    if not deliver_passwords and without:
         terminal.notice(
             f"{without} new user(s) have no usable password: "
             "set one with `vutf users set-password USER`"

@@ -32,14 +32,19 @@ def _secret_name(kind: str, owner: str, name: str) -> str:
     return f"{owner}.{_UNSAFE_NAME.sub('_', name)}.key"
 
 
-def secret_files(planned: "Plan", secrets_dir: Path | None) -> dict[tuple[str, str, str], Path]:
-    """Where each new secret goes, checked before anything is written."""
+def secret_files(
+    planned: "Plan", secrets_dir: Path | None, *, passwords: bool = True
+) -> dict[tuple[str, str, str], Path]:
+    """Where each new secret goes, checked before anything is written.
+
+    ``passwords`` false: new users get none (``apply --no-passwords``), only keys go to the folder.
+    """
     wanted: list[tuple[str, str, str]] = []
     for change in planned.changes:
         owner, _, name = change.resource.partition("/")
         if change.action == "api_key.create":
             wanted.append(("api_key", owner, name))
-        elif change.action == "user.create" and secrets_dir is not None:
+        elif change.action == "user.create" and secrets_dir is not None and passwords:
             wanted.append(("password", change.resource, change.resource))
     keys = sum(1 for kind, _, _ in wanted if kind == "api_key")
     if secrets_dir is None:

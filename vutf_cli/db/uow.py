@@ -11,16 +11,19 @@ out whether the write landed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from vutf_cli.db.engine import SQLITE_BEGIN_OPTION, bounded_waits
+
+# Session.info key set inside UnitOfWork.flushing_once (read by BaseRepository.create).
+DEFERRED_FLUSH: Final = "vutf.deferred_flush"
 
 if TYPE_CHECKING:
     from vutf_cli.db.repositories.api_keys import ApiKeyRepository
@@ -109,6 +112,27 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+    @contextmanager
+    def flushing_once(self) -> Iterator[None]:
+        """Inserts made inside are flushed together when it ends, not one by one.
+
+        For a writer that creates many rows it has already checked (``vutf
+        apply``): :meth:`BaseRepository.create` gives each row its id and
+        skips its own flush, and queries inside do not flush the pending
+        rows either (``no_autoflush``), so they see the database as it was
+        when this began.  The one flush at the end inserts each table's rows
+        in a few multi-row statements; a constraint a row breaks is raised
+        there.
+        """
+        session = self.session
+        session.info[DEFERRED_FLUSH] = True
+        try:
+            with session.no_autoflush:
+                yield
+            session.flush()
+        finally:
+            session.info.pop(DEFERRED_FLUSH, None)
 
     # -- access --------------------------------------------------------------
     @property

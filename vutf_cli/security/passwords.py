@@ -307,24 +307,34 @@ class Passwords:
         self._dummy_lock = threading.Lock()
 
     def _get_dummy_hash(self) -> str:
-        # A PHC string with this instance's parameters and random salt/digest:
-        # verifying against it costs exactly one real verify, and building it
-        # costs nothing (hashing a dummy password first would make the
-        # unknown-user path of a one-shot CLI process measurably slower).
+        # Built, not hashed: hashing a dummy password first would make the
+        # unknown-user path of a one-shot CLI process measurably slower.
         with self._dummy_lock:
             if self._dummy_hash is None:
-                params = self.parameters
-
-                def b64(raw: bytes) -> str:
-                    return base64.b64encode(raw).decode("ascii").rstrip("=")
-
-                self._dummy_hash = (
-                    f"$argon2id$v={params.version}$m={params.memory_cost},"
-                    f"t={params.time_cost},p={params.parallelism}"
-                    f"${b64(secrets.token_bytes(params.salt_len))}"
-                    f"${b64(secrets.token_bytes(params.hash_len))}"
-                )
+                self._dummy_hash = self.unusable_hash()
             return self._dummy_hash
+
+    def unusable_hash(self) -> str:
+        """A stored hash no password matches, at the profile's parameters, computed for free.
+
+        A PHC string with this profile's parameters and a random salt and
+        digest: verifying a password against it costs exactly one real verify
+        (so a user holding it answers and costs as any other), and no
+        password hashes to a random 32-byte digest.  What ``vutf apply``
+        stores for a new user it gives no password (``users set-password``
+        sets one); the unknown-user path verifies against one too.
+        """
+        params = self.parameters
+
+        def b64(raw: bytes) -> str:
+            return base64.b64encode(raw).decode("ascii").rstrip("=")
+
+        return (
+            f"$argon2id$v={params.version}$m={params.memory_cost},"
+            f"t={params.time_cost},p={params.parallelism}"
+            f"${b64(secrets.token_bytes(params.salt_len))}"
+            f"${b64(secrets.token_bytes(params.hash_len))}"
+        )
 
     @staticmethod
     def is_argon2id_hash(value: str) -> bool:

@@ -177,8 +177,12 @@ def issue_key_in(
     now: datetime,
     description: str | None = None,
     forced: Sequence[str] = (),
+    known_free: bool = False,
 ) -> tuple[ApiKey, str, dict[str, Any]]:
-    """Issue a key for ``owner``: the key, its plaintext (never in the row) and its row."""
+    """Issue a key for ``owner``: the key, its plaintext (never in the row) and its row.
+
+    ``known_free``: see :meth:`ApiKeyRepository.create_key`.
+    """
     key, plaintext = uow.keys.create_key(
         user=owner,
         name=name,
@@ -186,6 +190,7 @@ def issue_key_in(
         expires_at=expires_at,
         description=description,
         now=now,
+        known_free=known_free,
     )
     row = key_row(
         "api_key.create",

@@ -119,8 +119,12 @@ def create_user_in(
     is_superuser: bool,
     is_verified: bool,
     is_active: bool = True,
+    known_free: bool = False,
 ) -> tuple[User, dict[str, Any]]:
-    """Register a user whose password is already hashed; the user and its ``user.create`` row."""
+    """Register a user whose password is already hashed; the user and its ``user.create`` row.
+
+    ``known_free``: see :meth:`UserRepository.create_user`.
+    """
     user = uow.users.create_user(
         username=username,
         email=email,
@@ -129,6 +133,7 @@ def create_user_in(
         is_superuser=is_superuser,
         is_verified=is_verified,
         is_active=is_active,
+        known_free=known_free,
     )
     return user, change_row("user.create", user, profile(user))
 

@@ -156,8 +156,14 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         expires_at: datetime | None = None,
         description: str | None = None,
         now: datetime | None = None,
+        known_free: bool = False,
     ) -> tuple[ApiKey, str]:
-        """Issue a key for ``user``; return the row and the plaintext (shown once)."""
+        """Issue a key for ``user``; return the row and the plaintext (shown once).
+
+        ``known_free``: the caller read the owner's live keys in this
+        transaction and none has this name (``vutf apply``'s plan), so it is
+        not queried again one key at a time; the unique index still guards.
+        """
         now = now or utcnow()
         if user.is_deleted:
             raise Conflict(f"user '{user.username}' is deleted; cannot issue an API key")
@@ -168,7 +174,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         if expires_at is not None and _require_aware(expires_at, "expiry") <= now:
             raise InvalidInput("expiry must be in the future")
         description = validation.validate_description(description)
-        if self.exists(user_id=user.id, name=clean_name):
+        if not known_free and self.exists(user_id=user.id, name=clean_name):
             raise Conflict(
                 f"user '{user.username}' already has an API key named '{clean_name}'",
                 hint="choose another name, or revoke and delete the existing key",

@@ -56,6 +56,7 @@ from sqlalchemy.sql.schema import Column, Table
 from vutf_cli.db.base import Base
 from vutf_cli.db.repositories.cursor import decode_cursor, encode_cursor, type_tag
 from vutf_cli.db.types import GUID, utcnow
+from vutf_cli.db.uow import DEFERRED_FLUSH
 from vutf_cli.errors import Conflict, InvalidInput, NotFound, StaleVersion
 
 __all__ = ["BaseRepository", "KeysetPage"]
@@ -231,7 +232,8 @@ class BaseRepository(Generic[ModelT]):
 
     # -- create / read / update / delete --------------------------------------
     def create(self, **values: Any) -> ModelT:
-        """Insert a row (flushed, so defaults and the id are set and constraints checked)."""
+        """Insert a row (flushed, so defaults and the id are set and constraints checked;
+        inside :meth:`UnitOfWork.flushing_once` only the id is set, the flush comes later)."""
         self._check_columns(values)
         if self.actor is not None:
             for name in ("created_by", "updated_by"):
@@ -239,7 +241,13 @@ class BaseRepository(Generic[ModelT]):
                     values.setdefault(name, self.actor)
         obj = cast(ModelT, self.model(**values))
         self.session.add(obj)
-        self.session.flush()
+        if self.session.info.get(DEFERRED_FLUSH):
+            # Inside UnitOfWork.flushing_once: the id now (audit rows name it), the insert later.
+            pk = self._pk_name
+            if getattr(obj, pk) is None and isinstance(self._table_column(pk).type, GUID):
+                setattr(obj, pk, uuid.uuid4())
+        else:
+            self.session.flush()
         return obj
 
     def get(

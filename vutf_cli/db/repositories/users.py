@@ -294,8 +294,14 @@ class UserRepository(BaseRepository[User]):
         is_superuser: bool = False,
         is_verified: bool = False,
         is_active: bool = True,
+        known_free: bool = False,
     ) -> User:
-        """Validate and register a user; give exactly one of ``password``/``password_hash``."""
+        """Validate and register a user; give exactly one of ``password``/``password_hash``.
+
+        ``known_free``: the caller read, in this transaction, that no live user
+        holds the username or the email (``vutf apply``'s plan), so they are
+        not queried again one user at a time; the unique indexes still guard.
+        """
         if (password is None) == (password_hash is None):
             raise InvalidInput("give exactly one of a password or a password hash")
         username = validate_username(username)
@@ -308,9 +314,9 @@ class UserRepository(BaseRepository[User]):
             self._check_password_hash(password_hash)
         # Checked before the (expensive) hash; the unique indexes remain the
         # final guard against a concurrent registration.
-        if self._taken(User.username, username):
+        if not known_free and self._taken(User.username, username):
             raise Conflict(USERNAME_TAKEN)
-        if self._taken(User.email, email):
+        if not known_free and self._taken(User.email, email):
             raise Conflict(EMAIL_TAKEN)
         if password is not None:
             password_hash = self.passwords.hash(password)

@@ -11,9 +11,11 @@ plan showed (:mod:`.writes`, rows appended in one bulk INSERT by
 
 New users get a generated password, hashed before the transaction opens
 (argon2 is slow; in a process pool for many users, as ``users import``
-does): returned so the command can deliver it, or, with
-``deliver_passwords`` false, dropped, which leaves the user without a usable
-password until ``vutf users set-password``.  New keys' secrets are returned
+does), returned so the command can deliver it; or, with
+``deliver_passwords`` false, a hash no password matches
+(:meth:`~vutf_cli.security.passwords.Passwords.unusable_hash`, nothing
+computed), which leaves the user without a usable password until ``vutf
+users set-password``.  New keys' secrets are returned
 (the command delivers them).
 """
 
@@ -89,13 +91,17 @@ def apply_plan(
     creating = [c.target for c in plan.changes if c.action == "user.create"]
     new_users = [user for user in creating if isinstance(user, DesiredUser)]
     passwords = db.passwords
-    clear = [generate_password(passwords.min_length) for _ in new_users]
-    hashes = hash_passwords(
-        clear,
-        profile=passwords.profile,
-        min_length=passwords.min_length,
-        progress=hash_progress,
-    )
+    clear: list[str] = []
+    if deliver_passwords:
+        clear = [generate_password(passwords.min_length) for _ in new_users]
+        hashes = hash_passwords(
+            clear,
+            profile=passwords.profile,
+            min_length=passwords.min_length,
+            progress=hash_progress,
+        )
+    else:
+        hashes = [passwords.unusable_hash() for _ in new_users]
     hash_of = {
         user.username.lower(): digest for user, digest in zip(new_users, hashes, strict=True)
     }
@@ -107,7 +113,8 @@ def apply_plan(
         if tuple(changes) != plan.changes:  # the same head must mean the same state
             raise differs_from_plan()
         writer = Writer(uow, now, hash_of)
-        written = [secret for change in changes if (secret := write_change(writer, change))]
+        with uow.flushing_once():
+            written = [secret for change in changes if (secret := write_change(writer, change))]
         seqs = writer.append_rows()
         return Applied(tuple(changes), tuple(seqs), tuple(written))
 

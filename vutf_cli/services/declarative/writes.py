@@ -57,6 +57,13 @@ class Writer:
         self._users: dict[str, User] = {}
         self._roles: dict[str, Role] = {}
         self._authorized: set[tuple[uuid.UUID, tuple[str, ...]]] = set()
+        self._kind = ""
+
+    def begin(self, resource_type: str) -> None:
+        """Flush the objects written so far when a change of another kind begins."""
+        if resource_type != self._kind:
+            self.uow.session.flush()
+            self._kind = resource_type
 
     def collect(self, row: dict[str, Any] | None) -> None:
         """Keep a change's audit row (built by its service) for the one bulk append.
@@ -111,6 +118,7 @@ def _create_user(w: Writer, change: Change) -> NewSecret:
         is_superuser=wanted.superuser,
         is_verified=wanted.verified,
         is_active=wanted.active,
+        known_free=True,  # the plan, computed again in this transaction, found them free
     )
     w.remember(user)
     w.collect(row)
@@ -141,7 +149,13 @@ def _create_key(w: Writer, change: Change) -> NewSecret:
     w.authorize(owner, permissions)  # without force: nothing is ever forced here
     expiry = wanted.expires_at if "expires_at" in wanted.given else w.now + DEFAULT_EXPIRY
     key, plaintext, row = issue_key_in(
-        w.uow, owner, name=wanted.name, permissions=permissions, expires_at=expiry, now=w.now
+        w.uow,
+        owner,
+        name=wanted.name,
+        permissions=permissions,
+        expires_at=expiry,
+        now=w.now,
+        known_free=True,  # the plan read the owner's live keys in this transaction
     )
     w.collect(row)
     return NewSecret("api_key", owner.username, key.name, plaintext)
@@ -180,8 +194,14 @@ _WRITES: Final[dict[str, Write]] = {
 
 
 def write_change(w: Writer, change: Change) -> NewSecret | None:
-    """Make ``change`` in ``w``'s transaction and record its audit row."""
+    """Make ``change`` in ``w``'s transaction and record its audit row.
+
+    Called inside ``uow.flushing_once()``: the rows of one kind of object go
+    in together, flushed when the next kind begins (the plan's order), so
+    what a change checks (a key's owner's roles) sees the kinds before it.
+    """
     from vutf_cli.services.declarative.roles import WRITES as ROLE_WRITES
 
+    w.begin(change.resource_type)
     write = _WRITES.get(change.action) or ROLE_WRITES[change.action]
     return write(w, change)
