@@ -9,15 +9,10 @@ be written (the reader of stdout is gone) is exit 9, never a silent loss.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.harness import run_script
 from vutf_cli.db.database import Database
-
-VUTF = Path(sys.executable).with_name("vutf")
-WAIT = 120.0
 
 ALICE = json.dumps(
     {
@@ -58,20 +53,7 @@ echo "lost exit $status"
 def test_a_ci_script_runs_many_commands_in_one_vutf(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "VUTF_DATABASE_URL": database_url,
-        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + SCRIPT],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_script(SCRIPT, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "setup ok",

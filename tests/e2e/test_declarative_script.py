@@ -7,16 +7,11 @@ folder, and export-state feeds plan back an empty difference.
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.harness import run_script
 from vutf_cli.db.database import Database
-
-VUTF = Path(sys.executable).with_name("vutf")
-WAIT = 120.0
 
 PIPELINE = """
 cat > identity.yaml <<'EOF'
@@ -49,20 +44,7 @@ printf '%s' "$(cat secrets/ci-admin.deploy.key)" | vutf keys verify > /dev/null 
 def test_a_pipeline_gates_on_plan_and_applies_the_reviewed_plan(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "VUTF_DATABASE_URL": database_url,
-        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + PIPELINE],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_script(PIPELINE, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "plan exit 10",

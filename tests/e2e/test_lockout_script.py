@@ -9,14 +9,10 @@ there is nothing to end), and a bad lockout setting stops the script at once
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.harness import run_script
 from vutf_cli.db.database import Database
-
-VUTF = Path(sys.executable).with_name("vutf")
 
 SCRIPT = r"""
 export VUTF_LOCKOUT_THRESHOLD=2
@@ -45,21 +41,7 @@ cat bad.err
 
 
 def test_a_script_meets_lockout(database_url: str, db: Database, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "VUTF_DATABASE_URL": database_url,
-        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    done = subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + SCRIPT],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    done = run_script(SCRIPT, database_url, tmp_path, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [
         "locked exit 5, unknown exit 5",

@@ -11,19 +11,15 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import re
-import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-TIMEOUT = 60.0
+from tests.e2e.harness import TERMINAL_TIMEOUT, Terminal, migrated_sqlite_env
+
 GOOD = "correct horse battery staple"
 
 
@@ -37,81 +33,20 @@ def _installed_vutf() -> Path:
     return Path(found)
 
 
-class Terminal:
-    """The installed vutf with stdin, stdout and stderr on one pseudo-terminal."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.master, slave = pty.openpty()
-        self.process = subprocess.Popen(
-            [sys.executable, str(_installed_vutf()), *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-        )
-        os.close(slave)
-        self.seen = ""
-        self.matched = 0  # where the last expected text ended
-
-    def _read(self, deadline: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            return False
-        try:
-            data = os.read(self.master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            return False
-        if not data:
-            return False
-        self.seen += data.decode("utf-8", "replace").replace("\r\n", "\n")
-        return True
-
-    def expect(self, pattern: str) -> None:
-        """Wait until ``pattern`` (a regex) shows after what was already matched."""
-        deadline = time.monotonic() + TIMEOUT
-        while (found := re.compile(pattern, re.M).search(self.seen, self.matched)) is None:
-            if not self._read(deadline):
-                raise AssertionError(f"{pattern!r} never showed; the terminal showed:\n{self.seen}")
-        self.matched = found.end()
-        if pattern.endswith("$"):
-            # A prompt: typing before it has turned echo off would show the secret.
-            time.sleep(0.2)
-
-    def type(self, text: str) -> None:
-        os.write(self.master, (text + "\r").encode())
-
-    def wait(self) -> int:
-        deadline = time.monotonic() + TIMEOUT
-        while self._read(deadline):
-            pass
-        code = self.process.wait(timeout=TIMEOUT)
-        os.close(self.master)
-        return code
+def _vutf(*args: str) -> list[str]:
+    """The command line that runs the installed vutf with ``args``."""
+    return [sys.executable, str(_installed_vutf()), *args]
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    environment = {
-        **os.environ,
-        "VUTF_DATABASE_URL": f"sqlite:///{tmp_path / 'vutf.db'}",
-        "VUTF_ARGON2_PROFILE": "test",
-        "COLUMNS": "80",
-    }
-    subprocess.run(
-        [sys.executable, str(_installed_vutf()), "db", "upgrade"],
-        env=environment,
-        check=True,
-        capture_output=True,
-        timeout=TIMEOUT,
-    )
-    return environment
+    return migrated_sqlite_env(tmp_path, _vutf(), columns=80)
 
 
 def test_a_new_password_is_checked_before_its_confirmation_and_asked_again(
     env: dict[str, str],
 ) -> None:
-    term = Terminal(["users", "create", "alice"], env)
+    term = Terminal(_vutf("users", "create", "alice"), env)
     term.expect(r"Email address: ?$")
     term.type("alice@example.com")
     term.expect(r"Password: ?$")
@@ -136,7 +71,7 @@ def test_a_new_password_is_checked_before_its_confirmation_and_asked_again(
 
 
 def test_three_refused_passwords_are_exit_2(env: dict[str, str]) -> None:
-    term = Terminal(["users", "create", "bob", "--email", "bob@example.com"], env)
+    term = Terminal(_vutf("users", "create", "bob", "--email", "bob@example.com"), env)
     for _ in range(3):
         term.expect(r"Password: ?$")
         term.type("tiny")
@@ -148,7 +83,7 @@ def test_three_refused_passwords_are_exit_2(env: dict[str, str]) -> None:
 
 def test_password_stdin_on_a_terminal_prompts_hidden(env: dict[str, str]) -> None:
     term = Terminal(
-        ["users", "create", "carol", "--email", "carol@example.com", "--password-stdin"], env
+        _vutf("users", "create", "carol", "--email", "carol@example.com", "--password-stdin"), env
     )
     term.expect(r"Password: ?$")
     term.type(GOOD)
@@ -156,7 +91,7 @@ def test_password_stdin_on_a_terminal_prompts_hidden(env: dict[str, str]) -> Non
     term.type(GOOD)
     assert term.wait() == 0, term.seen
     assert GOOD not in term.seen
-    check = Terminal(["users", "check-password", "carol", "--password-stdin"], env)
+    check = Terminal(_vutf("users", "check-password", "carol", "--password-stdin"), env)
     check.expect(r"Password: ?$")
     check.type(GOOD)
     assert check.wait() == 0, check.seen
@@ -165,11 +100,11 @@ def test_password_stdin_on_a_terminal_prompts_hidden(env: dict[str, str]) -> Non
 
 def test_missing_key_options_are_asked_for(env: dict[str, str], tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, str(_installed_vutf()), "users", "create", "dave", "--email",
-         "dave@example.com", "--generate-password", "--superuser"],
-        env=env, check=True, capture_output=True, timeout=TIMEOUT,
+        _vutf("users", "create", "dave", "--email", "dave@example.com", "--generate-password",
+              "--superuser"),
+        env=env, check=True, capture_output=True, timeout=TERMINAL_TIMEOUT,
     )  # fmt: skip
-    term = Terminal(["keys", "create", "--secret-file", str(tmp_path / "ci.key")], env)
+    term = Terminal(_vutf("keys", "create", "--secret-file", str(tmp_path / "ci.key")), env)
     term.expect(r"Owner \(username, email or id\): ?$")
     term.type("dave")
     term.expect(r"Key name: ?$")
@@ -191,12 +126,12 @@ def test_a_missing_required_option_without_a_terminal_is_exit_2(
     env: dict[str, str], args: list[str], option: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, str(_installed_vutf()), *args],
+        _vutf(*args),
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=TERMINAL_TIMEOUT,
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith(f"error: missing option {option}\nhint: ")
@@ -207,11 +142,13 @@ def test_a_confirmation_answered_wrongly_is_asked_again_in_vutfs_style(
     env: dict[str, str],
 ) -> None:
     subprocess.run(
-        [sys.executable, str(_installed_vutf()), "users", "create", "frank", "--email",
-         "frank@example.com", "--generate-password"],
-        env=env, check=True, capture_output=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    term = Terminal(["users", "delete", "frank"], env)
+        _vutf("users", "create", "frank", "--email", "frank@example.com", "--generate-password"),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=TERMINAL_TIMEOUT,
+    )
+    term = Terminal(_vutf("users", "delete", "frank"), env)
     term.expect(r"\[y/N\]: ?$")
     term.type("maybe")
     term.expect(r"error: answer y or n")

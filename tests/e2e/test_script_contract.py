@@ -12,35 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.harness import VUTF, WAIT, Terminal, run_script
 from vutf_cli.db.database import Database
-
-VUTF = Path(sys.executable).with_name("vutf")
-WAIT = 120.0
-
-
-def bash(script: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "VUTF_DATABASE_URL": database_url,
-        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    return subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + script],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        stdin=subprocess.DEVNULL,
-    )
-
 
 RE_RUN = """
 run_once() {
@@ -71,10 +49,10 @@ echo "script finished"
 
 
 def test_a_re_run_script_passes(database_url: str, db: Database, tmp_path: Path) -> None:
-    result = bash(RE_RUN, database_url, tmp_path)
+    result = run_script(RE_RUN, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "script finished\n"
-    listed = bash("vutf audit list --reverse -o json", database_url, tmp_path)
+    listed = run_script("vutf audit list --reverse -o json", database_url, tmp_path)
     actions = [(row["action"], row["status"]) for row in json.loads(listed.stdout)]
     # The second run changed what the first one left (a new key under the freed
     # name), and nothing else; no missing subject left a failure row.
@@ -117,7 +95,7 @@ cat gate.err >&2
 
 
 def test_gates_do_not_pass_by_accident(database_url: str, db: Database, tmp_path: Path) -> None:
-    result = bash(GATE, database_url, tmp_path)
+    result = run_script(GATE, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["gate refused with 2", "anchor refused with 6"]
     assert "is beyond the end of the audit log (last seq 1)" in result.stderr
@@ -138,27 +116,9 @@ def _retry_env() -> dict[str, str]:
 
 
 def test_a_terminal_sees_the_retries() -> None:
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [str(VUTF), "users", "list"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=_retry_env(),
-    )
-    os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:  # the other side closed: the process is gone
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
-    assert process.wait(timeout=WAIT) == 7
-    text = seen.decode()
+    terminal = Terminal([str(VUTF), "users", "list"], _retry_env(), timeout=WAIT)
+    assert terminal.wait() == 7
+    text = terminal.seen
     notices = [part for part in text.split("\r\x1b[K") if part.startswith("retrying:")]
     assert len(notices) >= 2, text
     assert notices[0].startswith("retrying: attempt 1 failed, next in ")

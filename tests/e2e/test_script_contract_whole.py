@@ -16,37 +16,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-VUTF = Path(sys.executable).with_name("vutf")
-WAIT = 120.0
+from tests.e2e.harness import run_script
+
 ROWS = 105
 PAGE = 100
 ANCHOR = re.compile(r"[0-9]+:[0-9a-f]{64}")
-
-
-def bash(script: str, database_url: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` under ``set -euo pipefail``; ``None``: no VUTF_DATABASE_URL at all."""
-    env = {
-        **os.environ,
-        "PATH": f"{VUTF.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    env.pop("VUTF_DATABASE_URL", None)
-    if database_url is not None:
-        env["VUTF_DATABASE_URL"] = database_url
-    return subprocess.run(
-        ["bash", "-c", "set -euo pipefail\n" + script],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 # -- 1. which database ---------------------------------------------------------------------
@@ -81,7 +59,7 @@ def test_a_script_cannot_act_on_the_wrong_database(tmp_path: Path) -> None:
     workdir = tmp_path / "work"  # a folder without tmp/ in it
     workdir.mkdir()
     data_dir = Path(os.environ["VUTF_DATA_DIR"])
-    result = bash(WHICH_DATABASE, None, workdir)
+    result = run_script(WHICH_DATABASE, None, workdir)
     assert result.returncode == 0, result.stderr
     default = data_dir / "vutf.db"
     assert result.stdout.splitlines() == [
@@ -115,7 +93,7 @@ vutf users create ci-bot --email ci@example.com --generate-password > /dev/null
 vutf users list --json | jq -r '.[].username'
 vutf db status -o json | jq -r '.dialect, .database'
 """
-    result = bash(script, url, tmp_path)
+    result = run_script(script, url, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["ci-bot", "postgresql"]
@@ -158,7 +136,7 @@ done
 
 
 def test_a_script_gets_every_row_or_a_cursor(database_url: str, tmp_path: Path) -> None:
-    result = bash(SEED + LISTS, database_url, tmp_path)
+    result = run_script(SEED + LISTS, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     # The audit log holds a row per imported user, the import itself and each key.
     audit_rows = ROWS + 1 + ROWS
@@ -200,7 +178,7 @@ fi
 
 
 def test_raw_outputs_stay_raw_under_a_configured_json(database_url: str, tmp_path: Path) -> None:
-    result = bash(RAW, database_url, tmp_path)
+    result = run_script(RAW, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "alice"  # a result follows the configured json

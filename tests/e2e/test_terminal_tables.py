@@ -11,96 +11,28 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.audit_seed import bulk_seed
+from tests.e2e.harness import VUTF, Tmux, installed_env
 from vutf_cli.db.database import Database
 from vutf_cli.settings import load_settings
 
-VUTF_DIR = Path(sys.executable).parent
 PASSWORD = "correct horse battery staple"
 LONG_EMAIL = "dave.with.a.rather.long.address@example-company.com"
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-class Tmux:
-    """One tmux server of our own (its socket in tmp_path) with one bash window."""
-
-    def __init__(self, tmp_path: Path, width: int, env: dict[str, str]) -> None:
-        self.socket = str(tmp_path / f"tmux-{uuid.uuid4().hex[:8]}")
-        self._tmux(
-            "new-session", "-d", "-x", str(width), "-y", "40", "bash --norc --noprofile", env=env
-        )
-        self.run("PS1='$ '; clear")
-        self.wait_for(lambda: self.screen().strip() == "$", "a clean prompt")
-
-    def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
-        done = subprocess.run(
-            ["tmux", "-S", self.socket, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-        return done.stdout
-
-    def run(self, command: str) -> None:
-        self._tmux("send-keys", "-l", command)
-        self._tmux("send-keys", "Enter")
-
-    def keys(self, *keys: str) -> None:
-        self._tmux("send-keys", *keys)
-
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p")
-
-    def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.screen().splitlines()]
-
-    def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; the screen:\n{self.screen()}")
-
-    def clear(self) -> None:
-        """An empty screen with its prompt: typing before it shows would echo twice."""
-        self.run("clear")
-        self.wait_for(lambda: [line for line in self.lines() if line.strip()] == ["$"], "clear")
-
-    def run_to_end(self, command: str) -> list[str]:
-        """Run ``command`` to its end (exit 0) and return what it printed on the screen."""
-        self.clear()
-        self.run(f"{command}; echo rc=$?")
-        self.wait_for(lambda: any(line.startswith("rc=") for line in self.lines()), command)
-        lines = self.lines()
-        typed = f"$ {command}; echo rc=$?"
-        start = lines.index(typed) + 1 if typed in lines else 0  # scrolled off: all of it
-        end = next(i for i, line in enumerate(lines) if line.startswith("rc="))
-        assert lines[end] == "rc=0", lines
-        return lines[start:end]
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], check=False, timeout=30)
-
-
 @pytest.fixture
 def terminal_env(isolated_environment: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    env = installed_env(None)  # the isolated default database
     # The terminal's own size, not the suite's COLUMNS; the default pager.
     for name in ("COLUMNS", "LINES", "PAGER", "LESS", "VUTF_PAGER"):
         env.pop(name, None)
-    env["PATH"] = f"{VUTF_DIR}{os.pathsep}{env.get('PATH', '')}"
     env["TERM"] = "xterm-256color"
     return env
 
@@ -119,9 +51,7 @@ def tmux_at(tmp_path: Path, terminal_env: dict[str, str]) -> Iterator[Callable[[
 
 
 def _vutf(env: dict[str, str], *args: str, input: str | None = None) -> None:
-    done = subprocess.run(
-        [str(VUTF_DIR / "vutf"), *args], env=env, input=input, capture_output=True, text=True
-    )
+    done = subprocess.run([str(VUTF), *args], env=env, input=input, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
