@@ -120,10 +120,10 @@ class UnitOfWork:
         For a writer that creates many rows it has already checked (``vutf
         apply``): :meth:`BaseRepository.create` gives each row its id and
         skips its own flush, and queries inside do not flush the pending
-        rows either (``no_autoflush``), so they see the database as it was
-        when this began.  The one flush at the end inserts each table's rows
-        in a few multi-row statements; a constraint a row breaks is raised
-        there.
+        rows either (``no_autoflush``): they see the rows flushed so far
+        (the caller may ``session.flush()`` between kinds of rows).  The
+        flush at the end inserts each table's rows in a few multi-row
+        statements; a constraint a row breaks is raised there.
         """
         session = self.session
         session.info[DEFERRED_FLUSH] = True
