@@ -170,6 +170,13 @@ def _child_appends(database: Database) -> None:
 def test_a_process_forked_while_a_batch_commits_is_not_stuck_behind_it(
     database: Database,
 ) -> None:
+    if database.dialect == "sqlite":
+        # The leader holds SQLite's write lock when the fork happens: the child
+        # inherits the library's in-process record of that lock, which is never
+        # released there (SQLite's rule: no open connection across fork()).  The
+        # README says to fork while no call is in flight; the group commit's
+        # reset after a fork is proven on PostgreSQL.
+        pytest.skip("SQLite forbids forking while a connection holds a lock")
     gate = threading.Event()
     leader = threading.Thread(target=run_audited, args=(database, decision("parent", gate=gate)))
     leader.start()
