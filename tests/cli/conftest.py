@@ -10,6 +10,7 @@ stdout and stderr separately.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -41,6 +42,24 @@ class CliResult:
 RunCli = Callable[..., CliResult]
 
 
+@functools.cache
+def command_tree() -> Any:
+    """The Click command Typer builds from vutf's app, built once for the whole session.
+
+    Typer builds it again on every ``app(...)`` call, as the console script
+    does once per process; thousands of in-process invocations would spend
+    minutes rebuilding it.  ``run(args, tree=...)`` is the path ``vutf
+    batch`` takes for each of its lines (the e2e tests run the console
+    script's own path).  ``typer.main.get_command`` is Typer's documented
+    bridge to Click ("Using Click").
+    """
+    import typer.main
+
+    from vutf_cli.cli.root import app
+
+    return typer.main.get_command(app)
+
+
 def invoke(
     args: list[str], *, input: str | bytes | None = None, env: Mapping[str, str] | None = None
 ) -> CliResult:
@@ -49,7 +68,7 @@ def invoke(
 
     with CliRunner().isolation(input=input, env=dict(env or {})) as (stdout, stderr, _):
         try:
-            exit_code = run(args)
+            exit_code = run(args, tree=command_tree())
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
