@@ -6,8 +6,10 @@ slow attempt) advance, so deadlines and cool-downs are checked exactly.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -585,3 +587,40 @@ def test_zero_deadline_means_one_attempt(clock: FakeClock) -> None:
         run(fn, clock, policy=RetryPolicy(deadline=0.0))
     assert fn.calls == 1
     assert clock.sleeps == []
+
+
+def test_a_child_forked_while_another_thread_holds_the_breaker_can_use_it() -> None:
+    # The clock runs under the breaker's lock (trip): a thread parked in it holds the lock.
+    inside, leave = threading.Event(), threading.Event()
+
+    def parking_clock() -> float:
+        if threading.current_thread().name == "holder":
+            inside.set()
+            leave.wait(30)
+        return 0.0
+
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=0.0, clock=parking_clock)
+    holder = threading.Thread(target=breaker.trip, name="holder")
+    holder.start()
+    assert inside.wait(30)
+    pid = os.fork()
+    if pid == 0:  # the child: only this thread exists, the lock was held at the fork
+        breaker.renew_lock_after_fork()
+        try:
+            breaker.record_success()
+            os._exit(0 if breaker.state == "closed" else 1)
+        finally:
+            os._exit(2)
+    leave.set()
+    holder.join(30)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child was stuck on the breaker's inherited lock")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0

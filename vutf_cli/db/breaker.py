@@ -57,6 +57,10 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trial_in_flight = False
 
+    def renew_lock_after_fork(self) -> None:
+        """In a forked child: a new lock (one held by another thread at the fork stays held)."""
+        self._lock = threading.Lock()
+
     @property
     def state(self) -> BreakerState:
         with self._lock:

@@ -314,9 +314,11 @@ class Database:
             return self._passwords
 
     def renew_locks_after_fork(self) -> None:
-        """In a forked child: new locks for this Database and its Passwords (a lock held
-        by another thread of the parent at the fork would never be released here)."""
+        """In a forked child: new locks for this Database, its circuit breaker and its
+        Passwords (a lock held by another thread of the parent at the fork would never
+        be released here)."""
         self._build_lock = threading.Lock()
+        self.breaker.renew_lock_after_fork()
         if self._passwords is not None:
             self._passwords.renew_lock_after_fork()
 
