@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -253,6 +253,23 @@ def _record_refusals(
         db.run(write)
 
 
+def _distinct_users(
+    uow: UnitOfWork, targets: Sequence[Target], problems: list[Problem]
+) -> Iterator[tuple[Target, User]]:
+    """Each target's user, once per user (the first target naming it); an unknown name
+    is added to ``problems`` (the whole change is refused after every target is seen)."""
+    seen: set[uuid.UUID] = set()
+    for target in targets:
+        try:
+            user = uow.users.require(target.ident)
+        except NotFound as exc:
+            problems.append((target, exc, None))
+            continue
+        if user.id not in seen:
+            seen.add(user.id)
+            yield target, user
+
+
 # -- add -----------------------------------------------------------------------------
 def add_role(
     db: Database,
@@ -274,16 +291,7 @@ def add_role(
         _, assignments = roles_of(uow)
         plan: list[tuple[User, str, UserRole | None]] = []
         problems: list[Problem] = []
-        seen: set[uuid.UUID] = set()
-        for target in targets:
-            try:
-                user = uow.users.require(target.ident)
-            except NotFound as exc:
-                problems.append((target, exc, None))
-                continue
-            if user.id in seen:
-                continue
-            seen.add(user.id)
+        for target, user in _distinct_users(uow, targets, problems):
             current = assignments.live_for(user.id, role.id)
             state = None if current is None else assignment_state(current.expires_at, False, now)
             if state == "active":
@@ -345,16 +353,7 @@ def remove_role(
         _, assignments = roles_of(uow)
         plan: list[tuple[User, UserRole | None]] = []
         problems: list[Problem] = []
-        seen: set[uuid.UUID] = set()
-        for target in targets:
-            try:
-                user = uow.users.require(target.ident)
-            except NotFound as exc:
-                problems.append((target, exc, None))
-                continue
-            if user.id in seen:
-                continue
-            seen.add(user.id)
+        for target, user in _distinct_users(uow, targets, problems):
             current = assignments.live_for(user.id, role.id)
             if current is None and not if_exists:
                 problems.append(
