@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -193,8 +192,6 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this case alone: its own databases, dropped at the end."""
-    import tempfile
-    from pathlib import Path
 
     from tests.benchmarks import seed
 
@@ -206,16 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    workdir = Path(tempfile.mkdtemp(prefix="vutf-bench-auth-"))
-    farm = seed.DatabaseFarm(workdir)
-    try:
+    with seed.standalone_farm("auth") as (farm, _, _):
         for backend in backends:
             database = farm.create(backend, "auth")
             print(line(backend, run_backend(database.url, args.profile, checks=args.checks)))
-    finally:
-        for problem in farm.close():
-            sys.stderr.write(f"warning: {problem}\n")
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

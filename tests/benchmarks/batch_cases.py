@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -138,7 +137,6 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this case alone: its own databases, dropped at the end."""
-    import tempfile
 
     from tests.benchmarks import seed
 
@@ -148,17 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    workdir = Path(tempfile.mkdtemp(prefix="vutf-bench-batch-"))
-    home = workdir / "home"
-    (home / "data").mkdir(parents=True)
-    farm = seed.DatabaseFarm(workdir)
-    try:
+    with seed.standalone_farm("batch") as (farm, _, home):
         for backend in backends:
             print(line(backend, run_backend(farm, home, backend, args.operations, args.rounds)))
-    finally:
-        for problem in farm.close():
-            sys.stderr.write(f"warning: {problem}\n")
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -271,7 +271,6 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run this case alone: its own databases, dropped at the end."""
-    import tempfile
 
     from tests.benchmarks import seed
 
@@ -285,22 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    workdir = Path(tempfile.mkdtemp(prefix="vutf-bench-declarative-"))
-    home = workdir / "home"
-    (home / "data").mkdir(parents=True)
-    farm = seed.DatabaseFarm(workdir)
     sizes = (args.users, args.roles, args.keys_per_user)
-    try:
+    with seed.standalone_farm("declarative") as (farm, workdir, home):
         for backend in backends:
             result = run_backend(
                 farm, home, workdir, backend, sizes, imperative=not args.no_imperative
             )
             for text in lines(backend, result):
                 print(text, flush=True)
-    finally:
-        for problem in farm.close():
-            sys.stderr.write(f"warning: {problem}\n")
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

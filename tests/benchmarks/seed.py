@@ -37,10 +37,13 @@ import resource
 import shutil
 import sqlite3
 import subprocess
+import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -859,3 +862,23 @@ def progress(message: str) -> Callable[[], None]:
         sys.stderr.flush()
 
     return finish
+
+
+@contextmanager
+def standalone_farm(name: str) -> Iterator[tuple[DatabaseFarm, Path, Path]]:
+    """A case run alone (``python -m tests.benchmarks.CASE``): a farm, its workdir and a home.
+
+    The home has an empty data folder (``child_environment``'s isolation); the
+    farm's databases are dropped and the workdir removed at the end, whatever
+    happened, each problem dropping them reported as a warning.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=f"vutf-bench-{name}-"))
+    home = workdir / "home"
+    (home / "data").mkdir(parents=True)
+    farm = DatabaseFarm(workdir)
+    try:
+        yield farm, workdir, home
+    finally:
+        for problem in farm.close():
+            sys.stderr.write(f"warning: {problem}\n")
+        shutil.rmtree(workdir, ignore_errors=True)
