@@ -16,12 +16,15 @@
   get a clone of their own, made for them and dropped afterwards: the
   ``fresh_database`` marker, set here for the modules listed in
   :data:`FRESH_DATABASE_MODULES` and usable on any test.
+* Ctrl-C reaches the processes the tests start even when the suite itself
+  runs with SIGINT ignored (``nohup``, or ``&`` in a shell without job control).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +50,14 @@ FRESH_DATABASE_MODULES = frozenset(
         "tests/cli/test_db_cli.py",
     }
 )
+
+
+# A process started with SIGINT ignored passes that on to every child, and
+# Python then installs no KeyboardInterrupt handler in them: the tests that
+# press Ctrl-C on a vutf would see it ignored.  A handler here (in the pytest
+# process and in each xdist worker) is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def postgres_admin_url() -> str:
