@@ -177,7 +177,7 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
     from tests.benchmarks.seed import progress
 
     profile = os.environ.get(PROFILE_VARIABLE, "production")
-    checks = settings.scaled(CHECKS, 3)  # the smoke run's --scale 0.01: 3 of each
+    checks = settings.scaled(CHECKS, 3)  # the notes' smoke run (--scale 0.001): 3 of each
     lines: list[str] = []
     results: list[dict[str, Any]] = []
     for backend in settings.backends:

@@ -122,7 +122,7 @@ def measure(settings: Settings, resources: Resources) -> tuple[list[str], list[d
     """Every backend of the run, each on a new database: the report lines and the results."""
     from tests.benchmarks.seed import progress
 
-    operations = settings.scaled(OPERATIONS, 5)  # the smoke run's --scale 0.01: 5
+    operations = settings.scaled(OPERATIONS, 5)  # the notes' smoke run (--scale 0.001): 5
     rounds = min(settings.repeat, ROUNDS)
     lines: list[str] = []
     results: list[dict[str, Any]] = []

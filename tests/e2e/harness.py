@@ -6,7 +6,9 @@ are decided once for every test that uses it:
 * :func:`run_script`: a bash script under ``set -euo pipefail`` (a CI job);
 * :class:`Terminal`: a command on a pseudo-terminal, answering its prompts (a person);
 * :class:`Tmux`: a bash window in a tmux server of its own, read off the screen
-  (table widths, the pager).
+  (table widths, the pager);
+* :func:`run_benchmarks`: the benchmark runner (``python -m tests.benchmarks``)
+  at a tiny size, stopped so that it drops its databases on timeout.
 
 A helper module, not a test module: pytest collects nothing from it.
 """
@@ -14,6 +16,7 @@ A helper module, not a test module: pytest collects nothing from it.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import pty
 import re
@@ -24,7 +27,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+import pytest
 
 # The console script pip installed beside this interpreter: what a user runs.
 VUTF: Final = Path(sys.executable).with_name("vutf")
@@ -34,6 +39,9 @@ WAIT: Final = 120.0
 TERMINAL_TIMEOUT: Final = 60.0
 # One tmux command, and one wait for the screen to show something.
 TMUX_TIMEOUT: Final = 30.0
+# A whole tiny run of the benchmark runner.
+BENCHMARK_TIMEOUT: Final = 600.0
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 
 def installed_env(database_url: str | None) -> dict[str, str]:
@@ -231,3 +239,40 @@ class Tmux:
         subprocess.run(
             ["tmux", "-S", self.socket, "kill-server"], check=False, timeout=TMUX_TIMEOUT
         )
+
+
+def run_benchmarks(
+    backends: Sequence[str], arguments: Sequence[str], json_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """The benchmark runner on ``backends``, one run per command and no warm-up.
+
+    ``python -m tests.benchmarks --backend ... --repeat 1 --warmup 0
+    ARGUMENTS --json JSON_PATH``: its output and its JSON file.  The runner
+    gets no ``VUTF_*`` variable but the server to use; on timeout
+    it is stopped with SIGTERM, on which it drops its databases and files.
+    A failed run fails the test with its output.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("VUTF_")}
+    if "VUTF_TEST_POSTGRES_URL" in os.environ:
+        env["VUTF_TEST_POSTGRES_URL"] = os.environ["VUTF_TEST_POSTGRES_URL"]
+    backend = "both" if len(backends) == 2 else backends[0]
+    args = [sys.executable, "-m", "tests.benchmarks", "--backend", backend, "--repeat", "1"]
+    args += ["--warmup", "0", *arguments, "--json", str(json_path)]
+    process = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=BENCHMARK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(
+            f"the runner took over {BENCHMARK_TIMEOUT:.0f} s\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        )
+    assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr), document

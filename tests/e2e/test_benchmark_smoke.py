@@ -1,9 +1,10 @@
-"""A tiny run of the benchmark runner: its output is checked, never its timings.
+"""A tiny run of the benchmark runner's table: its output is checked, never its timings.
 
 ``python -m tests.benchmarks`` (issue 5) is not part of the default test run;
-this is.  It runs the runner at 200 audit rows with every fixed size scaled
-down 100 times (10 users, 100 imported users, reference logs of 100 and 1,000
-rows), one timed run per command, on both backends, and checks that:
+this is.  It runs the runner's table cases (``--cases`` :data:`TABLE_CASES`)
+at 200 audit rows with every fixed size scaled down 100 times (10 users, 100
+imported users, reference logs of 100 and 1,000 rows), one timed run per
+command, on both backends, and checks that:
 
 * the table has its header and exactly the expected rows (every case, at
   every size and backend where it applies, and no other);
@@ -14,23 +15,24 @@ rows), one timed run per command, on both backends, and checks that:
   subject, memory at the reference size is compared with itself) agree.
 
 No timing is asserted anywhere: on a shared two-core machine any threshold
-would be a coin toss, and the targets are for the 10k-1M sizes anyway.
+would be a coin toss, and the targets are for the 10k-1M sizes anyway.  The
+cases the runner reports as notes under its table run in
+``test_benchmark_notes_smoke.py``, a process of their own that the other test
+worker can run at the same time.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_benchmarks
+
 HEADER = (
     "case",
     "size",
@@ -43,10 +45,11 @@ HEADER = (
     "met?",
 )
 ROWS = 200
+# Every case of the table; the notes' cases are test_benchmark_notes_smoke.py's.
+TABLE_CASES = "startup.*,users.*,db.*,audit.*,memory.*"
 LIST_REFERENCE = 100  # 10,000 x 0.01
 MEMORY_REFERENCE = 1_000  # 100,000 x 0.01
 SIZES = sorted({ROWS, LIST_REFERENCE, MEMORY_REFERENCE})
-TIMEOUT = 600
 
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?) (s|MiB)$")
 _RATIO = re.compile(r"^(\d+(?:\.\d+)?)x$")
@@ -98,50 +101,28 @@ def quantity(text: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
-@pytest.fixture(scope="module")
-def backends(postgres_template: str | None) -> tuple[str, ...]:
-    # postgres_template is None when the server is unreachable (and fails the
-    # test when VUTF_REQUIRE_POSTGRES=1): then only SQLite is benchmarked.
-    return ("sqlite",) if postgres_template is None else ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(
-    backends: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
+def _smoke_run(
+    backends: tuple[str, ...], json_path: Path
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    json_path = tmp_path_factory.mktemp("bench") / "results.json"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("VUTF_")}
-    if "VUTF_TEST_POSTGRES_URL" in os.environ:
-        env["VUTF_TEST_POSTGRES_URL"] = os.environ["VUTF_TEST_POSTGRES_URL"]
-    result = _run_letting_it_clean_up(
+    return run_benchmarks(
+        backends,
         [
-            sys.executable,
-            "-m",
-            "tests.benchmarks",
             "--rows",
             str(ROWS),
-            "--backend",
-            "both" if len(backends) == 2 else backends[0],
-            "--repeat",
-            "1",
-            "--warmup",
-            "0",
             "--scale",
             "0.01",
-            "--json",
-            str(json_path),
+            "--cases",
+            TABLE_CASES,
         ],
-        env,
+        json_path,
     )
-    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result, json.loads(json_path.read_text(encoding="utf-8"))
 
 
-def test_the_table_has_every_expected_case_and_nothing_else(
-    smoke_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+def check_the_table_has_every_expected_case_and_nothing_else(
+    run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
     backends: tuple[str, ...],
 ) -> None:
-    result, _ = smoke_run
+    result, _ = run
     rows = parse_table(result.stdout)
     found = [(row["case"], row["size"], row["backend"]) for row in rows]
     assert len(found) == len(set(found)), "a case appears twice"
@@ -149,10 +130,10 @@ def test_the_table_has_every_expected_case_and_nothing_else(
     assert "error" not in result.stderr.lower()
 
 
-def test_every_number_parses_and_every_ratio_is_vutf_over_baseline(
-    smoke_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+def check_every_number_parses_and_every_ratio_is_vutf_over_baseline(
+    run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
 ) -> None:
-    result, _ = smoke_run
+    result, _ = run
     for row in parse_table(result.stdout):
         vutf, unit = quantity(row["vutf median"])
         baseline, baseline_unit = quantity(row["baseline median"])
@@ -184,10 +165,10 @@ def test_every_number_parses_and_every_ratio_is_vutf_over_baseline(
             assert limit is None
 
 
-def test_the_json_file_matches_the_table_and_holds_the_samples(
-    smoke_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+def check_the_json_file_matches_the_table_and_holds_the_samples(
+    run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
 ) -> None:
-    result, document = smoke_run
+    result, document = run
     table = parse_table(result.stdout)
     results = document["results"]
     assert [(r["case"], r["size"], r["backend"]) for r in results] == [
@@ -215,11 +196,11 @@ def test_the_json_file_matches_the_table_and_holds_the_samples(
         assert entry["baseline_command"]
 
 
-def test_cases_that_share_a_measurement_agree(
-    smoke_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+def check_cases_that_share_a_measurement_agree(
+    run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
     backends: tuple[str, ...],
 ) -> None:
-    _, document = smoke_run
+    _, document = run
     by_key = {(r["case"], r["size"], r["backend"]): r for r in document["results"]}
     for backend in backends:
         for size in SIZES:
@@ -238,21 +219,11 @@ def test_cases_that_share_a_measurement_agree(
                     assert memory["ratio"] == 1.0
 
 
-def _run_letting_it_clean_up(
-    args: list[str], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """The runner, stopped with SIGTERM on timeout: it then drops its databases and files."""
-    process = subprocess.Popen(
-        args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.terminate()
-        try:
-            stdout, stderr = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-        pytest.fail(f"the runner took over {TIMEOUT} s\nstdout:\n{stdout}\nstderr:\n{stderr}")
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+def test_a_tiny_run_of_the_table(benchmark_backends: tuple[str, ...], tmp_path: Path) -> None:
+    """One runner process, every check on it (one test: xdist runs it on one worker, once)."""
+    backends = benchmark_backends
+    run = _smoke_run(backends, tmp_path / "results.json")
+    check_the_table_has_every_expected_case_and_nothing_else(run, backends)
+    check_every_number_parses_and_every_ratio_is_vutf_over_baseline(run)
+    check_the_json_file_matches_the_table_and_holds_the_samples(run)
+    check_cases_that_share_a_measurement_agree(run, backends)
