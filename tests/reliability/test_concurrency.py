@@ -112,6 +112,10 @@ for module in ("pydantic", "platformdirs", "zoneinfo"):
         importlib.import_module(module)
     except ImportError:
         pass
+try:  # pydantic loads its parts on first use: Typer coerces every option through a TypeAdapter
+    importlib.import_module("pydantic").TypeAdapter
+except (ImportError, AttributeError):
+    pass
 
 
 def fork_command(script, args, stdin, stdout, stderr, timeout, wait=None):
