@@ -23,7 +23,8 @@ transaction, ``Database.run`` is driven in-process instead.
    one trial per cool-down reaches the server (the breaker's clock is the
    test's, so cool-downs are exact), and the breaker recovers through
    half-open; ``audit follow`` rides out an outage with few attempts;
-   ``users import`` hit mid-write fails with exit 7 and imports nothing.
+   ``users import`` hit mid-write (its COPY of the users, or of their audit
+   rows) fails with exit 7 and imports nothing.
 6. Stalled server (accepts, never answers): the command ends by its deadline,
    also when the stall begins after the connection was made.
 
@@ -900,7 +901,10 @@ def test_audit_follow_rides_out_an_outage_with_few_attempts(
 
 
 @pytest.mark.slow
+# users import writes with COPY ... FROM STDIN: the users, then their audit rows.
+@pytest.mark.parametrize("statement", [b"COPY users", b"COPY audit_log"], ids=bytes.decode)
 def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
+    statement: bytes,
     pg_running: PgInstance,
     pg_database: str,
     proxy: TcpProxy,
@@ -913,8 +917,9 @@ def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
     ]
     source = tmp_path / "users.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    # The outage starts the moment the import's write transaction sends its users (COPY).
-    proxy.drop_on(b"COPY users", Mode.DROP)
+    # The outage starts the moment the import's write transaction starts that COPY
+    # (for the audit rows: after the users went in, in the same transaction).
+    proxy.drop_on(statement, Mode.DROP)
     before = proxy.attempts
     result = run_vutf(
         "users",
@@ -944,7 +949,7 @@ def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
     assert attempts <= 1 + 7  # the first connection, then one deadline of retries
     verify_chain(pg_running.url(pg_database))
     record(
-        "5. `users import` hit by an outage mid-write",
+        f"5. `users import` hit by an outage mid-write ({statement.decode()})",
         faults=1,
         commands=1,
         rows=len(rows),
