@@ -135,25 +135,19 @@ URL_FORMS = [
 ]
 
 
+def _migrate_with_a_superuser(vutf: Vutf, url: str) -> None:
+    """The schema at ``url``, and alice, a superuser (the actor of what follows)."""
+    ok(vutf("db", "upgrade", url=url))
+    args = ("users", "create", "alice", "--email", "a@example.com", "--password-stdin")
+    ok(vutf(*args, "--superuser", url=url, input=PASSWORD))
+
+
 @pytest.mark.parametrize(("form", "database"), URL_FORMS, ids=[f for f, _ in URL_FORMS])
 def test_every_sqlite_url_form_creates_private_files_and_folders(
     vutf: Vutf, work: Path, form: str, database: str
 ) -> None:
     url = form.format(work=work)
-    ok(vutf("db", "upgrade", url=url))
-    ok(
-        vutf(
-            "users",
-            "create",
-            "alice",
-            "--email",
-            "a@example.com",
-            "--password-stdin",
-            "--superuser",
-            url=url,
-            input=PASSWORD,
-        )
-    )
+    _migrate_with_a_superuser(vutf, url)
     files = work / database
     wal, shm = Path(f"{files}-wal"), Path(f"{files}-shm")
     with held_open(url, work):
@@ -200,20 +194,7 @@ def test_an_explicit_data_dir_is_made_private_at_every_level(
 
 def test_secret_files_and_exports_are_private_under_umask_000(vutf: Vutf, work: Path) -> None:
     url = "sqlite:///file:keys.db?mode=rwc&uri=true"
-    ok(vutf("db", "upgrade", url=url))
-    ok(
-        vutf(
-            "users",
-            "create",
-            "alice",
-            "--email",
-            "a@example.com",
-            "--password-stdin",
-            "--superuser",
-            url=url,
-            input=PASSWORD,
-        )
-    )
+    _migrate_with_a_superuser(vutf, url)
     ok(vutf("keys", "create", "-u", "alice", "-n", "ci", "--secret-file", "ci.key", url=url))
     ok(vutf("audit", "export", "--output-file", "audit.jsonl", url=url))
     ok(vutf("audit", "export", "--output-file", "audit.jsonl", "--force", url=url))
