@@ -11,9 +11,9 @@ work wrote.  Row triggers fire for every row, in order (a table with BEFORE
 ROW triggers is copied one row at a time), so the audit log's chain trigger
 checks each row just as it checks an INSERT.
 
-As for ``db.copy_out``, psycopg2 refuses COPY while vutf's wait callback is
-set: it is lifted for the COPY and the same watchdog bounds the wait (and
-ends it on Ctrl-C).  A server error (a unique index, the chain trigger, an
+The COPY runs through :func:`vutf_cli.db.copy_session.run_copy`, as
+``db.copy_out``'s does (the wait callback lifted, a watchdog for stalls and
+Ctrl-C).  A server error (a unique index, the chain trigger, an
 over-long value) ends the COPY normally and is raised as the SQLAlchemy
 error of its class, so ``Database.run`` maps it as it maps an INSERT's; only
 a COPY cut off in the middle invalidates the connection.
@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 __all__ = ["NULL", "copy_in", "copy_text", "insert_many"]
 
@@ -54,17 +53,9 @@ def copy_in(
     text that needs no escaping: digits, ``t``/``f``, hex).  ``table`` and
     ``columns`` are vutf's own identifiers, never input.
     """
-    import psycopg2
-
     # Here, not at the top: the repositories import this module for copy_text,
     # and a short command needs none of COPY's machinery.
-    from vutf_cli.db.copy_out import (
-        CopyProgress,
-        client_codec,
-        copy_watchdog,
-        without_wait_callback,
-    )
-    from vutf_cli.db.engine import wait_limit
+    from vutf_cli.db.copy_session import CopyProgress, client_codec, run_copy
 
     raw: Any = connection.connection.dbapi_connection
     try:
@@ -74,29 +65,7 @@ def copy_in(
 
         raise InvalidInput("text must be valid Unicode (lone surrogate found)") from None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    progress = CopyProgress()
-    limit, _connecting = wait_limit(raw)
-    cursor = raw.cursor()
-    try:
-        with without_wait_callback(), copy_watchdog(raw, progress, limit):
-            cursor.copy_expert(statement, io.BytesIO(payload))
-    except BaseException as exc:
-        cut_off = progress.interrupted or progress.stalled or raw.closed
-        if cut_off:
-            connection.invalidate(exc if isinstance(exc, Exception) else None)
-        if progress.interrupted:
-            raise KeyboardInterrupt from None
-        if progress.stalled:
-            raise OperationalError(
-                "COPY", None, psycopg2.OperationalError("COPY timed out"), True
-            ) from exc
-        if isinstance(exc, psycopg2.Error):
-            raise DBAPIError.instance(
-                statement, None, exc, psycopg2.Error, connection_invalidated=bool(cut_off)
-            ) from exc
-        raise
-    finally:
-        cursor.close()
+    run_copy(connection, statement, io.BytesIO(payload), CopyProgress(), invalidate_on_error=False)
 
 
 def insert_many(
