@@ -39,7 +39,13 @@ _WATCH_INTERVAL: Final = 0.25
 
 
 class CopyProgress:
-    """What the watchdog watches (rows received so far) and what it did."""
+    """What the watchdog watches and what it did.
+
+    ``rows``: the rows a COPY TO has received so far.  A COPY FROM counts
+    none, so its silence is measured from its start: the limit (the
+    statement timeout plus the connect timeout) outlasts the server's own
+    statement timeout, which ends a COPY FROM that takes too long first.
+    """
 
     __slots__ = ("interrupted", "rows", "stalled")
 
