@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.benchmarks.cases import NOTE_CASES
 from tests.e2e.harness import run_benchmarks
 
 pytestmark = pytest.mark.slow
 
-NOTE_CASES = ("verify.throughput", "auth.timing", "batch.users-create", "declarative.scale")
 AUTH_KINDS = ("unknown user", "wrong password", "weak stored hash", "locked user")
 DECLARATIVE_STEPS = ("plan_empty", "apply", "plan_applied", "apply_no_passwords", "imperative")
 
