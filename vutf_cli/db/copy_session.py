@@ -204,4 +204,5 @@ def run_copy(
             ) from exc
         raise
     finally:
-        cursor.close()
+        if not raw.closed:  # an invalidated connection took its cursor with it
+            cursor.close()
