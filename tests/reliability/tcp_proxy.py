@@ -170,9 +170,10 @@ class _Link:
         for kind, message in self.messages.feed(data):
             trigger = proxy._take_trigger(message)
             if trigger is not None:
-                # The outage starts before this statement reaches the server.
+                # The outage starts before this statement reaches the server:
+                # its connection is cut, or (STALL) left open forwarding nothing.
                 proxy.set_mode(trigger)
-                return False
+                return trigger is Mode.STALL
             if proxy.mode is Mode.DROP_BEFORE_COMMIT and is_commit(kind, message):
                 proxy._commit_dropped()
                 return False
@@ -257,7 +258,10 @@ class TcpProxy:
                     link.closed.wait(5)
 
     def drop_on(self, needle: bytes, mode: Mode = Mode.DROP) -> None:
-        """One-shot: switch to ``mode`` when a client message contains ``needle``."""
+        """One-shot: switch to ``mode`` when a client message contains ``needle``.
+
+        That message is never forwarded; its connection is cut (DROP, RESET)
+        or stays open with nothing forwarded either way (STALL)."""
         with self._lock:
             self._triggers.append((needle, mode))
 

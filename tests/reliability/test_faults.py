@@ -900,6 +900,32 @@ def test_audit_follow_rides_out_an_outage_with_few_attempts(
     )
 
 
+IMPORTED_USERS = 20
+
+
+def _users_to_import(tmp_path: Path) -> Path:
+    """A JSON-lines file of IMPORTED_USERS new users (imp00, imp01, ...) with passwords."""
+    rows = [
+        {"username": f"imp{n:02d}", "email": f"imp{n:02d}@example.com", "password": USER_PASSWORD}
+        for n in range(IMPORTED_USERS)
+    ]
+    source = tmp_path / "users.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return source
+
+
+def _imported(pg_running: PgInstance, pg_database: str) -> tuple[int, int]:
+    """How many of those users, and how many user.create/user.import audit rows, exist."""
+    users = pg_running.execute(
+        "SELECT count(*) FROM users WHERE username LIKE 'imp%%'", database=pg_database
+    )[0][0]
+    audit = pg_running.execute(
+        "SELECT count(*) FROM audit_log WHERE action IN ('user.create', 'user.import')",
+        database=pg_database,
+    )[0][0]
+    return int(users), int(audit)
+
+
 @pytest.mark.slow
 # users import writes with COPY ... FROM STDIN: the users, then their audit rows.
 @pytest.mark.parametrize("statement", [b"COPY users", b"COPY audit_log"], ids=bytes.decode)
@@ -911,12 +937,7 @@ def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
     tmp_path: Path,
 ) -> None:
     deadline = 2.0
-    rows = [
-        {"username": f"imp{n:02d}", "email": f"imp{n:02d}@example.com", "password": USER_PASSWORD}
-        for n in range(20)
-    ]
-    source = tmp_path / "users.jsonl"
-    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    source = _users_to_import(tmp_path)
     # The outage starts the moment the import's write transaction starts that COPY
     # (for the audit rows: after the users went in, in the same transaction).
     proxy.drop_on(statement, Mode.DROP)
@@ -937,22 +958,14 @@ def test_users_import_hit_by_an_outage_mid_write_exits_7_and_imports_nothing(
     # The write that met the outage retried for no longer than the deadline.
     retried, seconds = reported_retries(result.stderr)
     assert seconds <= deadline + LAST_ATTEMPT_SLACK, result.describe()
-    imported = pg_running.execute(
-        "SELECT count(*) FROM users WHERE username LIKE 'imp%%'", database=pg_database
-    )[0][0]
-    audit = pg_running.execute(
-        "SELECT count(*) FROM audit_log WHERE action IN ('user.create', 'user.import')",
-        database=pg_database,
-    )[0][0]
-    assert imported == 0  # all or nothing
-    assert audit == 0
+    assert _imported(pg_running, pg_database) == (0, 0)  # all or nothing: users, audit rows
     assert attempts <= 1 + 7  # the first connection, then one deadline of retries
     verify_chain(pg_running.url(pg_database))
     record(
         f"5. `users import` hit by an outage mid-write ({statement.decode()})",
         faults=1,
         commands=1,
-        rows=len(rows),
+        rows=IMPORTED_USERS,
         note=f"exit 7 {outage_to_exit:.2f} s after the outage began ({retried} attempt(s) in "
         f"{seconds:.1f} s), {attempts} connections, 0 rows imported",
     )
@@ -981,6 +994,40 @@ def test_stalled_server_ends_by_the_deadline(
         commands=1,
         note=f"exit 7: {attempts} attempt(s) in {seconds:.1f} s (deadline {DEADLINE:g} s), "
         f"{proxy.attempts} connection(s)",
+    )
+
+
+@pytest.mark.slow
+def test_users_import_on_a_server_that_stalls_mid_copy_exits_7_and_imports_nothing(
+    pg_running: PgInstance, pg_database: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    # COPY runs without vutf's wait callback (psycopg2 refuses COPY with one):
+    # its watchdog ends the wait after the statement timeout plus the connect
+    # timeout. The stall begins at the audit rows' COPY, after the users went in.
+    deadline, wait_limit = 2.0, 1.0 + 1.0
+    env = {
+        "VUTF_DB_DEADLINE": str(deadline),
+        "VUTF_STATEMENT_TIMEOUT": "1000",
+        "VUTF_CONNECT_TIMEOUT": "1",
+    }
+    proxy.drop_on(b"COPY audit_log", Mode.STALL)
+    url = proxy.url(pg_database)
+    result = run_vutf("users", "import", str(_users_to_import(tmp_path)), database_url=url, env=env)
+    proxy.set_mode(Mode.PASS)
+    assert proxy.triggered_at is not None  # the stall did meet the import
+    error = assert_clean_unavailable(result, url)
+    assert "timeout expired" in error  # the COPY's wait, or a retry's connection, gave up
+    stall_to_exit = result.ended - proxy.triggered_at
+    # One wait of the limit, then what is left of the deadline; never a hang.
+    assert stall_to_exit <= wait_limit + deadline + LAST_ATTEMPT_SLACK, result.describe()
+    assert _imported(pg_running, pg_database) == (0, 0)
+    verify_chain(pg_running.url(pg_database))
+    record(
+        "6. stalled server mid-`users import` (COPY audit_log)",
+        faults=1,
+        commands=1,
+        rows=IMPORTED_USERS,
+        note=f"exit 7 {stall_to_exit:.2f} s after the stall began, 0 rows imported",
     )
 
 
