@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.benchmarks.auth_timing import WARMUP as AUTH_WARMUP
 from tests.benchmarks.cases import NOTE_CASES
 from tests.e2e.harness import run_benchmarks
 
@@ -24,21 +25,6 @@ pytestmark = pytest.mark.slow
 
 AUTH_KINDS = ("unknown user", "wrong password", "weak stored hash", "locked user")
 DECLARATIVE_STEPS = ("plan_empty", "apply", "plan_applied", "apply_no_passwords", "imperative")
-
-
-def _notes_run(
-    backends: tuple[str, ...], json_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    return run_benchmarks(
-        backends,
-        [
-            "--scale",
-            "0.001",
-            "--cases",
-            ",".join(NOTE_CASES),
-        ],
-        json_path,
-    )
 
 
 def check_only_notes_and_no_table_rows(
@@ -87,9 +73,10 @@ def check_auth_timing_measured_every_kind_on_each_backend(
         assert set(timing["medians_ms"]) == set(AUTH_KINDS)
         assert all(value > 0 for value in timing["medians_ms"].values())
         assert timing["ratios"]["wrong password"] == 1.0
-        # Each check of each kind (and one warm-up round) is one user.login row.
+        # Each check of each kind, warm-up rounds included, is one user.login row.
         assert timing["audit_rows_written"] % len(AUTH_KINDS) == 0
         assert timing["audit_rows_written"] >= timing["checks"] * len(AUTH_KINDS)
+        assert timing["audit_rows_written"] == (timing["checks"] + AUTH_WARMUP) * len(AUTH_KINDS)
 
 
 def check_batch_and_declarative_ran_at_the_sizes_asked(
@@ -115,7 +102,8 @@ def check_batch_and_declarative_ran_at_the_sizes_asked(
 def test_a_tiny_run_of_the_notes(benchmark_backends: tuple[str, ...], tmp_path: Path) -> None:
     """One runner process, every check on it (one test: xdist runs it on one worker, once)."""
     backends = benchmark_backends
-    run = _notes_run(backends, tmp_path / "results.json")
+    arguments = ["--scale", "0.001", "--cases", ",".join(NOTE_CASES)]
+    run = run_benchmarks(backends, arguments, tmp_path / "results.json")
     check_only_notes_and_no_table_rows(run)
     check_verify_throughput_wrote_one_row_per_audited_call(run, backends)
     check_auth_timing_measured_every_kind_on_each_backend(run, backends)

@@ -101,23 +101,6 @@ def quantity(text: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
-def _smoke_run(
-    backends: tuple[str, ...], json_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    return run_benchmarks(
-        backends,
-        [
-            "--rows",
-            str(ROWS),
-            "--scale",
-            "0.01",
-            "--cases",
-            ",".join(TABLE_CASES),  # the notes' cases: test_benchmark_notes_smoke.py
-        ],
-        json_path,
-    )
-
-
 def check_the_table_has_every_expected_case_and_nothing_else(
     run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
     backends: tuple[str, ...],
@@ -222,7 +205,9 @@ def check_cases_that_share_a_measurement_agree(
 def test_a_tiny_run_of_the_table(benchmark_backends: tuple[str, ...], tmp_path: Path) -> None:
     """One runner process, every check on it (one test: xdist runs it on one worker, once)."""
     backends = benchmark_backends
-    run = _smoke_run(backends, tmp_path / "results.json")
+    # The notes' cases run in test_benchmark_notes_smoke.py.
+    arguments = ["--rows", str(ROWS), "--scale", "0.01", "--cases", ",".join(TABLE_CASES)]
+    run = run_benchmarks(backends, arguments, tmp_path / "results.json")
     check_the_table_has_every_expected_case_and_nothing_else(run, backends)
     check_every_number_parses_and_every_ratio_is_vutf_over_baseline(run)
     check_the_json_file_matches_the_table_and_holds_the_samples(run)
