@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from vutf_cli.db.database import Database
 from vutf_cli.db.models import ApiKey
+from vutf_cli.db.repositories.api_keys import KeyUsage
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
@@ -316,7 +317,7 @@ def test_authenticate_key_accepts_a_good_key_and_loads_its_owner(
 
     def authenticate(uow: UnitOfWork) -> tuple[uuid.UUID, str]:
         key = uow.keys.authenticate_key(plaintext, required_scope="targets:write")
-        return key.id, key.user.username
+        return key.id, key.owner_username
 
     assert db.run(authenticate, read_only=True) == (key_id, "alice")
 
@@ -600,13 +601,11 @@ def test_record_usage_counts_without_making_an_edit(db: Database, alice: uuid.UU
     before = load(db, key_id)
     moment = utcnow()
 
-    def use(uow: UnitOfWork) -> tuple[int, str | None]:
-        key = uow.keys.get_or_raise(key_id)
-        uow.keys.record_usage(key, ip="2001:DB8::1", now=moment)
-        # The object is refreshed from the row.
-        return key.usage_count, key.last_used_ip
+    def use(uow: UnitOfWork) -> KeyUsage:
+        return uow.keys.record_usage(key_id, ip="2001:DB8::1", now=moment)
 
-    assert db.run(use) == (1, "2001:db8::1")
+    # The new counters, as stored.
+    assert db.run(use) == (1, moment, "2001:db8::1")
     after = load(db, key_id)
     assert after["usage_count"] == 1
     assert after["last_used_at"] == moment
@@ -616,7 +615,7 @@ def test_record_usage_counts_without_making_an_edit(db: Database, alice: uuid.UU
     assert after["updated_by"] == before["updated_by"]
 
     with pytest.raises(InvalidInput, match="invalid IP address"):
-        db.run(lambda uow: uow.keys.record_usage(uow.keys.get_or_raise(key_id), ip="1.2.3"))
+        db.run(lambda uow: uow.keys.record_usage(key_id, ip="1.2.3"))
     assert load(db, key_id)["usage_count"] == 1
 
 
@@ -627,7 +626,7 @@ def test_record_usage_is_atomic_under_concurrency(db: Database, alice: uuid.UUID
     barrier = threading.Barrier(threads_count)
 
     def use_once(uow: UnitOfWork) -> None:
-        uow.keys.record_usage(uow.keys.get_or_raise(key_id), ip="192.0.2.7")
+        uow.keys.record_usage(key_id, ip="192.0.2.7")
 
     def worker() -> None:
         try:
@@ -685,7 +684,7 @@ def test_expiry_round_trips_timezone_aware(db: Database, alice: uuid.UUID) -> No
     expires = datetime(2999, 3, 4, 5, 6, 7, 891234, tzinfo=india)
     key_id, _ = issue(db, alice, expires_at=expires)
     db.run(lambda uow: uow.keys.revoke(uow.keys.get_or_raise(key_id)))
-    db.run(lambda uow: uow.keys.record_usage(uow.keys.get_or_raise(key_id)))
+    db.run(lambda uow: uow.keys.record_usage(key_id))
 
     stored = load(db, key_id)
     assert stored["expires_at"] == expires

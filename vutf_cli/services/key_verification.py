@@ -125,9 +125,10 @@ def verify_key(
             row = _refusal_row(uow, plaintext, refusal, ip_address, user_agent, mismatch)
             return row, refusal
         changes: dict[str, Any] = {"usage_recorded": record_usage}
+        usage_count, last_used_at = key.usage_count, key.last_used_at
         if record_usage:
-            uow.keys.record_usage(key, now=now)
-            changes |= {"usage_count": key.usage_count, "last_used_at": key.last_used_at}
+            usage_count, last_used_at, _ = uow.keys.record_usage(key.id, now=now)
+            changes |= {"usage_count": usage_count, "last_used_at": last_used_at}
         row = {
             "action": USE_ACTION,
             "resource_type": RESOURCE_TYPE,
@@ -143,12 +144,12 @@ def verify_key(
             key_prefix=key.key_prefix,
             name=key.name,
             user_id=key.user_id,
-            username=key.user.username,
+            username=key.owner_username,
             scopes=scopes,
             expires_at=key.expires_at,
             required_scope=required_scope,
-            usage_count=key.usage_count,
-            last_used_at=key.last_used_at,
+            usage_count=usage_count,
+            last_used_at=last_used_at,
             usage_recorded=record_usage,
         )
 

@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from vutf_cli.db.database import Database
-from vutf_cli.db.models import ApiKey, User
+from vutf_cli.db.models import User
+from vutf_cli.db.repositories.api_keys import KeyCredential
 from vutf_cli.db.repositories.roles import AssignmentRepository
 from vutf_cli.db.types import utcnow
 from vutf_cli.db.uow import UnitOfWork
@@ -98,7 +99,7 @@ def user_permissions(db: Database, ident: str) -> EffectivePermissions:
 
 
 def effective_key_scopes(
-    key: ApiKey,
+    key: KeyCredential,
     role_permissions: Iterable[Mapping[str, object] | None],
     *,
     required_scope: str | None = None,
@@ -113,12 +114,12 @@ def effective_key_scopes(
     starts as the key's own refusal does, so the audit row's reason is
     ``missing_scope`` either way.
     """
-    held = _held(key.user.is_superuser, role_permissions)
+    held = _held(key.owner_is_superuser, role_permissions)
     own = (scope for scope, granted in key.permissions.items() if granted is True)
     scopes = narrow_scopes(own, held)
     if required_scope is not None and not scope_grants(dict.fromkeys(scopes, True), required_scope):
         raise Denied(
-            f"API key lacks scope '{required_scope}': its owner '{key.user.username}' "
+            f"API key lacks scope '{required_scope}': its owner '{key.owner_username}' "
             "does not hold it now"
         )
     return scopes

@@ -16,12 +16,12 @@ import ipaddress
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     Select,
     Table,
     and_,
@@ -31,7 +31,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from vutf_cli.db.models import ApiKey, Role, User, UserRole
 from vutf_cli.db.repositories.base import BaseRepository
@@ -41,7 +41,14 @@ from vutf_cli.domain import validation
 from vutf_cli.errors import Conflict, Denied, InvalidInput, NotFound
 from vutf_cli.security import api_keys as key_format
 
-__all__ = ["KEY_STATES", "MIN_RESOLVE_PREFIX", "NAME_MAX_LENGTH", "ApiKeyRepository"]
+__all__ = [
+    "KEY_STATES",
+    "MIN_RESOLVE_PREFIX",
+    "NAME_MAX_LENGTH",
+    "ApiKeyRepository",
+    "KeyCredential",
+    "KeyUsage",
+]
 
 NAME_MAX_LENGTH: Final = 100
 # "vutf_" plus three random characters: short enough to type, long enough
@@ -109,28 +116,82 @@ def _validate_ip(ip: str | None) -> str | None:
         raise InvalidInput(f"invalid IP address {_show(ip)}") from None
 
 
+_KEYS_TABLE: Final = cast(Table, ApiKey.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCredential:
+    """What verifying a key needs of it and its owner, read as plain values.
+
+    :meth:`ApiKeyRepository.authenticate_key_with_roles` reads these columns
+    in one Core statement instead of loading the key and its owner as ORM
+    objects: the lookup sits in a web service's request path, and building
+    and tracking two ORM objects cost about a third of a verification's CPU.
+    """
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    key_prefix: str
+    permissions: Mapping[str, bool]
+    expires_at: datetime | None
+    usage_count: int
+    last_used_at: datetime | None
+    owner_username: str
+    owner_is_superuser: bool
+
+
+class KeyUsage(NamedTuple):
+    """A key's usage counters right after :meth:`ApiKeyRepository.record_usage`."""
+
+    usage_count: int
+    last_used_at: datetime | None
+    last_used_ip: str | None
+
+
 @functools.cache
 def _authenticate_statement() -> Select[Any]:
     """The key with digest ``:digest`` (deleted too), its owner, and one row per role
     the owner holds at ``:now`` (permissions and id; both NULL when none counts).
 
-    Built once; only the parameters change from call to call.
+    Built once; only the parameters change from call to call.  Table columns,
+    not ORM entities: the rows are plain tuples (see :class:`KeyCredential`).
     """
-    # A nested join (assignment with its role), outer-joined as one on the rule.
-    roles = cast(Table, UserRole.__table__).join(
-        cast(Table, Role.__table__), Role.id == UserRole.role_id
-    )
+    keys, users = _KEYS_TABLE, cast(Table, User.__table__)
+    assignments, roles = cast(Table, UserRole.__table__), cast(Table, Role.__table__)
     held = and_(
-        UserRole.user_id == ApiKey.user_id,
+        assignments.c.user_id == keys.c.user_id,
         *counting(bindparam("now", type_=UserRole.expires_at.type)),
     )
     return (
-        select(ApiKey, Role.permissions, Role.id)
-        .select_from(ApiKey)
-        .outerjoin(roles, held)
-        .where(ApiKey.key_hash == bindparam("digest", type_=ApiKey.key_hash.type))
-        .options(joinedload(ApiKey.user))
+        select(
+            keys.c.id,
+            keys.c.user_id,
+            keys.c.name,
+            keys.c.key_prefix,
+            keys.c.permissions,
+            keys.c.expires_at,
+            keys.c.usage_count,
+            keys.c.last_used_at,
+            users.c.username,
+            users.c.is_superuser,
+            keys.c.key_hash,
+            keys.c.is_deleted,
+            keys.c.revoked_at,
+            users.c.is_deleted,
+            users.c.is_active,
+            roles.c.permissions,
+            roles.c.id,
+        )
+        .select_from(keys.join(users, users.c.id == keys.c.user_id))
+        # A nested join (assignment with its role), outer-joined as one on the rule.
+        .outerjoin(assignments.join(roles, roles.c.id == assignments.c.role_id), held)
+        .where(keys.c.key_hash == bindparam("digest", type_=keys.c.key_hash.type))
     )
+
+
+# The leading columns of _authenticate_statement that make a KeyCredential.
+_CREDENTIAL_COLUMNS: Final = len(fields(KeyCredential))
 
 
 class ApiKeyRepository(BaseRepository[ApiKey]):
@@ -211,8 +272,8 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         *,
         now: datetime | None = None,
         required_scope: str | None = None,
-    ) -> ApiKey:
-        """The usable key for ``plaintext`` (owner loaded), or Denied with the reason."""
+    ) -> KeyCredential:
+        """The usable key for ``plaintext`` (with its owner's name), or Denied with the reason."""
         key, _ = self.authenticate_key_with_roles(plaintext, now=now, required_scope=required_scope)
         return key
 
@@ -222,7 +283,7 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         *,
         now: datetime | None = None,
         required_scope: str | None = None,
-    ) -> tuple[ApiKey, tuple[Mapping[str, Any] | None, ...]]:
+    ) -> tuple[KeyCredential, tuple[Mapping[str, Any] | None, ...]]:
         """:meth:`authenticate_key`, and the permissions of each role its owner holds at ``now``.
 
         One statement reads the key, its owner and the owner's counting role
@@ -235,24 +296,29 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         key_format.ensure_well_formed(plaintext)
         digest = key_format.key_digest(plaintext, self._pepper)
         rows = self.session.execute(_authenticate_statement(), {"digest": digest, "now": now}).all()
-        key = rows[0][0] if rows else None
-        if key is None or not key_format.digests_equal(key.key_hash, digest):
+        if not rows:
             raise Denied("unknown API key")
-        if key.is_deleted:
+        first = rows[0]
+        key_hash, deleted, revoked_at, owner_deleted, owner_active = first[
+            _CREDENTIAL_COLUMNS : _CREDENTIAL_COLUMNS + 5
+        ]
+        if not key_format.digests_equal(key_hash, digest):
+            raise Denied("unknown API key")
+        if deleted:
             raise Denied("API key deleted")
-        if key.revoked_at is not None:
+        if revoked_at is not None:
             raise Denied("API key revoked")
+        key = KeyCredential(*first[:_CREDENTIAL_COLUMNS])
         if key.expires_at is not None and key.expires_at <= now:
             raise Denied("API key expired")
-        owner = key.user
-        if owner.is_deleted:
+        if owner_deleted:
             raise Denied("owner deleted")
-        if not owner.is_active:
+        if not owner_active:
             raise Denied("owner inactive")
         if required_scope is not None and not self.has_permission(key, required_scope):
             raise Denied(f"API key lacks scope '{required_scope}'")
         # An owner without a counting role gives one row with no role (the outer join).
-        return key, tuple(row[1] for row in rows if row[2] is not None)
+        return key, tuple(row[-2] for row in rows if row[-1] is not None)
 
     def get_by_prefix(self, prefix: str, *, include_deleted: bool = False) -> list[ApiKey]:
         """Keys whose display prefix starts with ``prefix`` (at most 12 characters)."""
@@ -370,36 +436,39 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         return self.update(key, permissions=granted)
 
     @staticmethod
-    def has_permission(key: ApiKey, scope: str) -> bool:
+    def has_permission(key: ApiKey | KeyCredential, scope: str) -> bool:
         return validation.scope_grants(key.permissions or {}, scope)
 
     def record_usage(
-        self, key: ApiKey, *, ip: str | None = None, now: datetime | None = None
-    ) -> None:
-        """Count one use of ``key`` with a single atomic UPDATE.
+        self, key_id: uuid.UUID, *, ip: str | None = None, now: datetime | None = None
+    ) -> KeyUsage:
+        """Count one use of the key ``key_id`` with a single atomic UPDATE; its new counters.
 
         The increment happens in SQL (``usage_count + 1``), so concurrent
         callers never lose a count.  Usage is not an edit: ``version``,
-        ``updated_at`` and ``updated_by`` stay as they are.
+        ``updated_at`` and ``updated_by`` stay as they are.  A Core UPDATE:
+        an ``ApiKey`` object this session loaded earlier keeps its old
+        counters (use the ones returned).
         """
         now = now or utcnow()
         address = _validate_ip(ip)
+        keys = _KEYS_TABLE
         stmt = (
-            update(ApiKey)
-            .where(ApiKey.id == key.id)
+            update(keys)
+            .where(keys.c.id == key_id)
             .values(
-                usage_count=ApiKey.usage_count + 1,
+                usage_count=keys.c.usage_count + 1,
                 last_used_at=now,
                 last_used_ip=address,
                 # Named explicitly so the column's onupdate does not fire.
-                updated_at=ApiKey.updated_at,
+                updated_at=keys.c.updated_at,
             )
-            .execution_options(synchronize_session=False)
+            .returning(keys.c.usage_count, keys.c.last_used_at, keys.c.last_used_ip)
         )
-        result = cast("CursorResult[Any]", self.session.execute(stmt))
-        if result.rowcount != 1:
-            raise NotFound(f"API key {key.id} no longer exists")
-        self.session.refresh(key)
+        found = self.session.execute(stmt).first()
+        if found is None:
+            raise NotFound(f"API key {key_id} no longer exists")
+        return KeyUsage(*found)
 
     def list_expired(
         self,
