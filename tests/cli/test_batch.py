@@ -8,6 +8,7 @@ line, and the worst exit code of the lines run.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.cli.conftest import CliResult, RunCli
@@ -93,6 +94,37 @@ def test_bad_lines_are_exit_2_with_their_number_and_change_nothing(run_cli: RunC
     assert "stdin is not a terminal" in results[7]["error"]["message"]
     assert run_cli("users", "show", "erin").exit_code == ExitCode.NOT_FOUND
     # Invalid input writes nothing, not even a failure row.
+    assert [row for row in audit_rows(run_cli) if row["action"] == "user.create"] == []
+
+
+def test_a_nul_in_a_lines_arguments_is_exit_2_and_writes_nothing(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    # No process's argv can hold NUL, a JSON line can ("\u0000"): a path
+    # option's own check (its stat) used to fail on it as a bug, exit 1.
+    export = tmp_path / "export.json"
+    nul = [
+        {"args": ["audit", "export", "--output-file", f"{export}\x00.key"]},
+        {
+            "args": [
+                "users",
+                "create",
+                "nul\x00name",
+                "--email",
+                "n@example.com",
+                "--password-stdin",
+            ],
+            "stdin": PASSWORD,
+        },
+        {"args": ["--database-url", "sqlite:////tmp/x\x00.db", "users", "list"]},
+    ]
+    result = run_cli("batch", "--keep-going", input=lines(*nul))
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    results = result.jsonl()
+    assert [(r["line"], r["exit_code"]) for r in results] == [(1, 2), (2, 2), (3, 2)]
+    for r in results:
+        assert r["error"]["message"] == "an argument cannot contain a NUL character", r
+    assert not list(tmp_path.glob("export.json*"))
     assert [row for row in audit_rows(run_cli) if row["action"] == "user.create"] == []
 
 

@@ -7,7 +7,8 @@ map whatever comes back to the documented exit code (docs/architecture.md §5):
 
 * a normal return, or ``typer.Exit``: its code (0 unless the command said otherwise);
 * a usage error (Typer's ``TyperException`` family: bad flag, bad value,
-  unknown command): ``InvalidInput``, exit 2, the message masked and capped;
+  unknown command), or an argument holding NUL: ``InvalidInput``, exit 2,
+  the message masked and capped;
 * ``typer.Abort`` (end of input at a prompt), Ctrl-C or SIGTERM: exit 130;
 * a :class:`VutfError`: its own exit code;
 * :class:`PipeClosed` (the reader of stdout went away, ``| head``): exit 0, quietly;
@@ -37,6 +38,7 @@ from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
 from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
+NUL_ARGUMENT = "an argument cannot contain a NUL character"
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
@@ -127,6 +129,11 @@ def run(argv: Sequence[str], *, within: str | None = None, tree: CommandTree | N
     args = hoist_global_options(argv)
     app_ctx = AppContext(_options_from_args(args), within=within)
     try:
+        if any("\x00" in arg for arg in args):
+            # A process's argv cannot hold NUL, but a batch line can; no value
+            # may (paths, names, text), and the option parser's own checks
+            # (a path's stat) would fail on it as a bug instead.
+            return _report(InvalidInput(NUL_ARGUMENT), app_ctx)
         return _run(args, app_ctx, tree)
     finally:
         app_ctx.close()
