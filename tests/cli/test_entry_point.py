@@ -150,9 +150,9 @@ def test_a_mistyped_command_gets_a_suggestion() -> None:
 @pytest.mark.parametrize(
     ("group", "value", "message"),
     [
-        ("users", "abc", "Input should be a valid integer, unable to parse string as an integer"),
-        ("keys", "0", "Input should be greater than or equal to 1"),
-        ("keys", "100001", "Input should be less than or equal to 100000"),
+        ("users", "abc", "'abc' is not a valid int range."),
+        ("keys", "0", "0 is not in the range 1<=x<=100000."),
+        ("keys", "100001", "100001 is not in the range 1<=x<=100000."),
     ],
 )
 def test_bad_values_get_typers_own_message(group: str, value: str, message: str) -> None:

@@ -91,8 +91,8 @@ USER_VERSION_AFTER = 1 + len(USER_STEPS)
 LOAD_BOUND_SECONDS = 300.0
 
 # Everything one command imports, loaded once in a parent process that then
-# forks a fresh process per command (a Python start costs ~0.5 s of CPU; Typer
-# imports pydantic when it parses).  ``run_child`` runs in such a fork: the
+# forks a fresh process per command (a Python start costs ~0.5 s of CPU).
+# ``run_child`` runs in such a fork: the
 # installed script with its own stdin, stdout and stderr files, its own engine
 # and database connections, and its exit code as the process's; SIGALRM ends
 # a command that hangs.
@@ -107,15 +107,11 @@ for module in (
     "vutf_cli.security.api_keys",
 ):
     importlib.import_module(module)
-for module in ("pydantic", "platformdirs", "zoneinfo"):
+for module in ("platformdirs", "zoneinfo"):
     try:  # imported lazily by the command line, in the versions installed here
         importlib.import_module(module)
     except ImportError:
         pass
-try:  # pydantic loads its parts on first use: Typer coerces every option through a TypeAdapter
-    importlib.import_module("pydantic").TypeAdapter
-except (ImportError, AttributeError):
-    pass
 
 
 def fork_command(script, args, stdin, stdout, stderr, timeout, wait=None):

@@ -7,7 +7,8 @@ conftest of its own):
   ``invoke``) against a database URL; :func:`run_subprocess` runs ``python -m
   vutf_cli`` for what only a real process shows (argv bytes, ``sys.argv`` in
   the audit metadata, a pseudo-terminal, the umask);
-* :func:`leaf_commands` walks the live command tree;
+* :func:`leaf_commands` walks the live command tree, :func:`value_kind` says
+  what kind of value a parameter of it takes;
 * :func:`seed` fills a fresh database with users, keys and audit rows;
 * :func:`state_fingerprint` hashes everything a command could write (rows of
   the three tables, minus ``failure`` audit rows, plus the schema) and
@@ -120,6 +121,24 @@ def leaf_commands() -> list[Leaf]:
 
     walk(root_command(), ())
     return leaves
+
+
+# The ``name`` click gives each parameter type (a public attribute of every
+# ``ParamType``), by the kind of value the option takes.
+_KIND_BY_TYPE_NAME = {
+    "int": "int",
+    "int range": "int",
+    "float": "float",
+    "float range": "float",
+    "file": "path",
+    "directory": "path",
+    "path": "path",
+}
+
+
+def value_kind(param: Any) -> str:
+    """What a parameter of the tree takes: ``int``, ``float``, ``path`` or ``text``."""
+    return _KIND_BY_TYPE_NAME.get(param.type.name, "text")
 
 
 # -- the seeded database ---------------------------------------------------------------------

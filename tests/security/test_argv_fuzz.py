@@ -72,6 +72,7 @@ from tests.security import (
     sqlite_file,
     state_fingerprint,
     tree_fingerprint,
+    value_kind,
 )
 
 MODULE = "test_argv_fuzz"
@@ -356,14 +357,8 @@ def strategy_name(path: tuple[str, ...], param: Any) -> str:
         return by_command
     if param.name in BY_NAME:
         return BY_NAME[param.name]
-    annotation = param.type_descriptor.annotation
-    if annotation is int:
-        return "int"
-    if annotation is float:
-        return "float"
-    if annotation is Path:
-        return "input_path"
-    return "text"
+    kind = value_kind(param)
+    return "input_path" if kind == "path" else kind
 
 
 def is_flag(param: Any) -> bool:

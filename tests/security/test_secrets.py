@@ -51,6 +51,7 @@ from tests.security import (
     run_subprocess,
     sqlite_file,
     state_fingerprint,
+    value_kind,
 )
 
 MODULE = "test_secrets"
@@ -439,7 +440,7 @@ def test_no_option_takes_a_secret_as_its_value() -> None:
             continue
         opts = set(param.opts)
         assert opts <= SECRET_PATH_OPTIONS, (where, opts)
-        assert param.type_descriptor.annotation is Path, (where, opts)
+        assert value_kind(param) == "path", (where, opts)
     assert checked >= 8
     # No parameter prompts for a secret on its own either (read_secret does, hidden).
     for where, param in _all_parameters():
