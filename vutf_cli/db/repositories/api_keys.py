@@ -16,7 +16,7 @@ import ipaddress
 import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple, cast
 
@@ -155,7 +155,7 @@ def _authenticate_statement() -> Select[Any]:
     the owner holds at ``:now`` (permissions and id; both NULL when none counts).
 
     Built once; only the parameters change from call to call.  Table columns,
-    not ORM entities: the rows are plain tuples (see :class:`KeyCredential`).
+    not ORM entities: the rows are named tuples (see :class:`KeyCredential`).
     """
     keys, users = _KEYS_TABLE, cast(Table, User.__table__)
     assignments, roles = cast(Table, UserRole.__table__), cast(Table, Role.__table__)
@@ -165,6 +165,7 @@ def _authenticate_statement() -> Select[Any]:
     )
     return (
         select(
+            # KeyCredential's fields ...
             keys.c.id,
             keys.c.user_id,
             keys.c.name,
@@ -173,25 +174,23 @@ def _authenticate_statement() -> Select[Any]:
             keys.c.expires_at,
             keys.c.usage_count,
             keys.c.last_used_at,
-            users.c.username,
-            users.c.is_superuser,
+            users.c.username.label("owner_username"),
+            users.c.is_superuser.label("owner_is_superuser"),
+            # ... what decides whether it may be used ...
             keys.c.key_hash,
             keys.c.is_deleted,
             keys.c.revoked_at,
-            users.c.is_deleted,
-            users.c.is_active,
-            roles.c.permissions,
-            roles.c.id,
+            users.c.is_deleted.label("owner_is_deleted"),
+            users.c.is_active.label("owner_is_active"),
+            # ... and one row per role its owner holds (NULL when none counts).
+            roles.c.permissions.label("role_permissions"),
+            roles.c.id.label("role_id"),
         )
         .select_from(keys.join(users, users.c.id == keys.c.user_id))
         # A nested join (assignment with its role), outer-joined as one on the rule.
         .outerjoin(assignments.join(roles, roles.c.id == assignments.c.role_id), held)
         .where(keys.c.key_hash == bindparam("digest", type_=keys.c.key_hash.type))
     )
-
-
-# The leading columns of _authenticate_statement that make a KeyCredential.
-_CREDENTIAL_COLUMNS: Final = len(fields(KeyCredential))
 
 
 class ApiKeyRepository(BaseRepository[ApiKey]):
@@ -299,26 +298,34 @@ class ApiKeyRepository(BaseRepository[ApiKey]):
         if not rows:
             raise Denied("unknown API key")
         first = rows[0]
-        key_hash, deleted, revoked_at, owner_deleted, owner_active = first[
-            _CREDENTIAL_COLUMNS : _CREDENTIAL_COLUMNS + 5
-        ]
-        if not key_format.digests_equal(key_hash, digest):
+        if not key_format.digests_equal(first.key_hash, digest):
             raise Denied("unknown API key")
-        if deleted:
+        if first.is_deleted:
             raise Denied("API key deleted")
-        if revoked_at is not None:
+        if first.revoked_at is not None:
             raise Denied("API key revoked")
-        key = KeyCredential(*first[:_CREDENTIAL_COLUMNS])
-        if key.expires_at is not None and key.expires_at <= now:
+        if first.expires_at is not None and first.expires_at <= now:
             raise Denied("API key expired")
-        if owner_deleted:
+        if first.owner_is_deleted:
             raise Denied("owner deleted")
-        if not owner_active:
+        if not first.owner_is_active:
             raise Denied("owner inactive")
+        key = KeyCredential(
+            id=first.id,
+            user_id=first.user_id,
+            name=first.name,
+            key_prefix=first.key_prefix,
+            permissions=first.permissions,
+            expires_at=first.expires_at,
+            usage_count=first.usage_count,
+            last_used_at=first.last_used_at,
+            owner_username=first.owner_username,
+            owner_is_superuser=first.owner_is_superuser,
+        )
         if required_scope is not None and not self.has_permission(key, required_scope):
             raise Denied(f"API key lacks scope '{required_scope}'")
         # An owner without a counting role gives one row with no role (the outer join).
-        return key, tuple(row[-2] for row in rows if row[-1] is not None)
+        return key, tuple(row.role_permissions for row in rows if row.role_id is not None)
 
     def get_by_prefix(self, prefix: str, *, include_deleted: bool = False) -> list[ApiKey]:
         """Keys whose display prefix starts with ``prefix`` (at most 12 characters)."""
