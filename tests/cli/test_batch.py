@@ -97,35 +97,36 @@ def test_bad_lines_are_exit_2_with_their_number_and_change_nothing(run_cli: RunC
     assert [row for row in audit_rows(run_cli) if row["action"] == "user.create"] == []
 
 
-def test_a_nul_in_a_lines_arguments_is_exit_2_and_writes_nothing(
+def test_an_argument_no_command_line_could_hold_is_exit_2_and_writes_nothing(
     run_cli: RunCli, tmp_path: Path
 ) -> None:
-    # No process's argv can hold NUL, a JSON line can ("\u0000"): a path
-    # option's own check (its stat) used to fail on it as a bug, exit 1.
+    # No process's argv can hold NUL or a lone surrogate other than the
+    # \udc80-\udcff of undecodable bytes; a JSON line can ("\u0000", "\ud800").
+    # A path option's own check (its stat) used to fail on them as a bug, exit 1.
     export = tmp_path / "export.json"
-    nul = [
-        {"args": ["audit", "export", "--output-file", f"{export}\x00.key"]},
-        {
-            "args": [
-                "users",
-                "create",
-                "nul\x00name",
-                "--email",
-                "n@example.com",
-                "--password-stdin",
-            ],
-            "stdin": PASSWORD,
-        },
-        {"args": ["--database-url", "sqlite:////tmp/x\x00.db", "users", "list"]},
-    ]
-    result = run_cli("batch", "--keep-going", input=lines(*nul))
-    assert result.exit_code == ExitCode.USAGE, result.stderr
-    results = result.jsonl()
-    assert [(r["line"], r["exit_code"]) for r in results] == [(1, 2), (2, 2), (3, 2)]
-    for r in results:
-        assert r["error"]["message"] == "an argument cannot contain a NUL character", r
-    assert not list(tmp_path.glob("export.json*"))
-    assert [row for row in audit_rows(run_cli) if row["action"] == "user.create"] == []
+    secret = tmp_path / "key.secret"
+    create_key = ["keys", "create", "-u", "alice", "-n", "k"]
+    cases = {
+        "\x00": "an argument cannot contain a NUL character",
+        "\ud800": "an argument cannot contain a lone surrogate (text that is not Unicode)",
+    }
+    for character, message in cases.items():
+        bad = [
+            {"args": ["audit", "export", "--output-file", f"{export}{character}"]},
+            {"args": [*create_key, "--secret-file", f"{secret}{character}"]},
+            create(f"n{character}"),
+            {"args": ["--database-url", f"sqlite:////tmp/x{character}.db", "users", "list"]},
+        ]
+        result = run_cli("batch", "--keep-going", input=lines(*bad))
+        assert result.exit_code == ExitCode.USAGE, result.stderr
+        results = result.jsonl()
+        assert [(r["line"], r["exit_code"]) for r in results] == [(n, 2) for n in range(1, 5)]
+        for r in results:
+            assert r["error"]["message"] == message, r
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(("export", "key"))]
+    assert [
+        row for row in audit_rows(run_cli) if row["action"] in ("user.create", "api_key.create")
+    ] == []
 
 
 def test_the_exit_code_is_the_worst_by_severity_not_the_highest(run_cli: RunCli) -> None:

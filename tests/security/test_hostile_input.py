@@ -139,6 +139,8 @@ NUL_ARGUMENTS = {
     "actor of a change": ["--actor", "ops\x00", "users", "deactivate", "bob"],
     "import path": ["users", "import", "users\x00.csv"],
     "output format": ["-o", "json\x00", "users", "list"],
+    "output file": ["audit", "export", "--output-file", "audit\x00.json"],
+    "secret file": ["keys", "create", "-u", "alice", "-n", "k4", "--secret-file", "k\x00.key"],
 }
 
 

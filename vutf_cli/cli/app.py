@@ -7,8 +7,9 @@ map whatever comes back to the documented exit code (docs/architecture.md §5):
 
 * a normal return, or ``typer.Exit``: its code (0 unless the command said otherwise);
 * a usage error (Typer's ``TyperException`` family: bad flag, bad value,
-  unknown command), or an argument holding NUL: ``InvalidInput``, exit 2,
-  the message masked and capped;
+  unknown command), or an argument no process's argv could hold (a NUL,
+  a lone surrogate: a ``batch`` line): ``InvalidInput``, exit 2, the
+  message masked and capped;
 * ``typer.Abort`` (end of input at a prompt), Ctrl-C or SIGTERM: exit 130;
 * a :class:`VutfError`: its own exit code;
 * :class:`PipeClosed` (the reader of stdout went away, ``| head``): exit 0, quietly;
@@ -39,6 +40,7 @@ from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, V
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
 NUL_ARGUMENT = "an argument cannot contain a NUL character"
+LONE_SURROGATE_ARGUMENT = "an argument cannot contain a lone surrogate (text that is not Unicode)"
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
@@ -129,14 +131,32 @@ def run(argv: Sequence[str], *, within: str | None = None, tree: CommandTree | N
     args = hoist_global_options(argv)
     app_ctx = AppContext(_options_from_args(args), within=within)
     try:
-        if any("\x00" in arg for arg in args):
-            # A process's argv cannot hold NUL, but a batch line can; no value
-            # may (paths, names, text), and the option parser's own checks
-            # (a path's stat) would fail on it as a bug instead.
-            return _report(InvalidInput(NUL_ARGUMENT), app_ctx)
+        refusal = _not_a_command_line(args)
+        if refusal is not None:
+            return _report(InvalidInput(refusal), app_ctx)
         return _run(args, app_ctx, tree)
     finally:
         app_ctx.close()
+
+
+def _not_a_command_line(args: Sequence[str]) -> str | None:
+    """Why ``args`` could not be a process's argv, or None.
+
+    A process's argv is bytes without NUL, decoded with the filesystem
+    encoding (undecodable bytes become the surrogates \\udc80-\\udcff, which
+    encode back).  A batch line's JSON can hold anything: a NUL, or another
+    lone surrogate such as \\ud800.  Refused here, before parsing, because the
+    option parser's own checks (a path's stat) would fail on them as a bug,
+    and no command's value (path, name, text) may hold them.
+    """
+    for arg in args:
+        if "\x00" in arg:
+            return NUL_ARGUMENT
+        try:
+            os.fsencode(arg)
+        except UnicodeEncodeError:
+            return LONE_SURROGATE_ARGUMENT
+    return None
 
 
 def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
