@@ -129,6 +129,19 @@ def test_an_argument_no_command_line_could_hold_is_exit_2_and_writes_nothing(
     ] == []
 
 
+def test_a_stdin_no_pipe_could_carry_is_exit_2_for_its_line(run_cli: RunCli) -> None:
+    # JSON can spell a lone surrogate; it used to end the whole batch with exit 1.
+    line = {**create("erin"), "stdin": "correct horse\ud800battery staple"}
+    result = run_cli("batch", "--keep-going", input=lines(line, create("fay")))
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    refused, created = result.jsonl()
+    assert refused["error"]["message"] == (
+        'line 1: "stdin" cannot contain a lone surrogate (text that is not Unicode)'
+    )
+    assert created["exit_code"] == 0
+    assert run_cli("users", "show", "erin").exit_code == ExitCode.NOT_FOUND
+
+
 def test_the_exit_code_is_the_worst_by_severity_not_the_highest(run_cli: RunCli) -> None:
     result = run_cli(
         "batch",

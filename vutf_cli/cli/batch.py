@@ -26,9 +26,10 @@ Results are JSON lines on stdout (docs/architecture.md §5.5)::
     {"line": 4, "exit_code": 4, "error": {"code": "conflict", ...}}
 
 Blank lines and lines starting with ``#`` are skipped.  A line that is not
-such an object, or that runs ``batch`` or ``completion``, is exit 2 for that
-line.  The batch stops after the first line that fails (like ``set -e``)
-unless ``--keep-going``; Ctrl-C/SIGTERM always stops it.  Its exit code is
+such an object, that runs ``batch`` or ``completion``, or whose ``"stdin"``
+holds a lone surrogate, is exit 2 for that line.  The batch stops after the
+first line that fails (like ``set -e``) unless ``--keep-going``;
+Ctrl-C/SIGTERM always stops it.  Its exit code is
 the worst of the lines run, by :data:`SEVERITY`.
 
 One-time secrets (``--generate-password``, ``keys create``/``rotate``
@@ -176,8 +177,9 @@ def _open_source(file: Path | None, stack: ExitStack) -> Iterator[bytes]:
         raise InvalidInput(f"cannot read batch file {file}: {exc.strerror}") from None
 
 
-def _parse_line(raw: bytes) -> tuple[list[str], str] | None:
-    """The args and stdin of one input line; None for a blank or comment line."""
+def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
+    """The args and stdin (as the bytes a pipe would carry) of one input line; None for a
+    blank or comment line."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -202,10 +204,16 @@ def _parse_line(raw: bytes) -> tuple[list[str], str] | None:
     stdin = entry.get("stdin", "")
     if not isinstance(stdin, str):
         raise InvalidInput('"stdin" must be a string')
+    try:
+        stdin_bytes = stdin.encode("utf-8")
+    except UnicodeEncodeError:  # JSON can spell one ("\ud800"), no pipe can carry it
+        raise InvalidInput(
+            '"stdin" cannot contain a lone surrogate (text that is not Unicode)'
+        ) from None
     command = _command_word(args)
     if command in REFUSED_COMMANDS:
         raise InvalidInput(f"{command} cannot run inside a batch")
-    return args, stdin
+    return args, stdin_bytes
 
 
 def _command_word(args: list[str]) -> str | None:
@@ -278,7 +286,7 @@ def _refusal(number: int, error: InvalidInput) -> dict[str, Any]:
     return {"line": number, "exit_code": int(error.exit_code), **_stderr_fields(err.getvalue())}
 
 
-def _run_line(tree: "CommandTree", number: int, args: list[str], stdin: str) -> dict[str, Any]:
+def _run_line(tree: "CommandTree", number: int, args: list[str], stdin: bytes) -> dict[str, Any]:
     """``vutf ARGS`` through the entry point, its streams captured; its result object.
 
     Run by the command tree batch itself runs in (built once per process).
@@ -287,7 +295,7 @@ def _run_line(tree: "CommandTree", number: int, args: list[str], stdin: str) -> 
 
     out, err = io.BytesIO(), io.BytesIO()
     streams = (
-        io.TextIOWrapper(io.BytesIO(stdin.encode("utf-8")), encoding="utf-8"),
+        io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
         _capture(out),
         _capture(err),
     )
