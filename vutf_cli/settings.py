@@ -14,7 +14,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote, unquote_plus
 
 from vutf_cli.errors import InvalidInput
@@ -400,13 +400,26 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 MIN_SECRET_LENGTH = 32
 
 
-def check_secret_length(name: str, value: str | None) -> None:
-    """InvalidInput (exit 2) when ``value`` (the pepper or audit key ``name``) is set but short."""
-    if value and len(value) < MIN_SECRET_LENGTH:
+_MAKE_SECRET_HINT: Final = (
+    "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def check_secret(name: str, value: str | None) -> None:
+    """InvalidInput (exit 2) when ``value`` (the pepper or audit key ``name``) is set but
+    short, or is no UTF-8 text (undecodable bytes in the environment): its HMACs key on
+    its UTF-8 bytes."""
+    if not value:
+        return
+    if len(value) < MIN_SECRET_LENGTH:
         raise InvalidInput(
             f"{name} is too short: at least {MIN_SECRET_LENGTH} characters (it has {len(value)})",
-            hint="make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            hint=_MAKE_SECRET_HINT,
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{name} is not valid UTF-8 text", hint=_MAKE_SECRET_HINT) from None
 
 
 def _env_number(env: Mapping[str, str], key: str) -> int | float | None:
@@ -462,6 +475,6 @@ def load_settings(
         values["database_url"] = resolve_database_url(values["database_url"], url_source)
 
     check_output_format(values.get("output", DEFAULT_OUTPUT_FORMAT))
-    check_secret_length(ENV_KEY_PEPPER, values.get("key_pepper"))
-    check_secret_length(ENV_AUDIT_KEY, values.get("audit_key"))
+    check_secret(ENV_KEY_PEPPER, values.get("key_pepper"))
+    check_secret(ENV_AUDIT_KEY, values.get("audit_key"))
     return Settings(**values)

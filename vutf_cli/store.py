@@ -72,7 +72,7 @@ from vutf_cli.services.key_verification import Verification
 from vutf_cli.services.keys import ExpiryChange, IssuedKey, ScopeChange
 from vutf_cli.settings import (
     Settings,
-    check_secret_length,
+    check_secret,
     load_settings,
     resolve_database_url,
 )
@@ -142,8 +142,8 @@ class Store:
         the chain will not link.  Nothing connects until the first call.
         Each must be at least 32 characters (InvalidInput otherwise).
         """
-        check_secret_length("key_pepper", key_pepper)
-        check_secret_length("audit_key", audit_key)
+        check_secret("key_pepper", key_pepper)
+        check_secret("audit_key", audit_key)
         settings = Settings(
             database_url=resolve_database_url(url, _URL_SOURCE),
             actor=_checked_actor(actor),

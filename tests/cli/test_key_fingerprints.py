@@ -341,6 +341,17 @@ def test_a_short_pepper_or_audit_key_is_refused_at_start_up(run_cli: RunCli) -> 
     assert run_cli("users", "list", env={"VUTF_AUDIT_KEY": "x" * 32}).exit_code == 0
 
 
+def test_a_pepper_or_audit_key_of_undecodable_bytes_is_refused_at_start_up(
+    run_cli: RunCli,
+) -> None:
+    # b"\xff" in the environment arrives as "\udcff": no UTF-8 bytes for the HMAC
+    # to key on (it used to fail later, as if the data were not UTF-8).
+    for name in ("VUTF_KEY_PEPPER", "VUTF_AUDIT_KEY"):
+        result = run_cli("users", "list", env={name: "\udcff" + "k" * 40})
+        assert (result.exit_code, result.stdout) == (2, ""), result.stderr
+        assert result.stderr.splitlines()[0] == f"error: {name} is not valid UTF-8 text"
+
+
 def test_a_store_refuses_a_short_pepper_or_audit_key(database_url: str) -> None:
     from vutf_cli.store import InvalidInput, Store
 
