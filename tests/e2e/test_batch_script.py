@@ -74,3 +74,31 @@ def test_a_ci_script_runs_many_commands_in_one_vutf(
     assert "Traceback" not in result.stderr + lost
     # dora was created (her line ran); the error says her secret is lost.
     assert db.run(lambda uow: uow.users.get_by_username("dora"), read_only=True) is not None
+
+
+ENDLESS = """
+printf '\\357\\273\\277%s\\n' \\
+  '{"args": ["users", "create", "erin", "--email", "e@x.io", "--generate-password"]}' \\
+  > first.jsonl
+status=0
+cat first.jsonl /dev/zero | vutf batch --keep-going > endless.out 2> endless.err || status=$?
+echo "endless exit $status"
+"""
+
+
+def test_an_input_without_newlines_is_refused_at_a_bound_not_read_whole(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    # /dev/zero never ends a line: the batch stops at 64 MiB with exit 2 instead of
+    # reading it into memory until the machine runs out. The first line starts
+    # with a UTF-8 byte order mark, as Windows editors write one: it runs.
+    result = run_script(ENDLESS, database_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["endless exit 2"]
+    results = [json.loads(line) for line in (tmp_path / "endless.out").read_text().splitlines()]
+    assert [(r["line"], r["exit_code"]) for r in results] == [(1, 0), (2, 2)]
+    assert results[1]["error"]["message"] == "line 2: the line is longer than 64 MiB"
+    assert (tmp_path / "endless.err").read_text() == (
+        "stopped at line 2; the lines after it were not read\n"
+    )
+    assert db.run(lambda uow: uow.users.get_by_username("erin"), read_only=True) is not None

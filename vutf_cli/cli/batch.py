@@ -27,7 +27,8 @@ Results are JSON lines on stdout (docs/architecture.md §5.5)::
 
 Blank lines and lines starting with ``#`` are skipped.  A line that is not
 such an object, that runs ``batch`` or ``completion``, or whose ``"stdin"``
-holds a lone surrogate, is exit 2 for that line.  The batch stops after the
+holds a lone surrogate, is exit 2 for that line; so is one longer than
+:data:`MAX_LINE_BYTES`, which also ends the batch.  The batch stops after the
 first line that fails (like ``set -e``) unless ``--keep-going``;
 Ctrl-C/SIGTERM always stops it.  Its exit code is
 the worst of the lines run, by :data:`SEVERITY`.
@@ -40,13 +41,14 @@ stops the batch with exit 9 naming the line (its changes are committed).
 No ``from __future__ import annotations`` here: Typer reads the annotations.
 """
 
+import codecs
 import io
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Final
 
 import typer
 
@@ -63,6 +65,8 @@ WITHIN: Final = "batch"
 # script for a shell, not a result).
 REFUSED_COMMANDS: Final = frozenset({"batch", "completion"})
 _LINE_KEYS: Final = frozenset({"args", "stdin"})
+# One line is one command and its "stdin" (an import document can be large).
+MAX_LINE_BYTES: Final = 64 * 2**20
 
 # Exit codes from worst to best: the batch exits with the worst of its lines.
 # An interruption or a bug first; then a secret that was lost, damage and an
@@ -143,6 +147,14 @@ def batch(
     with ExitStack() as stack:
         source = _open_source(file, stack)
         for number, raw in enumerate(source, start=1):
+            if raw is None:  # over-long: what follows cannot be trusted to start a line
+                refused = InvalidInput(f"the line is longer than {MAX_LINE_BYTES // 2**20} MiB")
+                _deliver(app_ctx, _refusal(number, refused))
+                worst = worse(worst, refused.exit_code)
+                app_ctx.terminal.notice(
+                    f"stopped at line {number}; the lines after it were not read"
+                )
+                break
             code = _run_and_report(app_ctx, tree, number, raw, inherited)
             if code is None:
                 continue  # a blank or comment line
@@ -163,18 +175,33 @@ def batch(
 
 
 # -- reading --------------------------------------------------------------------------------
-def _open_source(file: Path | None, stack: ExitStack) -> Iterator[bytes]:
+def _open_source(file: Path | None, stack: ExitStack) -> Iterator[bytes | None]:
     if file is None or str(file) == "-":
         if stdin_is_tty():
             raise InvalidInput(
                 "no commands given and stdin is a terminal",
                 hint="use --file FILE, or pipe JSON lines to `vutf batch`",
             )
-        return iter(sys.stdin.buffer)
+        return _lines(sys.stdin.buffer)
     try:
-        return iter(stack.enter_context(file.open("rb")))
+        return _lines(stack.enter_context(file.open("rb")))
     except OSError as exc:
         raise InvalidInput(f"cannot read batch file {file}: {exc.strerror}") from None
+
+
+def _lines(stream: BinaryIO) -> Iterator[bytes | None]:
+    """The input's lines, each read with a bound: None for one longer than
+    MAX_LINE_BYTES, after which nothing more is read (a stream without newlines,
+    such as /dev/zero, is refused instead of read into memory whole).  A UTF-8
+    byte order mark in front of the first line (Windows editors write one) is
+    dropped."""
+    line = stream.readline(MAX_LINE_BYTES + 1).removeprefix(codecs.BOM_UTF8)
+    while line:
+        if len(line) > MAX_LINE_BYTES:
+            yield None
+            return
+        yield line
+        line = stream.readline(MAX_LINE_BYTES + 1)
 
 
 def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
