@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.harness import run_script
 from vutf_cli.db.database import Database
@@ -50,6 +51,10 @@ echo "lost exit $status"
 """.replace("@ALICE@", ALICE)
 
 
+def json_lines(path: Path) -> list[Any]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_a_ci_script_runs_many_commands_in_one_vutf(
     database_url: str, db: Database, tmp_path: Path
 ) -> None:
@@ -62,10 +67,10 @@ def test_a_ci_script_runs_many_commands_in_one_vutf(
         "keep going exit 3",
         "lost exit 9",
     ]
-    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    results = json_lines(tmp_path / "results.jsonl")
     assert [(r["line"], r["exit_code"]) for r in results] == [(1, 0), (3, 0), (4, 0)]
     assert [row["username"] for row in results[2]["result"]] == ["alice", "ci-bot"]
-    gate = [json.loads(line) for line in (tmp_path / "gate.out").read_text().splitlines()]
+    gate = json_lines(tmp_path / "gate.out")
     assert [r["exit_code"] for r in gate] == [0, 3]  # stopped after the failing line
     assert "stopped after line 2 (exit 3)" in (tmp_path / "gate.err").read_text()
     assert len((tmp_path / "all.out").read_text().splitlines()) == 3
@@ -95,7 +100,7 @@ def test_an_input_without_newlines_is_refused_at_a_bound_not_read_whole(
     result = run_script(ENDLESS, database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["endless exit 2"]
-    results = [json.loads(line) for line in (tmp_path / "endless.out").read_text().splitlines()]
+    results = json_lines(tmp_path / "endless.out")
     assert [(r["line"], r["exit_code"]) for r in results] == [(1, 0), (2, 2)]
     assert results[1]["error"]["message"] == "line 2: the line is longer than 64 MiB"
     assert (tmp_path / "endless.err").read_text() == (
