@@ -20,6 +20,7 @@ conftest of its own):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,23 +68,28 @@ def run_subprocess(
     cwd: Path | None = None,
     umask: int | None = None,
     timeout: float = 60,
+    stdin_path: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """``python -m vutf_cli ARGS`` in a real process (argv may hold raw bytes)."""
+    """``python -m vutf_cli ARGS`` in a real process (argv may hold raw bytes); its stdin
+    is ``input``, or the file ``stdin_path`` (e.g. /dev/zero, which never ends)."""
     full_env = {**os.environ, **FAST_ENV, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
     )
     preexec = None if umask is None else (lambda: os.umask(umask) and None)
-    return subprocess.run(
-        [sys.executable.encode(), b"-m", b"vutf_cli", *[os.fsencode(a) for a in args]],
-        input=input if input is not None else b"",
-        capture_output=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-        preexec_fn=preexec,
-        check=False,
-    )
+    with contextlib.ExitStack() as stack:
+        stdin = None if stdin_path is None else stack.enter_context(stdin_path.open("rb"))
+        return subprocess.run(
+            [sys.executable.encode(), b"-m", b"vutf_cli", *[os.fsencode(a) for a in args]],
+            input=None if stdin is not None else (input if input is not None else b""),
+            stdin=stdin,
+            capture_output=True,
+            env=full_env,
+            cwd=cwd,
+            timeout=timeout,
+            preexec_fn=preexec,
+            check=False,
+        )
 
 
 # -- the command tree ------------------------------------------------------------------------

@@ -371,6 +371,26 @@ def test_ten_megabyte_password_on_stdin_ends_quickly(url: str) -> None:
     assert "p" * 1000 not in out + err
 
 
+def test_a_secret_from_a_source_that_never_ends_is_refused_at_a_bound(url: str) -> None:
+    # /dev/zero never ends: a password or key is read up to a bound, not until memory runs out.
+    before = state_fingerprint(url)
+    zero = Path("/dev/zero")
+    for argv, source in (
+        (["users", "set-password", "alice", "--password-file", str(zero)], "new password file"),
+        (["keys", "verify", "--key-file", str(zero)], "API key file"),
+    ):
+        code, out, err = no_crash(run(url, *argv))
+        assert (code, out) == (2, ""), err
+        assert err == (
+            f"error: {source} /dev/zero is longer than 65536 bytes: not a password or key\n"
+        )
+    argv = ["users", "check-password", "alice", "--password-stdin"]
+    code, _, err = no_crash(run_subprocess(argv, env={"VUTF_DATABASE_URL": url}, stdin_path=zero))
+    assert code == 2, err
+    assert err.startswith("error: the password on stdin is longer than 65536 characters")
+    assert state_fingerprint(url) == before
+
+
 # -- terminal escape sequences ------------------------------------------------------------------
 def _plant_escapes(url: str, text: str) -> None:
     """Escape sequences where vutf's own validation would refuse them (another writer's data)."""

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
@@ -411,6 +411,15 @@ def _prompt_secret(what: str, *, confirm: bool, check: Callable[[str], None] | N
     raise AssertionError("unreachable")
 
 
+# What read_secret reads at most (characters from stdin, bytes from a file):
+# far beyond any password (security.passwords.MAX_LENGTH) or key it is used for.
+SECRET_READ_LIMIT: Final = 64 * 1024
+
+
+def _too_long(source: str, unit: str) -> str:
+    return f"{source} is longer than {SECRET_READ_LIMIT} {unit}: not a password or key"
+
+
 def read_secret(
     *,
     what: str,
@@ -435,14 +444,21 @@ def read_secret(
         return _prompt_secret(what, confirm=confirm, check=check)
     if from_stdin:
         try:
-            secret = _strip_one_newline(sys.stdin.read())
+            # Bounded: stdin may never end (/dev/zero, a runaway producer).
+            text = sys.stdin.read(SECRET_READ_LIMIT + 1)
         except UnicodeDecodeError:
             raise InvalidInput(f"the {what} on stdin is not valid UTF-8") from None
+        if len(text) > SECRET_READ_LIMIT:
+            raise InvalidInput(_too_long(f"the {what} on stdin", "characters"))
+        secret = _strip_one_newline(text)
     elif from_file is not None:
         try:
-            raw = from_file.read_bytes()
+            with from_file.open("rb") as handle:
+                raw = handle.read(SECRET_READ_LIMIT + 1)
         except OSError as exc:
             raise InvalidInput(f"cannot read {what} file {from_file}: {exc.strerror}") from None
+        if len(raw) > SECRET_READ_LIMIT:
+            raise InvalidInput(_too_long(f"{what} file {from_file}", "bytes"))
         try:
             secret = _strip_one_newline(raw.decode("utf-8"))
         except UnicodeDecodeError:
