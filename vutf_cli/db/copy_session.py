@@ -56,7 +56,7 @@ class CopyProgress:
 
 
 @contextmanager
-def without_wait_callback() -> Iterator[None]:
+def _without_wait_callback() -> Iterator[None]:
     from psycopg2 import extensions
 
     callback = extensions.get_wait_callback()
@@ -88,7 +88,7 @@ def _shut(raw: Any) -> None:
 
 
 @contextmanager
-def copy_watchdog(raw: Any, progress: CopyProgress, limit: float | None) -> Iterator[None]:
+def _copy_watchdog(raw: Any, progress: CopyProgress, limit: float | None) -> Iterator[None]:
     """End the COPY when the server is silent for ``limit`` seconds, or on Ctrl-C.
 
     libpq, without the wait callback, resumes a wait that a signal
@@ -181,7 +181,7 @@ def run_copy(
     params = raw.get_dsn_parameters()  # before: a connection that fails is closed
     cursor = raw.cursor()
     try:
-        with without_wait_callback(), copy_watchdog(raw, progress, limit):
+        with _without_wait_callback(), _copy_watchdog(raw, progress, limit):
             cursor.copy_expert(statement, stream)
     except BaseException as exc:
         invalidated = (
