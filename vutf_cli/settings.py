@@ -343,12 +343,16 @@ class Settings:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    from vutf_cli.input_documents import read_document_stream
+
+    name = f"config file {path}"
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = read_document_stream(handle, name)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise InvalidInput(f"cannot read config file {path}: {exc.strerror}") from None
+        raise InvalidInput(f"cannot read {name}: {exc.strerror}") from None
     import tomllib  # only when there is a config file to read
 
     try:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -69,14 +70,24 @@ def run_subprocess(
     umask: int | None = None,
     timeout: float = 60,
     stdin_path: Path | None = None,
+    memory_limit: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """``python -m vutf_cli ARGS`` in a real process (argv may hold raw bytes); its stdin
-    is ``input``, or the file ``stdin_path`` (e.g. /dev/zero, which never ends)."""
+    is ``input``, or the file ``stdin_path`` (e.g. /dev/zero, which never ends).
+
+    ``memory_limit`` (bytes of address space) makes a process that reads without
+    bound fail fast (MemoryError) instead of taking the machine's memory."""
     full_env = {**os.environ, **FAST_ENV, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
     )
-    preexec = None if umask is None else (lambda: os.umask(umask) and None)
+
+    def preexec() -> None:
+        if umask is not None:
+            os.umask(umask)
+        if memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     with contextlib.ExitStack() as stack:
         stdin = None if stdin_path is None else stack.enter_context(stdin_path.open("rb"))
         return subprocess.run(

@@ -391,6 +391,44 @@ def test_a_secret_from_a_source_that_never_ends_is_refused_at_a_bound(url: str) 
     assert state_fingerprint(url) == before
 
 
+def test_a_document_from_a_source_that_never_ends_is_refused_at_once(url: str) -> None:
+    # /dev/zero never ends and holds NULs, which no text document does: every reader of a
+    # document (import, identity and plan files, user lists, the config file) refuses it at
+    # the first chunk instead of reading until memory runs out (MemoryError, exit 1).
+    before = state_fingerprint(url)
+    zero = str(Path("/dev/zero"))
+    cases = {
+        ("users", "import", "-"): "stdin",
+        ("users", "import", zero): zero,
+        ("plan", "-f", "-"): "stdin",
+        ("apply", "--yes", "-f", zero): zero,
+        ("apply", "--yes", zero): zero,
+        ("users", "add-role", "--from-file", zero, "viewer"): zero,
+        ("users", "list"): f"config file {zero}",
+    }
+    for argv, name in cases.items():
+        env = {"VUTF_DATABASE_URL": url}
+        if name.startswith("config file"):
+            env["VUTF_CONFIG"] = zero
+        done = run_subprocess(
+            argv, env=env, stdin_path=Path(zero), memory_limit=1 << 30, timeout=30
+        )
+        err = done.stderr.decode()
+        assert (done.returncode, done.stdout) == (2, b""), (argv, err[-300:])
+        assert err.startswith(f"error: {name} is not a text document: line 1 holds a NUL byte\n")
+    assert state_fingerprint(url) == before
+
+
+def test_a_nul_byte_in_an_import_file_is_refused_naming_its_line(url: str, tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes(b"username,email,password\nal\x00ice,alice2@example.org,x\n")
+    before = state_fingerprint(url)
+    code, out, err = no_crash(run(url, "users", "import", str(path)))
+    assert (code, out) == (2, ""), err
+    assert err.splitlines()[0] == f"error: {path} is not a text document: line 2 holds a NUL byte"
+    assert state_fingerprint(url) == before
+
+
 # -- terminal escape sequences ------------------------------------------------------------------
 def _plant_escapes(url: str, text: str) -> None:
     """Escape sequences where vutf's own validation would refuse them (another writer's data)."""

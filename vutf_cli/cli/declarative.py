@@ -24,6 +24,7 @@ from vutf_cli.cli.context import AppContext, database_target, get_app
 from vutf_cli.cli.declarative_secrets import check_folder, deliver, make_folder, secret_files
 from vutf_cli.cli.private_file import OutputFileOption, private_file
 from vutf_cli.errors import ExitCode, InvalidInput
+from vutf_cli.input_documents import read_document
 
 if TYPE_CHECKING:
     from vutf_cli.services.declarative.apply import Plan
@@ -56,22 +57,10 @@ PruneOption = Annotated[
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _read(path: Path) -> bytes:
-    if str(path) == "-":
-        import sys
-
-        buffer = getattr(sys.stdin, "buffer", None)
-        return buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
-    try:
-        return path.read_bytes()
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
 def _identity(path: Path) -> "Identity":
     from vutf_cli.services.declarative.format import parse_identity
 
-    return parse_identity(_read(path), "<stdin>" if str(path) == "-" else str(path))
+    return parse_identity(read_document(path), "<stdin>" if str(path) == "-" else str(path))
 
 
 # -- showing a plan ---------------------------------------------------------------------------
@@ -208,7 +197,7 @@ def _read_plan(path: Path) -> tuple["Identity", bool, Any, Any]:
     from vutf_cli.services.declarative.format import API_VERSION, parse_identity
 
     try:
-        document = json.loads(_read(path))
+        document = json.loads(read_document(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: not a plan file ({exc})") from None
     if (

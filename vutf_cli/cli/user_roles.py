@@ -56,9 +56,11 @@ def _targets(words: list[str] | None, from_file: Path | None) -> "tuple[list[Tar
     role = words.pop()
     targets = [Target(word) for word in words]
     if from_file is not None:
+        from vutf_cli.input_documents import read_document
+
         try:
-            text = from_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_document(from_file).decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise InvalidInput(f"cannot read {from_file}: {exc}") from None
         targets += targets_from_text(text, str(from_file))
     if not targets:

@@ -14,8 +14,6 @@ quoted instead).
 """
 
 import contextlib
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,6 +23,7 @@ from vutf_cli.cli.private_file import ForceOption, OutputFileOption, private_fil
 from vutf_cli.cli.renamed_options import renamed
 from vutf_cli.cli.user_options import user_columns
 from vutf_cli.errors import InvalidInput, VutfError
+from vutf_cli.input_documents import read_document
 
 if TYPE_CHECKING:
     from vutf_cli.output import Terminal
@@ -168,7 +167,7 @@ def import_users(
     file_format = renamed(
         app_ctx, new=input_format, old=old_format, new_name="--input-format", old_name="--format"
     )
-    data = _read_input(file)
+    data = read_document(file)
     terminal = app_ctx.terminal
     try:
         report = service.import_users(
@@ -201,17 +200,3 @@ def import_users(
         terminal.emit_object({**summary, "problems": [p.as_json() for p in report.problems]})
     else:
         terminal.emit_object(report, fields=_REPORT_FIELDS)
-
-
-def _read_input(file: str) -> bytes:
-    if file == "-":
-        stream = sys.stdin
-        buffer = getattr(stream, "buffer", None)
-        if buffer is not None:
-            data: bytes = buffer.read()
-            return data
-        return stream.read().encode("utf-8")
-    try:
-        return Path(file).read_bytes()
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise InvalidInput(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -1,0 +1,75 @@
+"""Reading the documents a user hands vutf: the one reader of every input file.
+
+Import files (``users import``), identity and plan files (``plan``,
+``apply``), user lists (``users add-role --from-file``) and the config file
+are text, and text never holds a NUL byte (JSON, YAML, TOML and CSV all
+refuse the raw character, and no stored name may hold one).  So a document
+is read in chunks and refused at the first NUL, exit 2: a source that never
+ends, such as ``/dev/zero`` or a device named by mistake, is refused at once
+instead of being read until memory runs out (MemoryError, exit 1, or the
+whole machine's memory).  A document may legitimately be hundreds of
+megabytes, so there is no size bound; an endless stream of text (``yes |``)
+is read as any tool reads it, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import BinaryIO, Final, TextIO
+
+from vutf_cli.errors import InvalidInput
+
+__all__ = ["STDIN", "read_document", "read_document_stream"]
+
+STDIN: Final = "-"
+# Large enough that a big file is read in few calls, small enough that a source
+# of NULs is refused after one.
+_CHUNK_BYTES: Final = 1 << 20
+
+
+def read_document(source: str | Path, *, name: str | None = None) -> bytes:
+    """The bytes of the document at ``source`` (``-``: stdin), refused at a NUL byte.
+
+    ``name`` is how messages call it (default: the path, or ``stdin``).  A
+    file that cannot be opened or read is exit 2 naming it.
+    """
+    if str(source) == STDIN:
+        stream = sys.stdin
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text stream put in place of stdin by a caller
+            return read_document_stream(_Encoded(stream), name or "stdin")
+        return read_document_stream(buffer, name or "stdin")
+    label = name or str(source)
+    try:
+        with Path(source).open("rb") as handle:
+            return read_document_stream(handle, label)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise InvalidInput(
+            f"cannot read {label}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+
+
+def read_document_stream(stream: BinaryIO | _Encoded, name: str) -> bytes:
+    """Everything ``stream`` holds, read in chunks; exit 2 at the first NUL byte."""
+    chunks: list[bytes] = []
+    while chunk := stream.read(_CHUNK_BYTES):
+        nul = chunk.find(b"\0")
+        if nul >= 0:
+            line = sum(read.count(b"\n") for read in chunks) + chunk.count(b"\n", 0, nul) + 1
+            raise InvalidInput(
+                f"{name} is not a text document: line {line} holds a NUL byte",
+                hint="give a text file (json, jsonl, csv, yaml, toml), not a device or binary file",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Encoded:
+    """A text stream read as UTF-8 bytes, chunk by chunk."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        return self._stream.read(size).encode("utf-8")
