@@ -191,6 +191,26 @@ def test_invalid_utf8_in_real_argv_is_refused_and_writes_nothing(url: str) -> No
     expect_each(INVALID_UTF8_ARGV, check)
 
 
+def test_an_actor_of_undecodable_bytes_is_named_when_a_change_would_record_it(url: str) -> None:
+    # Reads do not name the actor, so they still run; a change is refused saying why.
+    before = state_fingerprint(url)
+    message = (
+        "error: the acting user 'ops\\udcff' is not valid UTF-8 text, so no audit row can name it"
+    )
+    for argv, env in (
+        ([b"--actor", b"ops\xff", b"users", b"deactivate", b"bob"], {}),
+        ([b"users", b"deactivate", b"bob"], {"VUTF_ACTOR": "ops\udcff"}),
+    ):
+        code, out, err = no_crash(run_subprocess(argv, env={"VUTF_DATABASE_URL": url, **env}))
+        assert (code, out) == (2, ""), err
+        assert err.splitlines()[0] == message
+    listed = run_subprocess(
+        ["users", "list", "-q"], env={"VUTF_DATABASE_URL": url, "VUTF_ACTOR": "ops\udcff"}
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert state_fingerprint(url) == before
+
+
 # -- on stdin -----------------------------------------------------------------------------------
 SET_PASSWORD = ["users", "set-password", "alice", "--password-stdin"]
 # case -> (argv, stdin, the exit codes it may end with)

@@ -69,7 +69,7 @@ from vutf_cli.errors import (
     StaleVersion,
     VutfError,
 )
-from vutf_cli.settings import Settings
+from vutf_cli.settings import ENV_ACTOR, Settings
 
 if TYPE_CHECKING:
     from vutf_cli.security.passwords import Passwords
@@ -385,17 +385,31 @@ class Database:
                 raise
             raise translated from exc
         except UnicodeEncodeError:
-            # Text that is not valid UTF-8 (undecodable argv bytes, as lone
-            # surrogates) cannot be sent to the database.
-            raise InvalidInput(
-                "text that is not valid UTF-8 cannot be stored or looked up"
-            ) from None
+            # Text that is not valid UTF-8 (undecodable argv or environment bytes,
+            # as lone surrogates) cannot be sent to the database.
+            raise self._not_utf8(read_only=read_only) from None
         except ValueError as exc:
             if "NUL (0x00)" in str(exc):  # psycopg2: PostgreSQL text cannot hold NUL
                 raise InvalidInput(
                     "text with a NUL character cannot be stored or looked up"
                 ) from None
             raise
+
+    def _not_utf8(self, *, read_only: bool) -> InvalidInput:
+        """What to say when text that is not UTF-8 reached a statement: in a write, the
+        acting user when it is that (every audit row names it), else the request's text."""
+        if not read_only:
+            try:
+                self.settings.actor.encode("utf-8")
+            except UnicodeEncodeError:
+                actor = self.settings.actor
+                return InvalidInput(
+                    f"the acting user {actor!r} is not valid UTF-8 text, so no audit row "
+                    "can name it",
+                    hint=f"name the acting user with --actor or {ENV_ACTOR} "
+                    "(the default is $USER@host)",
+                )
+        return InvalidInput("text that is not valid UTF-8 cannot be stored or looked up")
 
     def run_operation(self, operation: Callable[[], T], *, idempotent: bool = True) -> T:
         """Call ``operation`` (a whole transaction) under the circuit breaker and the retry policy.
