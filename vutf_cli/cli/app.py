@@ -36,6 +36,7 @@ import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
 from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
+from vutf_cli.cli.standard_streams import prepare_standard_streams
 from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
@@ -239,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     temporary files are removed and the exit code is 130.  Installed here and
     not in :func:`run`, which tests call inside their own process.
     """
+    prepare_standard_streams()  # closed at start (`>&-`), or not UTF-8
     # A SIGTERM ignored by whoever started vutf stays ignored, as SIGINT does.
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
         signal.signal(signal.SIGTERM, _interrupt)

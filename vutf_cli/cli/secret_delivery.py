@@ -30,16 +30,15 @@ CLOSED = "stdout is closed"
 
 def stdout_failure(terminal: Terminal, write: Callable[[], None]) -> str | None:
     """Run ``write`` (to ``terminal.stdout``): None once it is delivered, else the reason."""
-    stream: TextIO | None = terminal.stdout.stream
-    if stream is None:
-        # Python sets sys.stdout to None when the process started with fd 1 closed.
-        return CLOSED
+    # A process started with fd 1 closed has a stdout whose reader is gone
+    # (cli.standard_streams): that is PipeClosed here, as `| head` is.
+    stream: TextIO = terminal.stdout.stream
     try:
         write()
         terminal.stdout.flush()
         _sync_if_regular_file(stream)
     except PipeClosed:
-        reason = "nothing reads stdout (the pipe is closed)"
+        reason = "stdout is closed: nothing reads it"
     except OSError as exc:
         reason = exc.strerror or str(exc)
     except ValueError:

@@ -57,8 +57,15 @@ class Pager:
         env.setdefault("LESS", "FRX")
         env.setdefault("LV", "-c")
         try:
+            # The terminal's encoding, and as on the terminal itself
+            # (cli.standard_streams), what it cannot show is a visible escape.
             process = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, text=True, encoding=encoding, env=env
+                argv,
+                stdin=subprocess.PIPE,
+                text=True,
+                encoding=encoding,
+                errors="backslashreplace",
+                env=env,
             )
         except OSError:
             return None

@@ -1,0 +1,87 @@
+"""The installed `vutf` with standard streams closed, or not in UTF-8.
+
+`vutf_cli.cli.standard_streams` (docs/architecture.md §5.2) sets them up before anything
+runs. Started with one closed (`<&-`, `>&-`, `2>&-`): a closed stdin reads as empty, a
+closed stdout is a closed pipe (data: exit 0; a one-time secret: exit 9, never lost with
+exit 0), a closed stderr drops the messages and keeps the exit code. Under a locale
+whose encoding is not UTF-8 (`PYTHONIOENCODING=ascii`), data on a pipe is still UTF-8
+and a terminal shows what it cannot encode as escapes: never exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.harness import VUTF, Terminal, installed_env, run_script
+
+SCRIPT = """
+vutf users create bob --email bob@example.com --generate-password > /dev/null
+vutf users add-role bob viewer > /dev/null
+c=0; vutf users import - <&- 2> import.err || c=$?; echo "import-stdin-closed $c"
+c=0; vutf users set-password bob --password-stdin <&- 2> pw.err || c=$?; echo "pw-stdin-closed $c"
+c=0; vutf users list >&- 2> list.err || c=$?; echo "list-stdout-closed $c"
+c=0; vutf keys create -u bob -n deploy >&- 2> key.err || c=$?; echo "key-stdout-closed $c"
+c=0; vutf audit export --output-file audit.jsonl >&- 2> ex.err || c=$?; echo "export-closed $c"
+c=0; vutf users show ghost 2>&- || c=$?; echo "show-stderr-closed $c"
+c=0; vutf users deactivate bob <&- >&- 2>&- || c=$?; echo "all-closed $c"
+vutf users show bob -o json > bob.json
+vutf keys list --any-state -o json > keys.json
+"""
+
+
+def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = run_script(SCRIPT, database_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    codes = dict(line.split() for line in result.stdout.splitlines())
+    assert codes == {
+        "import-stdin-closed": "2",
+        "pw-stdin-closed": "2",
+        "list-stdout-closed": "0",
+        "key-stdout-closed": "9",
+        "export-closed": "0",
+        "show-stderr-closed": "3",
+        "all-closed": "0",
+    }, {name: (tmp_path / name).read_text() for name in ("key.err", "ex.err")}
+    assert (tmp_path / "import.err").read_text() == "error: the import file is empty\n"
+    assert (tmp_path / "pw.err").read_text().startswith("error: empty new password")
+    assert "Traceback" not in (tmp_path / "list.err").read_text()
+    # The key was made but never shown: the operator is told how to be rid of it.
+    key_error = (tmp_path / "key.err").read_text()
+    assert "was created but could not be written to stdout" in key_error
+    assert "vutf keys revoke vutf_" in key_error
+    assert [key["name"] for key in json.loads((tmp_path / "keys.json").read_text())] == ["deploy"]
+    # The export's file is its own (not the descriptor stdout left free), whole and valid.
+    exported = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [row["action"] for row in exported][-1] == "api_key.create"
+    # The change with every stream closed was made.
+    assert json.loads((tmp_path / "bob.json").read_text())["is_active"] is False
+
+
+ENCODING_SCRIPT = """
+vutf users create bob --email bob@example.com --generate-password > /dev/null
+vutf users update bob --full-name 'Zoë 名前' > /dev/null
+export PYTHONIOENCODING=ascii
+vutf users list -o json | jq -r '.[0].full_name' > name.txt
+vutf users export -o csv > users.csv
+printf 'pässwörd horse battery' | vutf users set-password bob --password-stdin 2> /dev/null
+unset PYTHONIOENCODING
+printf 'pässwörd horse battery' | vutf users check-password bob --password-stdin -q
+"""
+
+
+def test_data_is_utf8_and_a_terminal_shows_escapes_under_an_ascii_locale(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = run_script(ENCODING_SCRIPT, database_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "name.txt").read_text(encoding="utf-8") == "Zoë 名前\n"
+    assert "Zoë 名前" in (tmp_path / "users.csv").read_bytes().decode("utf-8")
+    # At a terminal that cannot show them, directly and through a pager: escapes.
+    for pager in ("cat", "tee /dev/null"):
+        env = {**installed_env(database_url), "PYTHONIOENCODING": "ascii", "VUTF_PAGER": pager}
+        terminal = Terminal([str(VUTF), "users", "show", "bob"], env)
+        assert terminal.wait() == 0, terminal.seen
+        assert "Zo\\xeb \\u540d\\u524d" in terminal.seen, terminal.seen

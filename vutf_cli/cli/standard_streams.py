@@ -1,0 +1,89 @@
+"""The process's standard streams as vutf needs them, set up before anything runs.
+
+**Closed at start.**  A process started with stdin, stdout or stderr closed
+(``<&-``, ``>&-``, ``2>&-``; some job runners and daemons start children so)
+has no Python stream for it (``sys.stdout is None``: every write was an
+internal error, exit 1) and a free file descriptor 0, 1 or 2, which the next
+file vutf opens would take, so that an output file or a database socket
+would receive what was meant for that stream.  So each missing one is opened:
+
+* stdin on ``/dev/null``: empty input, as ``< /dev/null`` gives;
+* stdout on the write end of a pipe whose reader is already gone, so that
+  writing to it is exactly a closed pipe: data ends quietly (exit 0) and a
+  one-time secret is not delivered (exit 9), never written to nowhere with
+  exit 0;
+* stderr on ``/dev/null``: messages are dropped, the exit code still tells.
+
+**Encoding.**  Python encodes the standard streams in the locale's encoding,
+which is ASCII or Latin-1 under a non-UTF-8 locale (``PYTHONUTF8=0`` with
+``LC_ALL=POSIX``, ``PYTHONIOENCODING=ascii``): a name with an ``ë`` ended a
+listing half-written with exit 1, and a password read from a pipe was not
+the bytes sent.  stdin and stdout that are not a terminal carry data (JSON,
+CSV and YAML are UTF-8, and ``jq`` reads nothing else), so they are UTF-8
+whatever the locale; a terminal keeps its encoding, and what it cannot show
+(there and on stderr) is written as a visible escape (``\\xeb``), never an
+error.  stdin at a terminal is left alone: a password typed there stays as
+typed.
+
+Only :func:`vutf_cli.cli.app.main` calls this (docs/architecture.md §5.2):
+a test's own process has its streams.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import sys
+from typing import TextIO
+
+__all__ = ["prepare_standard_streams"]
+
+_STDIN, _STDOUT, _STDERR = 0, 1, 2
+
+
+def prepare_standard_streams() -> None:
+    """Open each standard stream that is closed; make the data streams UTF-8 (see above)."""
+    for fd in (_STDIN, _STDOUT, _STDERR):  # in order: each takes the lowest free number
+        try:
+            os.fstat(fd)
+        except OSError:
+            _occupy(fd)
+    sys.stdin = _fitted(sys.stdin, _STDIN)
+    sys.stdout = _fitted(sys.stdout, _STDOUT)
+    sys.stderr = _fitted(sys.stderr, _STDERR)
+
+
+def _occupy(fd: int) -> None:
+    if fd == _STDOUT:
+        reader, writer = os.pipe()
+        os.close(reader)  # a reader that is gone: every write is EPIPE
+        opened = writer
+    else:
+        opened = os.open(os.devnull, os.O_RDONLY if fd == _STDIN else os.O_WRONLY)
+    if opened != fd:
+        os.dup2(opened, fd)
+        os.close(opened)
+
+
+def _fitted(stream: TextIO | None, fd: int) -> TextIO:
+    """``stream`` (a new one on ``fd`` when Python had none) in the encoding vutf writes."""
+    if stream is None:
+        stream = open(fd, "r" if fd == _STDIN else "w", closefd=False)  # noqa: SIM115
+    if not isinstance(stream, io.TextIOWrapper):
+        return stream  # replaced by whoever embeds vutf: theirs to encode
+    at_terminal = os.isatty(fd)
+    if fd != _STDERR and not at_terminal:
+        if not _is_utf8(stream.encoding):
+            stream.reconfigure(encoding="utf-8", errors="surrogateescape")
+    elif fd != _STDIN and stream.errors == "strict":
+        # What is typed at a terminal is left as it is: a password must stay its bytes.
+        stream.reconfigure(errors="backslashreplace")
+    return stream
+
+
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
