@@ -4,8 +4,8 @@
   0600 (whatever the umask) beside F and renames it over F once complete: a
   second hard link to the old F keeps the old text (it was never truncated),
   and a symlinked folder on the way to F is fine.
-* Interrupted half way by SIGTERM or SIGINT (the installed ``vutf``, on SQLite
-  and on PostgreSQL, where the rows come through COPY): exit 130, the old F
+* Interrupted half way by SIGTERM, SIGINT or SIGHUP (the installed ``vutf``, on
+  SQLite and on PostgreSQL, where the rows come through COPY): exit 130, the old F
   intact or no F at all, no temporary file left.  The process is stopped with
   SIGSTOP while its temporary file holds part of the export, so the signal
   lands mid-stream however fast the machine is.
@@ -199,8 +199,13 @@ def _interrupt_export_mid_stream(
 
 @pytest.mark.parametrize(
     ("sig", "old_file"),
-    [(signal.SIGTERM, True), (signal.SIGTERM, False), (signal.SIGINT, True)],
-    ids=["SIGTERM-over-old-file", "SIGTERM-new-file", "SIGINT-over-old-file"],
+    [(signal.SIGTERM, True), (signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGHUP, True)],
+    ids=[
+        "SIGTERM-over-old-file",
+        "SIGTERM-new-file",
+        "SIGINT-over-old-file",
+        "SIGHUP-over-old-file",
+    ],
 )
 def test_a_signal_mid_export_keeps_the_old_file_and_leaves_no_temporary_file(
     seeded_env: dict[str, str], tmp_path: Path, sig: signal.Signals, old_file: bool
@@ -209,15 +214,17 @@ def test_a_signal_mid_export_keeps_the_old_file_and_leaves_no_temporary_file(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_sigterm_mid_copy_on_postgresql_keeps_the_old_file(
-    db: Database, database_url: str, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_mid_copy_on_postgresql_keeps_the_old_file(
+    db: Database, database_url: str, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """On PostgreSQL the rows arrive through COPY: SIGTERM must end that stream too."""
+    """On PostgreSQL the rows arrive through COPY: SIGTERM (or a hang-up) must end that stream
+    too."""
     from tests.audit_seed import bulk_seed
 
     bulk_seed(db, SEEDED_ROWS)
     env = {**os.environ, "VUTF_DATABASE_URL": database_url}
-    _interrupt_export_mid_stream(env, tmp_path, signal.SIGTERM, old_file=True)
+    _interrupt_export_mid_stream(env, tmp_path, sig, old_file=True)
 
 
 # -- a full disk ------------------------------------------------------------------------------

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 import typer
@@ -38,6 +36,7 @@ from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
 from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
 from vutf_cli.cli.standard_streams import prepare_standard_streams
 from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
+from vutf_cli.interrupts import interrupt_on_signals
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
 NUL_ARGUMENT = "an argument cannot contain a NUL character"
@@ -235,20 +234,15 @@ def _report(error: VutfError, app_ctx: AppContext) -> int:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point: ``vutf ARGS``.
 
-    SIGTERM (``kill``, a service manager, a CI timeout) ends vutf like Ctrl-C:
-    as ``KeyboardInterrupt`` in the main thread, so transactions roll back,
-    temporary files are removed and the exit code is 130.  Installed here and
-    not in :func:`run`, which tests call inside their own process.
+    The process's standard streams are set up (:mod:`vutf_cli.cli.standard_streams`)
+    and SIGTERM and SIGHUP end vutf like Ctrl-C (:mod:`vutf_cli.interrupts`): as
+    ``KeyboardInterrupt`` in the main thread, so transactions roll back,
+    temporary files are removed and the exit code is 130.  Done here and not
+    in :func:`run`, which tests call inside their own process.
     """
     prepare_standard_streams()  # closed at start (`>&-`), or not UTF-8
-    # A SIGTERM ignored by whoever started vutf stays ignored, as SIGINT does.
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_signals()  # SIGTERM and SIGHUP end vutf as Ctrl-C does
     sys.exit(run(sys.argv[1:] if argv is None else argv))
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 # `app` is re-exported for tests that walk the Typer application itself.

@@ -51,7 +51,9 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.SCHEMA_OUTDATED: "schema not at head",
     ExitCode.NOT_DELIVERED: "one-time secret created but not delivered",
     ExitCode.CHANGES_PENDING: "vutf plan found changes to apply",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, end of input at a prompt) or cancelled",
+    ExitCode.INTERRUPTED: (
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP, end of input at a prompt) or cancelled"
+    ),
 }
 
 EPILOG = (

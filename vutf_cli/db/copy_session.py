@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vutf_cli.db.engine import wait_limit
+from vutf_cli.interrupts import INTERRUPTING_SIGNALS
 
 __all__ = ["CopyProgress", "client_codec", "run_copy"]
 
@@ -103,7 +104,7 @@ def _copy_watchdog(raw: Any, progress: CopyProgress, limit: float | None) -> Ite
         seen, since = progress.rows, time.monotonic()
         while not done.is_set():
             readable, _, _ = select.select([signals], [], [], _WATCH_INTERVAL)
-            if readable and {signal.SIGINT, signal.SIGTERM} & set(os.read(signals, 64)):
+            if readable and INTERRUPTING_SIGNALS & set(os.read(signals, 64)):
                 progress.interrupted = True
                 _shut(raw)
                 return
