@@ -349,7 +349,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             raw = read_document_stream(handle, name)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file: no config file
         return {}
     except OSError as exc:
         raise InvalidInput(f"cannot read {name}: {exc.strerror}") from None

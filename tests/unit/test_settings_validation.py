@@ -146,3 +146,13 @@ def test_config_file_numbers_in_range_are_used(run_cli: RunCli) -> None:  # noqa
         1,
         4321,
     )
+
+
+def test_a_config_path_below_a_file_is_no_config_file(tmp_path: Path) -> None:
+    # XDG_CONFIG_HOME naming a file: config.toml cannot exist there, so there is none.
+    from vutf_cli.settings import load_settings
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    settings = load_settings(env={"VUTF_CONFIG": str(not_a_folder / "vutf" / "config.toml")})
+    assert settings.config_file is None
