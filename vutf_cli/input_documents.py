@@ -10,22 +10,37 @@ instead of being read until memory runs out (MemoryError, exit 1, or the
 whole machine's memory).  A document may legitimately be hundreds of
 megabytes, so there is no size bound; an endless stream of text (``yes |``)
 is read as any tool reads it, until Ctrl-C.
+
+Once parsed, a document has the shape of one of vutf's formats or none:
+:func:`check_document_shape` refuses one nested deeper than any of them is
+(:data:`MAX_NESTING`; deeper ones ended in RecursionError, exit 1, in
+whatever walked them next) and, for YAML, one whose aliases expand it far
+beyond its size (a "billion laughs" file of a few hundred bytes kept
+``vutf plan`` busy for minutes, taking memory as it went).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO, Final, TextIO
+from typing import Any, BinaryIO, Final, TextIO
 
 from vutf_cli.errors import InvalidInput
 
-__all__ = ["STDIN", "read_document", "read_document_stream"]
+__all__ = [
+    "MAX_NESTING",
+    "STDIN",
+    "check_document_shape",
+    "read_document",
+    "read_document_stream",
+]
 
 STDIN: Final = "-"
 # Large enough that a big file is read in few calls, small enough that a source
 # of NULs is refused after one.
 _CHUNK_BYTES: Final = 1 << 20
+# The deepest any vutf document goes is a plan file's identity (about six levels).
+MAX_NESTING: Final = 64
 
 
 def read_document(source: str | Path, *, name: str | None = None) -> bytes:
@@ -73,3 +88,29 @@ class _Encoded:
 
     def read(self, size: int) -> bytes:
         return self._stream.read(size).encode("utf-8")
+
+
+def check_document_shape(document: Any, source: str, *, max_values: int | None = None) -> None:
+    """InvalidInput (exit 2) when ``document`` (parsed JSON or YAML) nests deeper than
+    :data:`MAX_NESTING`, or holds more than ``max_values`` values once its YAML aliases are
+    followed (each alias counts again, as everything that walks the document meets it)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    seen = 0
+    while pending:
+        value, depth = pending.pop()
+        seen += 1
+        if max_values is not None and seen > max_values:
+            raise InvalidInput(
+                f"{source}: its aliases expand it to more than {max_values} values: "
+                "not a vutf document",
+                hint="write the repeated parts out, or use fewer YAML aliases (*name)",
+            )
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= MAX_NESTING and children:
+            raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels")
+        pending.extend((child, depth + 1) for child in children)

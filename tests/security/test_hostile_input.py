@@ -449,6 +449,46 @@ def test_a_nul_byte_in_an_import_file_is_refused_naming_its_line(url: str, tmp_p
     assert state_fingerprint(url) == before
 
 
+def _alias_bomb(levels: int) -> str:
+    """A YAML file of a few hundred bytes whose aliases expand to 10**levels values."""
+    lines = [
+        "apiVersion: vutf/v1",
+        "kind: Identity",
+        'l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]',
+    ]
+    lines += [f"l{n}: &l{n} [" + ",".join([f"*l{n - 1}"] * 10) + "]" for n in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_document_nested_too_deeply_or_expanded_by_aliases_is_refused(
+    url: str, tmp_path: Path
+) -> None:
+    # Each ended in RecursionError (exit 1) or, for the aliases, minutes of CPU and memory.
+    deep = "[" * 100_000 + "]" * 100_000
+    files = {
+        "bomb.yaml": (_alias_bomb(9), "its aliases expand it to more than"),
+        "deep.json": ('{"users": ' + deep + "}", "nested deeper than 64 levels"),
+        "deep.yaml": ("users: " + "[" * 900 + "]" * 900, "nested deeper than 64 levels"),
+        "plan.json": ('{"kind": ' + deep + "}", "not a plan file (nested too deeply)"),
+    }
+    before = state_fingerprint(url)
+    for name, (text, message) in files.items():
+        path = tmp_path / name
+        path.write_text(text)
+        argv = ["apply", "--yes", str(path)] if name == "plan.json" else ["plan", "-f", str(path)]
+        code, out, err = no_crash(run(url, *argv))
+        assert (code, out) == (2, ""), (name, err[:300])
+        assert message in err.splitlines()[0], (name, err[:300])
+    line = '{"args": ["users", "list"], "x": ' + deep + "}\n"
+    code, out, _ = no_crash(run(url, "batch", input=line))
+    assert code == 2
+    assert (
+        json.loads(out)["error"]["message"]
+        == "line 1: the line is not a command: nested too deeply"
+    )
+    assert state_fingerprint(url) == before
+
+
 # -- terminal escape sequences ------------------------------------------------------------------
 def _plant_escapes(url: str, text: str) -> None:
     """Escape sequences where vutf's own validation would refuse them (another writer's data)."""

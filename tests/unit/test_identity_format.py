@@ -79,3 +79,30 @@ def test_the_readme_example_is_a_valid_identity_file() -> None:
     identity = parse_identity(block.group(1).encode(), "README.md")
     assert [role.name for role in identity.roles] == ["deployers"]
     assert [user.username for user in identity.users] == ["dana", "erin"]
+
+
+def test_anchors_a_file_repeats_on_purpose_are_read() -> None:
+    # 500 keys sharing one scopes list: aliases expanding well within the file's size.
+    keys = "".join(f"  - {{owner: alice, name: k{n}, scopes: *ci}}\n" for n in range(500))
+    text = (
+        "apiVersion: vutf/v1\nkind: Identity\n"
+        "users:\n  - {username: alice, email: alice@example.com}\n"
+        "apiKeys:\n  - {owner: alice, name: base, scopes: &ci [read, 'targets:write']}\n" + keys
+    )
+    identity = parse_identity(text.encode(), "keys.yaml")
+    assert len(identity.keys) == 501
+    assert {key.scopes for key in identity.keys} == {("read", "targets:write")}
+
+
+def test_nesting_up_to_the_bound_is_read_and_one_level_more_is_refused() -> None:
+    from vutf_cli.input_documents import MAX_NESTING, check_document_shape
+
+    def nested(levels: int) -> object:
+        value: object = "x"
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    check_document_shape(nested(MAX_NESTING), "ok.json")
+    with pytest.raises(InvalidInput, match=f"nested deeper than {MAX_NESTING} levels"):
+        check_document_shape(nested(MAX_NESTING + 1), "deep.json")

@@ -218,6 +218,8 @@ def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
         entry = json.loads(stripped)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"the line is not JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise InvalidInput("the line is not a command: nested too deeply") from None
     if not isinstance(entry, dict):
         raise InvalidInput('the line is not a JSON object such as {"args": ["users", "list"]}')
     unknown = sorted(set(entry) - _LINE_KEYS)

@@ -24,7 +24,7 @@ from vutf_cli.cli.context import AppContext, database_target, get_app
 from vutf_cli.cli.declarative_secrets import check_folder, deliver, make_folder, secret_files
 from vutf_cli.cli.private_file import OutputFileOption, private_file
 from vutf_cli.errors import ExitCode, InvalidInput
-from vutf_cli.input_documents import read_document
+from vutf_cli.input_documents import check_document_shape, read_document
 
 if TYPE_CHECKING:
     from vutf_cli.services.declarative.apply import Plan
@@ -200,6 +200,9 @@ def _read_plan(path: Path) -> tuple["Identity", bool, Any, Any]:
         document = json.loads(read_document(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: not a plan file ({exc})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: not a plan file (nested too deeply)") from None
+    check_document_shape(document, str(path))
     if (
         not isinstance(document, dict)
         or document.get("kind") != PLAN_KIND

@@ -31,6 +31,7 @@ import yaml
 
 from vutf_cli.domain import validation
 from vutf_cli.errors import InvalidInput
+from vutf_cli.input_documents import MAX_NESTING, check_document_shape
 
 __all__ = [
     "API_VERSION",
@@ -51,6 +52,8 @@ SCHEMA_FILE: Final = "identity-v1.json"
 
 # How many problems one error line lists before "and N more".
 _SHOWN_PROBLEMS: Final = 3
+# How many values per character of YAML its aliases may expand to (see _load_yaml).
+_ALIAS_EXPANSION: Final = 10
 
 _Path = tuple[str | int, ...]
 
@@ -130,9 +133,13 @@ def parse_identity(data: bytes, source: str) -> Identity:
 
 def _load_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels") from None
+    check_document_shape(document, source)
+    return document
 
 
 def _load_yaml(text: str, source: str) -> Any:
@@ -145,6 +152,10 @@ def _load_yaml(text: str, source: str) -> Any:
         raise InvalidInput(f"{source}:{where} invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: invalid YAML: {exc}") from None
+    # Before _plain, which copies every alias out: a few hundred bytes of nested aliases
+    # would expand to billions of values.  An alias-free document has fewer values than
+    # characters; the margin is for anchors a file repeats on purpose.
+    check_document_shape(document, source, max_values=_ALIAS_EXPANSION * len(text) + 10_000)
     return _plain(document)
 
 
