@@ -29,6 +29,7 @@ from vutf_cli.errors import InvalidInput
 
 __all__ = [
     "MAX_NESTING",
+    "NUMBER_TOO_LONG",
     "STDIN",
     "check_document_shape",
     "read_document",
@@ -41,6 +42,11 @@ STDIN: Final = "-"
 _CHUNK_BYTES: Final = 1 << 20
 # The deepest any vutf document goes is a plan file's identity (about six levels).
 MAX_NESTING: Final = 64
+# What json and yaml raise ValueError for: Python reads at most this many digits into an
+# int (sys.set_int_max_str_digits), a guard against quadratic conversion time.
+NUMBER_TOO_LONG: Final = (
+    f"a number too long to read (more than {sys.get_int_max_str_digits()} digits)"
+)
 
 
 def read_document(source: str | Path, *, name: str | None = None) -> bytes:

@@ -489,6 +489,32 @@ def test_a_document_nested_too_deeply_or_expanded_by_aliases_is_refused(
     assert state_fingerprint(url) == before
 
 
+def test_a_number_too_long_to_read_in_any_document_is_refused(url: str, tmp_path: Path) -> None:
+    # Python reads at most 4300 digits into an int; beyond, json and yaml raise ValueError,
+    # which ended every one of these in exit 1.
+    number = "1" * 5000
+    identity = '"apiVersion": "vutf/v1", "kind": "Identity", "x": ' + number
+    files = {
+        "users.json": (["users", "import"], '[{"username": "n", "is_active": ' + number + "}]"),
+        "users.jsonl": (["users", "import"], '{"username": "n", "is_active": ' + number + "}"),
+        "identity.json": (["plan", "-f"], "{" + identity + "}"),
+        "identity.yaml": (["plan", "-f"], "apiVersion: vutf/v1\nkind: Identity\nx: " + number),
+        "plan.json": (["apply", "--yes"], '{"kind": ' + number + "}"),
+    }
+    before = state_fingerprint(url)
+    for name, (argv, text) in files.items():
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        code, out, err = no_crash(run(url, *argv, str(path)))
+        assert (code, out) == (2, ""), (name, err[:300])
+        assert "a number too long to read" in err.splitlines()[0], (name, err[:300])
+    line = '{"args": ["users", "list"], "stdin": ' + number + "}\n"
+    code, out, _ = no_crash(run(url, "batch", input=line))
+    assert code == 2
+    assert "a number too long to read" in json.loads(out)["error"]["message"]
+    assert state_fingerprint(url) == before
+
+
 # -- terminal escape sequences ------------------------------------------------------------------
 def _plant_escapes(url: str, text: str) -> None:
     """Escape sequences where vutf's own validation would refuse them (another writer's data)."""

@@ -54,6 +54,7 @@ import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, get_app, stdin_is_tty
 from vutf_cli.errors import ExitCode, InvalidInput, SecretNotDelivered
+from vutf_cli.input_documents import NUMBER_TOO_LONG
 
 if TYPE_CHECKING:
     from vutf_cli.cli.app import CommandTree
@@ -220,6 +221,8 @@ def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
         raise InvalidInput(f"the line is not JSON: {exc.msg} (column {exc.colno})") from None
     except RecursionError:
         raise InvalidInput("the line is not a command: nested too deeply") from None
+    except ValueError:
+        raise InvalidInput(f"the line is not a command: {NUMBER_TOO_LONG}") from None
     if not isinstance(entry, dict):
         raise InvalidInput('the line is not a JSON object such as {"args": ["users", "list"]}')
     unknown = sorted(set(entry) - _LINE_KEYS)

@@ -24,7 +24,7 @@ from vutf_cli.cli.context import AppContext, database_target, get_app
 from vutf_cli.cli.declarative_secrets import check_folder, deliver, make_folder, secret_files
 from vutf_cli.cli.private_file import OutputFileOption, private_file
 from vutf_cli.errors import ExitCode, InvalidInput
-from vutf_cli.input_documents import check_document_shape, read_document
+from vutf_cli.input_documents import NUMBER_TOO_LONG, check_document_shape, read_document
 
 if TYPE_CHECKING:
     from vutf_cli.services.declarative.apply import Plan
@@ -202,6 +202,8 @@ def _read_plan(path: Path) -> tuple["Identity", bool, Any, Any]:
         raise InvalidInput(f"{path}: not a plan file ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: not a plan file (nested too deeply)") from None
+    except ValueError:
+        raise InvalidInput(f"{path}: not a plan file ({NUMBER_TOO_LONG})") from None
     check_document_shape(document, str(path))
     if (
         not isinstance(document, dict)

@@ -31,7 +31,7 @@ import yaml
 
 from vutf_cli.domain import validation
 from vutf_cli.errors import InvalidInput
-from vutf_cli.input_documents import MAX_NESTING, check_document_shape
+from vutf_cli.input_documents import MAX_NESTING, NUMBER_TOO_LONG, check_document_shape
 
 __all__ = [
     "API_VERSION",
@@ -138,6 +138,8 @@ def _load_json(text: str, source: str) -> Any:
         raise InvalidInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except RecursionError:
         raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels") from None
+    except ValueError:
+        raise InvalidInput(f"{source}: invalid JSON: {NUMBER_TOO_LONG}") from None
     check_document_shape(document, source)
     return document
 
@@ -152,6 +154,8 @@ def _load_yaml(text: str, source: str) -> Any:
         raise InvalidInput(f"{source}:{where} invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: invalid YAML: {exc}") from None
+    except ValueError:  # an int the constructor cannot read
+        raise InvalidInput(f"{source}: invalid YAML: {NUMBER_TOO_LONG}") from None
     # Before _plain, which copies every alias out: a few hundred bytes of nested aliases
     # would expand to billions of values.  An alias-free document has fewer values than
     # characters; the margin is for anchors a file repeats on purpose.

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from vutf_cli.domain.csv_cells import unescape_cell
 from vutf_cli.errors import InvalidInput
+from vutf_cli.input_documents import NUMBER_TOO_LONG
 from vutf_cli.services.user_import.records import (
     IMPORT_COLUMNS,
     KNOWN_COLUMNS,
@@ -120,6 +121,8 @@ def _json_records(text: str) -> Iterator[RawRecord]:
                 raise _too_deep(line) from None
             except _DuplicateKey as exc:
                 raise exc.at(line) from None
+            except ValueError:
+                raise _number_too_long(line) from None
             yield _object_record(value, row, line, in_array=True)
             row += 1
             index = _skip_space(text, index)
@@ -154,6 +157,8 @@ def _jsonl_records(text: str) -> Iterator[RawRecord]:
             raise _too_deep(number) from None
         except _DuplicateKey as exc:
             raise exc.at(number) from None
+        except ValueError:
+            raise _number_too_long(number) from None
         yield _object_record(value, row, number)
         row += 1
 
@@ -181,6 +186,10 @@ def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, An
 
 
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_without_duplicate_keys)
+
+
+def _number_too_long(line: int) -> InvalidInput:
+    return InvalidInput(f"line {line}: not valid JSON: {NUMBER_TOO_LONG}")
 
 
 def _too_deep(line: int) -> InvalidInput:
