@@ -11,6 +11,10 @@ whole machine's memory).  A document may legitimately be hundreds of
 megabytes, so there is no size bound; an endless stream of text (``yes |``)
 is read as any tool reads it, until Ctrl-C.
 
+Parsed, a JSON object with a key twice is refused (:func:`unique_keys`):
+json keeps the last one, which would silently pick one of two usernames, or
+the ``superuser: true`` a reviewer did not see.
+
 Once parsed, a document has the shape of one of vutf's formats or none:
 :func:`check_document_shape` refuses one nested deeper than any of them is
 (:data:`MAX_NESTING`; deeper ones ended in RecursionError, exit 1, in
@@ -31,9 +35,11 @@ __all__ = [
     "MAX_NESTING",
     "NUMBER_TOO_LONG",
     "STDIN",
+    "DuplicateKey",
     "check_document_shape",
     "read_document",
     "read_document_stream",
+    "unique_keys",
 ]
 
 STDIN: Final = "-"
@@ -120,3 +126,23 @@ def check_document_shape(document: Any, source: str, *, max_values: int | None =
         if depth >= MAX_NESTING and children:
             raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels")
         pending.extend((child, depth + 1) for child in children)
+
+
+class DuplicateKey(ValueError):
+    """A key repeated in one JSON object (or YAML mapping): ``key``, cut to 60 characters."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key[:60]
+        super().__init__(f"the key {self.key!r} appears twice in one object")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` ``object_pairs_hook``: the object, or :class:`DuplicateKey`."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return value

@@ -515,6 +515,23 @@ def test_a_number_too_long_to_read_in_any_document_is_refused(url: str, tmp_path
     assert state_fingerprint(url) == before
 
 
+def test_a_key_twice_in_a_plan_file_or_batch_line_is_refused(url: str, tmp_path: Path) -> None:
+    # json keeps the last of repeated keys: one of two commands, or a plan not as reviewed.
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"kind": "IdentityPlan", "kind": "IdentityPlan"}\n')
+    before = state_fingerprint(url)
+    code, out, err = no_crash(run(url, "apply", "--yes", str(plan)))
+    assert (code, out) == (2, ""), err
+    assert "the key 'kind' appears twice in one object" in err.splitlines()[0]
+    line = '{"args": ["users", "list"], "args": ["users", "deactivate", "bob"]}\n'
+    code, out, _ = no_crash(run(url, "batch", input=line))
+    assert code == 2
+    assert json.loads(out)["error"]["message"] == (
+        "line 1: the line is not a command: the key 'args' appears twice in one object"
+    )
+    assert state_fingerprint(url) == before
+
+
 # -- terminal escape sequences ------------------------------------------------------------------
 def _plant_escapes(url: str, text: str) -> None:
     """Escape sequences where vutf's own validation would refuse them (another writer's data)."""

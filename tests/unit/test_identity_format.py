@@ -106,3 +106,30 @@ def test_nesting_up_to_the_bound_is_read_and_one_level_more_is_refused() -> None
     check_document_shape(nested(MAX_NESTING), "ok.json")
     with pytest.raises(InvalidInput, match=f"nested deeper than {MAX_NESTING} levels"):
         check_document_shape(nested(MAX_NESTING + 1), "deep.json")
+
+
+def test_a_key_twice_in_one_mapping_is_refused_where_it_repeats() -> None:
+    # YAML and json keep the last: the `superuser: true` a reviewer did not see.
+    yaml_text = (
+        b"apiVersion: vutf/v1\nkind: Identity\nusers:\n"
+        b"  - username: alice\n    email: alice@example.com\n"
+        b"    superuser: false\n    superuser: true\n"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        parse_identity(yaml_text, "a.yaml")
+    assert refused.value.message == (
+        "a.yaml:7:5: invalid YAML: the key 'superuser' appears twice in one object"
+    )
+    json_text = b'{"apiVersion": "vutf/v1", "kind": "Identity", "kind": "Identity"}'
+    with pytest.raises(InvalidInput, match="the key 'kind' appears twice in one object"):
+        parse_identity(json_text, "a.json")
+
+
+def test_a_merge_key_may_repeat_what_it_merges() -> None:
+    text = (
+        b"apiVersion: vutf/v1\nkind: Identity\nusers:\n"
+        b"  - &base {username: alice, email: alice@example.com, superuser: true}\n"
+        b"  - {<<: *base, username: bob, email: bob@example.com}\n"
+    )
+    _, bob = parse_identity(text, "merge.yaml").users
+    assert (bob.username, bob.superuser) == ("bob", True)

@@ -54,7 +54,7 @@ import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, get_app, stdin_is_tty
 from vutf_cli.errors import ExitCode, InvalidInput, SecretNotDelivered
-from vutf_cli.input_documents import NUMBER_TOO_LONG
+from vutf_cli.input_documents import NUMBER_TOO_LONG, DuplicateKey, unique_keys
 
 if TYPE_CHECKING:
     from vutf_cli.cli.app import CommandTree
@@ -216,9 +216,11 @@ def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
     if not stripped or stripped.startswith("#"):
         return None
     try:
-        entry = json.loads(stripped)
+        entry = json.loads(stripped, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"the line is not JSON: {exc.msg} (column {exc.colno})") from None
+    except DuplicateKey as exc:
+        raise InvalidInput(f"the line is not a command: {exc}") from None
     except RecursionError:
         raise InvalidInput("the line is not a command: nested too deeply") from None
     except ValueError:

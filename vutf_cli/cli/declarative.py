@@ -24,7 +24,13 @@ from vutf_cli.cli.context import AppContext, database_target, get_app
 from vutf_cli.cli.declarative_secrets import check_folder, deliver, make_folder, secret_files
 from vutf_cli.cli.private_file import OutputFileOption, private_file
 from vutf_cli.errors import ExitCode, InvalidInput
-from vutf_cli.input_documents import NUMBER_TOO_LONG, check_document_shape, read_document
+from vutf_cli.input_documents import (
+    NUMBER_TOO_LONG,
+    DuplicateKey,
+    check_document_shape,
+    read_document,
+    unique_keys,
+)
 
 if TYPE_CHECKING:
     from vutf_cli.services.declarative.apply import Plan
@@ -197,8 +203,8 @@ def _read_plan(path: Path) -> tuple["Identity", bool, Any, Any]:
     from vutf_cli.services.declarative.format import API_VERSION, parse_identity
 
     try:
-        document = json.loads(read_document(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = json.loads(read_document(path), object_pairs_hook=unique_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError, DuplicateKey) as exc:
         raise InvalidInput(f"{path}: not a plan file ({exc})") from None
     except RecursionError:
         raise InvalidInput(f"{path}: not a plan file (nested too deeply)") from None

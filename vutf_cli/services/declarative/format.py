@@ -31,7 +31,13 @@ import yaml
 
 from vutf_cli.domain import validation
 from vutf_cli.errors import InvalidInput
-from vutf_cli.input_documents import MAX_NESTING, NUMBER_TOO_LONG, check_document_shape
+from vutf_cli.input_documents import (
+    MAX_NESTING,
+    NUMBER_TOO_LONG,
+    DuplicateKey,
+    check_document_shape,
+    unique_keys,
+)
 
 __all__ = [
     "API_VERSION",
@@ -133,9 +139,11 @@ def parse_identity(data: bytes, source: str) -> Identity:
 
 def _load_json(text: str, source: str) -> Any:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except DuplicateKey as exc:
+        raise InvalidInput(f"{source}: invalid JSON: {exc}") from None
     except RecursionError:
         raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels") from None
     except ValueError:
@@ -144,10 +152,30 @@ def _load_json(text: str, source: str) -> Any:
     return document
 
 
+class _IdentityLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when there is one), refusing a key twice in one mapping."""
+
+
+def _mapping_of_unique_keys(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    # YAML keeps the last of repeated keys, as json does (see unique_keys).
+    seen: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            if (key_node.tag, key_node.value) in seen:
+                raise yaml.MarkedYAMLError(
+                    problem=str(DuplicateKey(key_node.value)), problem_mark=key_node.start_mark
+                )
+            seen.add((key_node.tag, key_node.value))
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
+
+
+_IdentityLoader.add_constructor("tag:yaml.org,2002:map", _mapping_of_unique_keys)
+
+
 def _load_yaml(text: str, source: str) -> Any:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        document = yaml.load(text, Loader=_IdentityLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = "" if mark is None else f"{mark.line + 1}:{mark.column + 1}:"

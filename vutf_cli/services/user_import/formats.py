@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from vutf_cli.domain.csv_cells import unescape_cell
 from vutf_cli.errors import InvalidInput
-from vutf_cli.input_documents import NUMBER_TOO_LONG
+from vutf_cli.input_documents import NUMBER_TOO_LONG, DuplicateKey, unique_keys
 from vutf_cli.services.user_import.records import (
     IMPORT_COLUMNS,
     KNOWN_COLUMNS,
@@ -119,8 +119,8 @@ def _json_records(text: str) -> Iterator[RawRecord]:
                 raise _json_error(text, exc) from None
             except RecursionError:
                 raise _too_deep(line) from None
-            except _DuplicateKey as exc:
-                raise exc.at(line) from None
+            except DuplicateKey as exc:
+                raise _duplicate_key(exc, line) from None
             except ValueError:
                 raise _number_too_long(line) from None
             yield _object_record(value, row, line, in_array=True)
@@ -155,37 +155,19 @@ def _jsonl_records(text: str) -> Iterator[RawRecord]:
             raise InvalidInput(f"line {number}: not valid JSON: {exc.msg}") from None
         except RecursionError:
             raise _too_deep(number) from None
-        except _DuplicateKey as exc:
-            raise exc.at(number) from None
+        except DuplicateKey as exc:
+            raise _duplicate_key(exc, number) from None
         except ValueError:
             raise _number_too_long(number) from None
         yield _object_record(value, row, number)
         row += 1
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-    def at(self, line: int) -> InvalidInput:
-        return InvalidInput(f"line {line}: the key {self.key!r} appears twice in one object")
+def _duplicate_key(exc: DuplicateKey, line: int) -> InvalidInput:
+    return InvalidInput(f"line {line}: {exc}")
 
 
-def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys; for an import that would silently
-    # pick one of two usernames (or passwords).
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key[:60])
-            seen.add(key)
-    return value
-
-
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_without_duplicate_keys)
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=unique_keys)
 
 
 def _number_too_long(line: int) -> InvalidInput:
