@@ -359,6 +359,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an int too long to read
         raise InvalidInput(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise InvalidInput(f"config file {path} is not valid TOML: nested too deeply") from None
     # Accept either top-level keys or a [vutf] table.
     section = data.get("vutf", data)
     if not isinstance(section, dict):

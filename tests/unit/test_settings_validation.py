@@ -156,3 +156,9 @@ def test_a_config_path_below_a_file_is_no_config_file(tmp_path: Path) -> None:
     not_a_folder.write_text("")
     settings = load_settings(env={"VUTF_CONFIG": str(not_a_folder / "vutf" / "config.toml")})
     assert settings.config_file is None
+
+
+def test_a_config_file_nested_too_deeply_is_exit_2() -> None:
+    config = Path(os.environ["VUTF_CONFIG"])
+    config.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    _refused_at_start_up(["users", "list"], {}, f"config file {config} is not valid TOML")
