@@ -3,9 +3,10 @@
 `vutf_cli.cli.standard_streams` (docs/architecture.md §5.2) sets them up before anything
 runs. Started with one closed (`<&-`, `>&-`, `2>&-`): a closed stdin reads as empty, a
 closed stdout is a closed pipe (data: exit 0; a one-time secret: exit 9, never lost with
-exit 0), a closed stderr drops the messages and keeps the exit code. Under a locale
-whose encoding is not UTF-8 (`PYTHONIOENCODING=ascii`), data on a pipe is still UTF-8
-and a terminal shows what it cannot encode as escapes: never exit 1.
+exit 0), a closed stderr drops the messages and keeps the exit code, as does a stderr whose
+reader went away or whose disk is full. Under a locale whose encoding is not UTF-8
+(`PYTHONIOENCODING=ascii`), data on a pipe is still UTF-8 and a terminal shows what it
+cannot encode as escapes: never exit 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ c=0; vutf keys create -u bob -n deploy >&- 2> key.err || c=$?; echo "key-stdout-
 c=0; vutf audit export --output-file audit.jsonl >&- 2> ex.err || c=$?; echo "export-closed $c"
 c=0; vutf users show ghost 2>&- || c=$?; echo "show-stderr-closed $c"
 c=0; vutf users deactivate bob <&- >&- 2>&- || c=$?; echo "all-closed $c"
+c=0; vutf users show ghost 2>&1 | head -c 0 || c=$?; echo "stderr-reader-gone $c"
+c=0; vutf users show ghost 2> /dev/full || c=$?; echo "stderr-full $c"
 vutf users show bob -o json > bob.json
 vutf keys list --any-state -o json > keys.json
 """
@@ -44,6 +47,9 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
         "export-closed": "0",
         "show-stderr-closed": "3",
         "all-closed": "0",
+        # A message that cannot be written is dropped; the exit code is the command's.
+        "stderr-reader-gone": "3",
+        "stderr-full": "3",
     }, {name: (tmp_path / name).read_text() for name in ("key.err", "ex.err")}
     assert (tmp_path / "import.err").read_text() == "error: the import file is empty\n"
     assert (tmp_path / "pw.err").read_text().startswith("error: empty new password")

@@ -14,6 +14,11 @@ would receive what was meant for that stream.  So each missing one is opened:
   exit 0;
 * stderr on ``/dev/null``: messages are dropped, the exit code still tells.
 
+**stderr never fails a command.**  Its reader may go away too (``vutf … 2>&1
+| head -1``), or it may be a file on a full disk: a message that cannot be
+written is dropped (and so is every later one), and the command ends with
+the exit code it has, never exit 1 because a warning could not be shown.
+
 **Encoding.**  Python encodes the standard streams in the locale's encoding,
 which is ASCII or Latin-1 under a non-UTF-8 locale (``PYTHONUTF8=0`` with
 ``LC_ALL=POSIX``, ``PYTHONIOENCODING=ascii``): a name with an ``ë`` ended a
@@ -35,7 +40,10 @@ import codecs
 import io
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 __all__ = ["prepare_standard_streams"]
 
@@ -51,7 +59,7 @@ def prepare_standard_streams() -> None:
             _occupy(fd)
     sys.stdin = _fitted(sys.stdin, _STDIN)
     sys.stdout = _fitted(sys.stdout, _STDOUT)
-    sys.stderr = _fitted(sys.stderr, _STDERR)
+    sys.stderr = _forgiving(_fitted(sys.stderr, _STDERR))
 
 
 def _occupy(fd: int) -> None:
@@ -87,3 +95,44 @@ def _is_utf8(encoding: str) -> bool:
         return codecs.lookup(encoding).name == "utf-8"
     except LookupError:
         return False
+
+
+def _forgiving(stream: TextIO) -> TextIO:
+    """stderr as ``stream`` writes it, on a descriptor whose failures drop the message."""
+    if not isinstance(stream, io.TextIOWrapper):
+        return stream
+    stream.flush()
+    return io.TextIOWrapper(
+        io.BufferedWriter(_MessageSink(stream.fileno())),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=True,
+    )
+
+
+class _MessageSink(io.RawIOBase):
+    """File descriptor 2 for messages: once a write fails, everything is dropped."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: Buffer) -> int:
+        size = memoryview(data).nbytes
+        if self._failed:
+            return size
+        try:
+            return os.write(self._fd, data)
+        except OSError:  # EPIPE: its reader is gone; ENOSPC, EIO: it cannot hold more
+            self._failed = True
+            return size
