@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import unquote, unquote_plus
 
 from vutf_cli.errors import InvalidInput
+from vutf_cli.input_documents import read_document_stream
 from vutf_cli.output_formats import DEFAULT_OUTPUT_FORMAT, check_output_format
 
 # Environment variable names (documented in the README).
@@ -343,8 +344,6 @@ class Settings:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    from vutf_cli.input_documents import read_document_stream
-
     name = f"config file {path}"
     try:
         with path.open("rb") as handle:

@@ -119,6 +119,7 @@ def _on_sink(stream: TextIO, sink: _Descriptor, *, line_buffering: bool) -> Text
         encoding=stream.encoding,
         errors=stream.errors,
         line_buffering=line_buffering,
+        write_through=stream.write_through,  # python -u, PYTHONUNBUFFERED
     )
 
 

@@ -17,6 +17,7 @@ import typer
 from vutf_cli.cli.context import AppContext, get_app
 from vutf_cli.cli.roles import emit_outcomes
 from vutf_cli.errors import InvalidInput
+from vutf_cli.input_documents import read_document
 
 if TYPE_CHECKING:
     from vutf_cli.services.role_assignments import AssignmentOutcome, Target
@@ -56,8 +57,6 @@ def _targets(words: list[str] | None, from_file: Path | None) -> "tuple[list[Tar
     role = words.pop()
     targets = [Target(word) for word in words]
     if from_file is not None:
-        from vutf_cli.input_documents import read_document
-
         try:
             text = read_document(from_file).decode("utf-8")
         except UnicodeDecodeError as exc:
