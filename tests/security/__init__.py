@@ -82,12 +82,14 @@ def run_subprocess(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
     )
 
-    def preexec() -> None:
+    def set_limits() -> None:
         if umask is not None:
             os.umask(umask)
         if memory_limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
+    # Without a preexec_fn subprocess may spawn the faster way (vfork / posix_spawn).
+    preexec = None if umask is None and memory_limit is None else set_limits
     with contextlib.ExitStack() as stack:
         stdin = None if stdin_path is None else stack.enter_context(stdin_path.open("rb"))
         return subprocess.run(
