@@ -25,6 +25,7 @@ beyond its size (a "billion laughs" file of a few hundred bytes kept
 
 from __future__ import annotations
 
+import codecs
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
@@ -83,6 +84,12 @@ def read_document_stream(stream: BinaryIO | _Encoded, name: str) -> bytes:
     while chunk := stream.read(_CHUNK_BYTES):
         nul = chunk.find(b"\0")
         if nul >= 0:
+            wide = None if chunks else _wide_encoding(chunk)
+            if wide is not None:  # Excel's "Unicode text", Notepad's "Unicode"
+                raise InvalidInput(
+                    f"{name} is {wide} text; vutf reads UTF-8",
+                    hint=f"save it as UTF-8, or convert it: iconv -f {wide} -t UTF-8",
+                )
             line = sum(read.count(b"\n") for read in chunks) + chunk.count(b"\n", 0, nul) + 1
             raise InvalidInput(
                 f"{name} is not a text document: line {line} holds a NUL byte",
@@ -90,6 +97,20 @@ def read_document_stream(stream: BinaryIO | _Encoded, name: str) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# UTF-32's marks first: UTF-32-LE's begins with UTF-16-LE's.
+_WIDE_MARKS: Final = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _wide_encoding(start: bytes) -> str | None:
+    """UTF-16 or UTF-32 when ``start`` begins with its byte order mark (text with NULs)."""
+    return next((name for mark, name in _WIDE_MARKS if start.startswith(mark)), None)
 
 
 class _Encoded:

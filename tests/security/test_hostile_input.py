@@ -439,13 +439,23 @@ def test_a_document_from_a_source_that_never_ends_is_refused_at_once(url: str) -
     assert state_fingerprint(url) == before
 
 
-def test_a_nul_byte_in_an_import_file_is_refused_naming_its_line(url: str, tmp_path: Path) -> None:
+def test_a_nul_byte_or_utf16_in_an_import_file_is_refused_saying_so(
+    url: str, tmp_path: Path
+) -> None:
     path = tmp_path / "users.csv"
     path.write_bytes(b"username,email,password\nal\x00ice,alice2@example.org,x\n")
     before = state_fingerprint(url)
     code, out, err = no_crash(run(url, "users", "import", str(path)))
     assert (code, out) == (2, ""), err
     assert err.splitlines()[0] == f"error: {path} is not a text document: line 2 holds a NUL byte"
+    # Excel's "Unicode text" is UTF-16 with a byte order mark: said so, with the way out.
+    path.write_bytes("username,email\nalice2,alice2@example.org\n".encode("utf-16"))
+    code, out, err = no_crash(run(url, "users", "import", str(path)))
+    assert (code, out) == (2, ""), err
+    assert err.splitlines() == [
+        f"error: {path} is UTF-16 text; vutf reads UTF-8",
+        "hint: save it as UTF-8, or convert it: iconv -f UTF-16 -t UTF-8",
+    ]
     assert state_fingerprint(url) == before
 
 
