@@ -114,15 +114,6 @@ class OutputFileFailed(VutfError):
     code = "output_file_failed"
 
 
-class StdoutFailed(OutputFileFailed):
-    """stdout cannot take more (``> file`` on a full disk, an I/O error): exit 7, as an
-    ``--output-file`` would be.  ``reason`` is the system's word for it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"cannot write to stdout: {reason}")
-        self.reason = reason
-
-
 class SecretNotDelivered(VutfError):
     """A one-time secret (a new API key, a generated password) was created but not written out.
 

@@ -35,14 +35,7 @@ import typer
 from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
 from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
 from vutf_cli.cli.standard_streams import prepare_standard_streams
-from vutf_cli.errors import (
-    ExitCode,
-    InternalError,
-    InvalidInput,
-    PipeClosed,
-    StdoutFailed,
-    VutfError,
-)
+from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
 from vutf_cli.interrupts import interrupt_on_signals
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
@@ -172,15 +165,11 @@ def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
             result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         else:
             result = tree.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
-        # Flushed here, not at interpreter exit, so a closed pipe or a full disk is seen
-        # below (the process's stdout raises PipeClosed or StdoutFailed: standard_streams).
+        # Flushed here, not at interpreter exit, so a closed pipe is seen below.
         sys.stdout.flush()
     except (PipeClosed, BrokenPipeError):
         _silence_stdout()
         return ExitCode.OK
-    except StdoutFailed as exc:
-        _silence_stdout()
-        return _report(exc, app_ctx)
     except (typer.Abort, KeyboardInterrupt):
         return _report(Interrupted(), app_ctx)
     except VutfError as exc:
@@ -217,8 +206,8 @@ def _safe_usage_message(message: str) -> str:
 
 
 def _silence_stdout() -> None:
-    # Python flushes stdout at exit; on a closed pipe or a full disk that would
-    # print "Exception ignored ..." and exit 120.  Point it at /dev/null instead.
+    # Python flushes stdout at exit; on a closed pipe that would print
+    # "Exception ignored ... BrokenPipeError".  Point it at /dev/null instead.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -18,7 +18,7 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from vutf_cli.errors import PipeClosed, StdoutFailed
+from vutf_cli.errors import PipeClosed
 
 if TYPE_CHECKING:
     from vutf_cli.output import Terminal
@@ -39,8 +39,6 @@ def stdout_failure(terminal: Terminal, write: Callable[[], None]) -> str | None:
         _sync_if_regular_file(stream)
     except PipeClosed:
         reason = "stdout is closed: nothing reads it"
-    except StdoutFailed as exc:  # the process's stdout (cli.standard_streams)
-        reason = exc.reason
     except OSError as exc:
         reason = exc.strerror or str(exc)
     except ValueError:

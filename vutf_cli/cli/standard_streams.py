@@ -14,13 +14,6 @@ would receive what was meant for that stream.  So each missing one is opened:
   exit 0;
 * stderr on ``/dev/null``: messages are dropped, the exit code still tells.
 
-**stdout fails as vutf says.**  A write to stdout that fails is
-:class:`~vutf_cli.errors.PipeClosed` (its reader went away: exit 0, a
-one-time secret exit 9) or :class:`~vutf_cli.errors.StdoutFailed` (``>
-file`` on a full disk, an I/O error: exit 7), whoever writes: vutf's
-renderers, and Typer itself (help, ``--version``, completion scripts).  A
-full disk was an OSError, exit 1.
-
 **stderr never fails a command.**  Its reader may go away too (``vutf … 2>&1
 | head -1``), or it may be a file on a full disk: a message that cannot be
 written is dropped (and so is every later one), and the command ends with
@@ -49,8 +42,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from vutf_cli.errors import PipeClosed, StdoutFailed
-
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
@@ -67,11 +58,8 @@ def prepare_standard_streams() -> None:
         except OSError:
             _occupy(fd)
     sys.stdin = _fitted(sys.stdin, _STDIN)
-    stdout = _fitted(sys.stdout, _STDOUT)
-    # Python's own choice: stdout line-buffered at a terminal, stderr always.
-    at_terminal = isinstance(stdout, io.TextIOWrapper) and stdout.line_buffering
-    sys.stdout = _on_sink(stdout, _DataSink(_STDOUT), line_buffering=at_terminal)
-    sys.stderr = _on_sink(_fitted(sys.stderr, _STDERR), _MessageSink(_STDERR), line_buffering=True)
+    sys.stdout = _fitted(sys.stdout, _STDOUT)
+    sys.stderr = _forgiving(_fitted(sys.stderr, _STDERR))
 
 
 def _occupy(fd: int) -> None:
@@ -109,29 +97,42 @@ def _is_utf8(encoding: str) -> bool:
         return False
 
 
-def _on_sink(stream: TextIO, sink: _Descriptor, *, line_buffering: bool) -> TextIO:
-    """``stream`` as it encodes, writing through ``sink`` instead."""
+def _forgiving(stream: TextIO) -> TextIO:
+    """stderr as ``stream`` writes it, on a descriptor whose failures drop the message.
+
+    The text layer writes straight through to the descriptor, with no buffer
+    between: a buffer keeps what a write it saw fail (or be interrupted by
+    Ctrl-C just after the bytes left) had, and writes it again later.
+    """
     if not isinstance(stream, io.TextIOWrapper):
-        return stream  # replaced by whoever embeds vutf: theirs to handle
+        return stream
     stream.flush()
     return io.TextIOWrapper(
-        io.BufferedWriter(sink),
+        _MessageSink(stream.fileno()),
         encoding=stream.encoding,
         errors=stream.errors,
-        line_buffering=line_buffering,
-        write_through=stream.write_through,  # python -u, PYTHONUNBUFFERED
+        line_buffering=True,
+        write_through=True,
     )
 
 
-class _Descriptor(io.RawIOBase):
-    """A standard stream's file descriptor, written with ``os.write``."""
+class _MessageSink(io.RawIOBase):
+    """File descriptor 2 for messages: once a write fails, everything is dropped."""
 
     def __init__(self, fd: int) -> None:
         super().__init__()
         self._fd = fd
+        self._failed = False
 
     def writable(self) -> bool:
         return True
+
+    @property
+    def name(self) -> str:
+        return "<stderr>"
+
+    def read(self, size: int = -1, /) -> bytes:
+        raise io.UnsupportedOperation("stderr is not read")
 
     def fileno(self) -> int:
         return self._fd
@@ -139,34 +140,12 @@ class _Descriptor(io.RawIOBase):
     def isatty(self) -> bool:
         return os.isatty(self._fd)
 
-
-class _DataSink(_Descriptor):
-    """stdout: a failed write is PipeClosed (its reader is gone: exit 0, a secret exit 9)
-    or StdoutFailed (a full disk, an I/O error: exit 7), also for what Typer writes itself
-    (help, --version, completion scripts), never an OSError that reads as a bug."""
-
     def write(self, data: Buffer) -> int:
-        try:
-            return os.write(self._fd, data)
-        except BrokenPipeError:
-            raise PipeClosed() from None
-        except OSError as exc:
-            raise StdoutFailed(exc.strerror or str(exc)) from None
-
-
-class _MessageSink(_Descriptor):
-    """stderr: once a write fails, this and every later message is dropped."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(fd)
-        self._failed = False
-
-    def write(self, data: Buffer) -> int:
-        size = memoryview(data).nbytes
-        if self._failed:
-            return size
-        try:
-            return os.write(self._fd, data)
-        except OSError:  # EPIPE: its reader is gone; ENOSPC, EIO: it cannot hold more
-            self._failed = True
-            return size
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view and not self._failed:
+            try:
+                view = view[os.write(self._fd, view) :]  # all of it: nothing buffers the rest
+            except OSError:  # EPIPE: its reader is gone; ENOSPC, EIO: it cannot hold more
+                self._failed = True
+        return size
