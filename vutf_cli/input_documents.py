@@ -35,7 +35,6 @@ from vutf_cli.errors import InvalidInput
 __all__ = [
     "MAX_NESTING",
     "NUMBER_TOO_LONG",
-    "STDIN",
     "DuplicateKey",
     "check_document_shape",
     "read_document",
@@ -43,7 +42,7 @@ __all__ = [
     "unique_keys",
 ]
 
-STDIN: Final = "-"
+_STDIN: Final = "-"
 # Large enough that a big file is read in few calls, small enough that a source
 # of NULs is refused after one.
 _CHUNK_BYTES: Final = 1 << 20
@@ -56,19 +55,19 @@ NUMBER_TOO_LONG: Final = (
 )
 
 
-def read_document(source: str | Path, *, name: str | None = None) -> bytes:
+def read_document(source: str | Path) -> bytes:
     """The bytes of the document at ``source`` (``-``: stdin), refused at a NUL byte.
 
-    ``name`` is how messages call it (default: the path, or ``stdin``).  A
-    file that cannot be opened or read is exit 2 naming it.
+    Messages call it by its path, or ``stdin``.  A file that cannot be opened
+    or read is exit 2 naming it.
     """
-    if str(source) == STDIN:
+    if str(source) == _STDIN:
         stream = sys.stdin
         buffer = getattr(stream, "buffer", None)
         if buffer is None:  # a text stream put in place of stdin by a caller
-            return read_document_stream(_Encoded(stream), name or "stdin")
-        return read_document_stream(buffer, name or "stdin")
-    label = name or str(source)
+            return read_document_stream(_Encoded(stream), "stdin")
+        return read_document_stream(buffer, "stdin")
+    label = str(source)
     try:
         with Path(source).open("rb") as handle:
             return read_document_stream(handle, label)
