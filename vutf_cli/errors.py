@@ -114,6 +114,22 @@ class OutputFileFailed(VutfError):
     code = "output_file_failed"
 
 
+class StdoutFailed(VutfError):
+    """stdout could not be written (full disk, quota, I/O error): an environment failure.
+
+    A closed pipe is not this (:class:`PipeClosed`).  ``reason`` is the
+    system's words (``No space left on device``), for a message of the
+    caller's own (a one-time secret's).
+    """
+
+    exit_code = ExitCode.UNAVAILABLE
+    code = "stdout_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write to stdout: {reason}")
+        self.reason = reason
+
+
 class SecretNotDelivered(VutfError):
     """A one-time secret (a new API key, a generated password) was created but not written out.
 

@@ -4,7 +4,9 @@
 runs. Started with one closed (`<&-`, `>&-`, `2>&-`): a closed stdin reads as empty, a
 closed stdout is a closed pipe (data: exit 0; a one-time secret: exit 9, never lost with
 exit 0), a closed stderr drops the messages and keeps the exit code, as does a stderr whose
-reader went away or whose disk is full. Under a locale whose encoding is not UTF-8
+reader went away or whose disk is full. A stdout on a full disk (`> /dev/full`) is exit 7
+naming it, whoever wrote there (vutf, or Typer printing --help); a one-time secret that
+could not be written there is exit 9. Under a locale whose encoding is not UTF-8
 (`PYTHONIOENCODING=ascii`), data on a pipe is still UTF-8 and a terminal shows what it
 cannot encode as escapes: never exit 1.
 """
@@ -64,6 +66,63 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
     assert [row["action"] for row in exported][-1] == "api_key.create"
     # The change with every stream closed was made.
     assert json.loads((tmp_path / "bob.json").read_text())["is_active"] is False
+
+
+FULL_DISK_SCRIPT = """
+unset PYTHONUNBUFFERED
+vutf users create bob --email bob@example.com --generate-password > /dev/null
+vutf users add-role bob viewer > /dev/null
+run() { c=0; "$@" > /dev/full 2>> full.err || c=$?; echo "$c"; }
+for buffering in buffered unbuffered; do
+  [ "$buffering" = unbuffered ] && export PYTHONUNBUFFERED=1
+  echo "$buffering help $(run vutf --help)"
+  echo "$buffering group-help $(run vutf users create -h)"
+  echo "$buffering version $(run vutf --version)"
+  echo "$buffering list $(run vutf users list)"
+  echo "$buffering list-json $(run vutf users list -o json)"
+  echo "$buffering export $(run vutf audit export -o jsonl)"
+  echo "$buffering completion $(run vutf completion bash)"
+  echo "$buffering key $(run vutf keys create -u bob -n "deploy-$buffering")"
+done
+vutf keys list -o json > keys.json
+"""
+
+
+def test_stdout_on_a_full_disk_is_exit_7_naming_it_never_exit_1(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = run_script(FULL_DISK_SCRIPT, database_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    errors = (tmp_path / "full.err").read_text()
+    codes = {tuple(line.split()[:2]): line.split()[2] for line in result.stdout.splitlines()}
+    expected = {"key": "9"}
+    assert codes == {
+        (buffering, name): expected.get(name, "7")
+        for buffering in ("buffered", "unbuffered")
+        for name in (
+            "help",
+            "group-help",
+            "version",
+            "list",
+            "list-json",
+            "export",
+            "completion",
+            "key",
+        )
+    }, errors
+    lines = errors.splitlines()
+    # One line each (the two keys: their message and the hint to revoke them),
+    # never a traceback or Python's "Exception ignored" at exit.
+    assert lines.count("error: cannot write to stdout: No space left on device") == 10, errors
+    assert sum('"code":"stdout_failed"' in line for line in lines) == 4, errors
+    assert (
+        sum("could not be written to stdout: No space left on device" in line for line in lines)
+        == 2
+    )
+    assert len(lines) == 18, errors
+    # Both keys exist, so the hint to revoke them is true.
+    names = {key["name"] for key in json.loads((tmp_path / "keys.json").read_text())}
+    assert names == {"deploy-buffered", "deploy-unbuffered"}
 
 
 ENCODING_SCRIPT = """

@@ -33,10 +33,24 @@ from typing import Any, NoReturn, Protocol
 import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, MissingCommand
-from vutf_cli.cli.root import GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, PROG_NAME, app
+from vutf_cli.cli.root import (
+    GLOBAL_FLAGS,
+    GLOBAL_VALUE_OPTIONS,
+    HELP_OPTION_NAMES,
+    PROG_NAME,
+    app,
+)
 from vutf_cli.cli.standard_streams import prepare_standard_streams
-from vutf_cli.errors import ExitCode, InternalError, InvalidInput, PipeClosed, VutfError
+from vutf_cli.errors import (
+    ExitCode,
+    InternalError,
+    InvalidInput,
+    PipeClosed,
+    StdoutFailed,
+    VutfError,
+)
 from vutf_cli.interrupts import interrupt_on_signals
+from vutf_cli.output.stdout import Stdout, discard_unwritten
 
 _GLOBAL_SHORT_FLAGS = re.compile(r"-[yq]{2,}")
 NUL_ARGUMENT = "an argument cannot contain a NUL character"
@@ -166,13 +180,15 @@ def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
         else:
             result = tree.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         # Flushed here, not at interpreter exit, so a closed pipe is seen below.
-        sys.stdout.flush()
-    except (PipeClosed, BrokenPipeError):
-        _silence_stdout()
+        Stdout().flush()
+    except (PipeClosed, BrokenPipeError):  # a library's own write (--help | head) too
+        discard_unwritten(sys.stdout)
         return ExitCode.OK
     except (typer.Abort, KeyboardInterrupt):
         return _report(Interrupted(), app_ctx)
     except VutfError as exc:
+        if isinstance(exc, StdoutFailed):
+            discard_unwritten(sys.stdout)
         return _report(exc, app_ctx)
     except typer.TyperException as exc:
         return _report(InvalidInput(_safe_usage_message(exc.format_message())), app_ctx)
@@ -180,6 +196,10 @@ def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
         # Typer ends a shell completion request (_VUTF_COMPLETE) with sys.exit.
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except Exception as exc:
+        failed_stdout = _help_not_written(exc, args)
+        if failed_stdout is not None:
+            discard_unwritten(sys.stdout)
+            return _report(failed_stdout, app_ctx)
         if app_ctx.options.debug:
             traceback.print_exc()
         return _report(
@@ -205,14 +225,18 @@ def _safe_usage_message(message: str) -> str:
     return message
 
 
-def _silence_stdout() -> None:
-    # Python flushes stdout at exit; on a closed pipe that would print
-    # "Exception ignored ... BrokenPipeError".  Point it at /dev/null instead.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+def _help_not_written(exc: Exception, args: Sequence[str]) -> StdoutFailed | None:
+    """``exc`` as stdout failing while Typer wrote ``--help`` there itself.
+
+    Every other write to stdout is vutf's own (:class:`Stdout`, which names
+    a failure); the help text is Typer's, whose ``OSError`` does not say which
+    file it was about.  While help is printed nothing else is written.
+    """
+    if not isinstance(exc, OSError) or exc.filename is not None:
+        return None
+    if not any(arg in HELP_OPTION_NAMES for arg in args):
+        return None
+    return StdoutFailed(exc.strerror or str(exc))
 
 
 def _report(error: VutfError, app_ctx: AppContext) -> int:

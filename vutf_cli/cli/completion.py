@@ -25,7 +25,6 @@ The shell renderers live in :mod:`vutf_cli.cli.completion_scripts`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -215,9 +214,11 @@ def _print_script(ctx: typer.Context, shell: str) -> None:
     # -o json on the command line is refused rather than ignored (docs/architecture.md §5.3).
     from vutf_cli.cli.context import get_app
 
-    get_app(ctx).raw_output_format((), prints="a shell script")
-    sys.stdout.write(render(shell, command_tree(ctx)))
-    sys.stdout.flush()
+    app_ctx = get_app(ctx)
+    app_ctx.raw_output_format((), prints="a shell script")
+    stdout = app_ctx.terminal.stdout
+    stdout.write(render(shell, command_tree(ctx)))
+    stdout.flush()
 
 
 @app.command("bash")
@@ -271,13 +272,15 @@ def names(
     """
     from vutf_cli.cli.context import get_app
 
+    app_ctx = get_app(ctx)
     try:
-        found = _names(get_app(ctx).settings, kind, prefix)
+        found = _names(app_ctx.settings, kind, prefix)
     except Exception:
         return
     if found:
-        sys.stdout.write("".join(f"{name}\n" for name in found))
-        sys.stdout.flush()
+        stdout = app_ctx.terminal.stdout
+        stdout.write("".join(f"{name}\n" for name in found))
+        stdout.flush()
 
 
 def _names(settings: Any, kind: str, prefix: str) -> list[str]:

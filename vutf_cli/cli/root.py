@@ -14,7 +14,6 @@ No ``from __future__ import annotations`` here: Typer reads the root
 callback's annotations, and string annotations would have to be evaluated.
 """
 
-import sys
 from typing import Annotated
 
 import typer
@@ -22,10 +21,11 @@ import typer
 from vutf_cli.cli import audit, batch, completion, db, declarative, doctor, keys, roles, users
 from vutf_cli.cli.completion import choices_label
 from vutf_cli.cli.context import GlobalOptions, MissingCommand, get_app
-from vutf_cli.errors import ExitCode, InvalidInput, PipeClosed
+from vutf_cli.errors import ExitCode, InvalidInput
 from vutf_cli.output_formats import OUTPUT_FORMATS
 
 PROG_NAME = "vutf"
+HELP_OPTION_NAMES = ("-h", "--help")
 
 # The options of `root` below, which the entry point moves to the front of the
 # line wherever they appear: those that take a value, and the flags.  A global
@@ -93,7 +93,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # Completion scripts are static (`vutf completion SHELL`), not Typer's own.
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={"help_option_names": list(HELP_OPTION_NAMES), "max_content_width": 100},
 )
 
 # The command groups, in the order `vutf --help` lists them.
@@ -136,15 +136,12 @@ def _version_callback(ctx: typer.Context, value: bool) -> None:
     # on the command line makes it a record; VUTF_OUTPUT does not).
     app_ctx = get_app(ctx)
     fmt = app_ctx.options.output
-    try:
-        if fmt in (None, "table"):
-            sys.stdout.write(doctor.version_text())
-            sys.stdout.flush()
-        else:
-            app_ctx.terminal.emit_object(doctor.version_record())
-    except BrokenPipeError as exc:
-        # Typer would turn an EPIPE into exit 1; a closed pipe is a normal stop.
-        raise PipeClosed() from exc
+    if fmt in (None, "table"):
+        stdout = app_ctx.terminal.stdout
+        stdout.write(doctor.version_text())
+        stdout.flush()
+    else:
+        app_ctx.terminal.emit_object(doctor.version_record())
     raise typer.Exit()
 
 
@@ -229,6 +226,7 @@ __all__ = [
     "GLOBAL_OPTIONS_REFERENCE",
     "GLOBAL_VALUE_OPTIONS",
     "GROUPS",
+    "HELP_OPTION_NAMES",
     "PROG_NAME",
     "app",
     "require_command",

@@ -18,7 +18,8 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from vutf_cli.errors import PipeClosed
+from vutf_cli.errors import PipeClosed, StdoutFailed
+from vutf_cli.output.stdout import discard_unwritten
 
 if TYPE_CHECKING:
     from vutf_cli.output import Terminal
@@ -39,14 +40,16 @@ def stdout_failure(terminal: Terminal, write: Callable[[], None]) -> str | None:
         _sync_if_regular_file(stream)
     except PipeClosed:
         reason = "stdout is closed: nothing reads it"
-    except OSError as exc:
+    except StdoutFailed as exc:
+        reason = exc.reason
+    except OSError as exc:  # fsync of the file stdout is (`> key.txt`)
         reason = exc.strerror or str(exc)
     except ValueError:
         # Writing to a closed file object.
         reason = CLOSED
     else:
         return None
-    _discard_unwritten(stream)
+    discard_unwritten(stream)
     return reason
 
 
@@ -62,20 +65,3 @@ def _fileno(stream: TextIO) -> int | None:
     except (OSError, ValueError):
         # In-memory streams (test runners) have no descriptor; nothing to sync.
         return None
-
-
-def _discard_unwritten(stream: TextIO) -> None:
-    # What could not be written stays buffered; at exit Python would try again,
-    # fail again and print "Exception ignored ..." (and exit 120).  Point the
-    # descriptor at /dev/null so that last flush goes nowhere.
-    fd = _fileno(stream)
-    if fd is None:
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)

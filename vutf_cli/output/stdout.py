@@ -1,11 +1,15 @@
-"""``Stdout``: the one place the output layer writes data to stdout.
+"""``Stdout``: the one place vutf writes data to stdout.
 
 A reader that stops early (``vutf audit export | head``) closes the pipe, and
 the next write or flush fails with ``BrokenPipeError``.  That is a normal way
 for a pipeline to end, not a failure, so every write here turns it into
 :class:`~vutf_cli.errors.PipeClosed`, which the entry point maps to exit 0
-(docs/architecture.md §5).  Nothing else in the output layer touches the
-stream, so no ``BrokenPipeError`` leaves it.
+(docs/architecture.md §5).  Any other failure to write the process's stdout
+(``> /dev/full``, a quota, an I/O error) is the environment's, not a bug:
+:class:`~vutf_cli.errors.StdoutFailed`, exit 7.  A stream that is not the
+process's stdout (an ``--output-file``, the pager's input) keeps its
+``OSError`` for its owner to name.  Nothing else touches the stream, so no
+``BrokenPipeError`` leaves it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import os
 import sys
 from typing import TextIO
 
-from vutf_cli.errors import PipeClosed
+from vutf_cli.errors import PipeClosed, StdoutFailed
 
-__all__ = ["Stdout", "colors_allowed", "isatty"]
+__all__ = ["Stdout", "colors_allowed", "discard_unwritten", "isatty"]
 
 
 def isatty(stream: TextIO) -> bool:
@@ -63,12 +67,14 @@ class Stdout:
         return colors_allowed(self.no_color) and self.is_tty
 
     # The three methods below are every way data reaches stdout; each turns
-    # a closed pipe into PipeClosed.
+    # a closed pipe into PipeClosed, and the process's stdout failing into
+    # StdoutFailed (_failure).
     def write(self, text: str) -> None:
+        stream = self.stream
         try:
-            self.stream.write(text)
-        except BrokenPipeError as exc:
-            raise PipeClosed() from exc
+            stream.write(text)
+        except OSError as exc:
+            raise _failure(stream, exc) from exc
 
     def write_bytes(self, data: bytes) -> None:
         """Write UTF-8 ``data`` to the binary stream under stdout when there is one.
@@ -83,8 +89,8 @@ class Stdout:
                 binary.write(data)
             else:
                 stream.write(data.decode("utf-8"))
-        except BrokenPipeError as exc:
-            raise PipeClosed() from exc
+        except OSError as exc:
+            raise _failure(stream, exc) from exc
 
     def flush(self) -> None:
         stream = self.stream
@@ -94,5 +100,37 @@ class Stdout:
             stream.flush()
             if binary is not None:
                 binary.flush()
-        except BrokenPipeError as exc:
-            raise PipeClosed() from exc
+        except OSError as exc:
+            raise _failure(stream, exc) from exc
+
+
+def _failure(stream: TextIO, exc: OSError) -> Exception:
+    """What a failed write to ``stream`` is for its caller."""
+    if isinstance(exc, BrokenPipeError):
+        return PipeClosed()
+    if stream is sys.stdout:
+        return StdoutFailed(exc.strerror or str(exc))
+    return exc
+
+
+def discard_unwritten(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null, once writing to it has failed.
+
+    What could not be written stays in Python's buffer, and at exit Python
+    flushes it again: on a closed pipe or a full disk that fails again and
+    prints "Exception ignored ..." (and turns the exit code into 120).
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # an in-memory stream (a test runner's): nothing is flushed at exit
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
