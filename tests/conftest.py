@@ -110,7 +110,11 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     home.mkdir()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
-    monkeypatch.setenv("VUTF_CONFIG", str(home / "vutf-config.toml"))
+    # The test's own config file, empty until a test writes it (VUTF_CONFIG
+    # naming a missing file is refused).
+    config = home / "vutf-config.toml"
+    config.touch()
+    monkeypatch.setenv("VUTF_CONFIG", str(config))
     monkeypatch.setenv("VUTF_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("VUTF_ARGON2_PROFILE", "test")
     monkeypatch.setenv("VUTF_ACTOR", "tester@test")

@@ -160,8 +160,9 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("vutf", appauthor=False))
 
 
-def config_path() -> Path:
-    explicit = os.environ.get(ENV_CONFIG)
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The config file: ``VUTF_CONFIG``'s, else ``config.toml`` in the platform's folder."""
+    explicit = (os.environ if env is None else env).get(ENV_CONFIG)
     if explicit:
         return Path(explicit)
     import platformdirs
@@ -343,13 +344,25 @@ class Settings:
         return replace(self, **changes)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+_NO_CONFIG_HINT: Final = (
+    f"unset {ENV_CONFIG} to read config.toml in the platform's config folder, "
+    f"or set {ENV_CONFIG}=/dev/null for no config file"
+)
+
+
+def _read_config_file(path: Path, *, named: bool) -> dict[str, Any]:
+    """The settings in the config file at ``path``; ``named``: ``VUTF_CONFIG`` names it."""
     name = f"config file {path}"
     try:
         with path.open("rb") as handle:
             raw = read_document_stream(handle, name)
-    except (FileNotFoundError, NotADirectoryError):  # no such file: no config file
-        return {}
+    except (FileNotFoundError, NotADirectoryError):
+        if named:
+            # A typo there would otherwise run against the default database.
+            raise InvalidInput(
+                f"{name} does not exist ({ENV_CONFIG} names it)", hint=_NO_CONFIG_HINT
+            ) from None
+        return {}  # the platform's file is optional
     except OSError as exc:
         raise InvalidInput(f"cannot read {name}: {exc.strerror}") from None
     import tomllib  # only when there is a config file to read
@@ -448,8 +461,10 @@ def load_settings(
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
 
-    path = Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else config_path()
-    values: dict[str, Any] = dict(_read_config_file(path))
+    if env.get(ENV_CONFIG) == "":  # set but empty is a mistake, as for every variable
+        raise InvalidInput(f"{ENV_CONFIG} is empty", hint=_NO_CONFIG_HINT)
+    path = config_path(env)
+    values: dict[str, Any] = dict(_read_config_file(path, named=ENV_CONFIG in env))
     if values:
         values["config_file"] = str(path)
 

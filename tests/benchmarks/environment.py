@@ -84,7 +84,7 @@ def child_environment(
             # warm-up runs into the benchmark's own folder, nothing written
             # into the checkout.
             "PYTHONPYCACHEPREFIX": str(home / "pycache"),
-            "VUTF_CONFIG": str(home / "no-config.toml"),
+            "VUTF_CONFIG": os.devnull,
             "VUTF_DATA_DIR": str(home / "data"),
             "VUTF_ACTOR": "bench@benchmarks",
             "NO_COLOR": "1",

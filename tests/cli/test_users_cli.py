@@ -12,6 +12,7 @@ stdin is not a terminal, so passwords come from --password-stdin or
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def test_users_list_imports_neither_alembic_nor_rich_for_json(database_url: str)
         "PATH": "/usr/bin:/bin",
         "VUTF_DATABASE_URL": database_url,
         "VUTF_ARGON2_PROFILE": "test",
-        "VUTF_CONFIG": "/nonexistent/vutf.toml",
+        "VUTF_CONFIG": os.devnull,
     }
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env

@@ -9,6 +9,7 @@ many processes at once are counted exactly (one guarded atomic UPDATE each).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -256,7 +257,7 @@ def test_unlock_ends_the_lock_audited_and_is_idempotent(locking_db: Database) ->
 
 
 def test_lockout_settings_are_checked_at_start_up(tmp_path: Any) -> None:
-    env = {"VUTF_CONFIG": str(tmp_path / "none.toml")}
+    env = {"VUTF_CONFIG": os.devnull}
     loaded = load_settings(
         env={
             **env,

@@ -148,14 +148,39 @@ def test_config_file_numbers_in_range_are_used(run_cli: RunCli) -> None:  # noqa
     )
 
 
-def test_a_config_path_below_a_file_is_no_config_file(tmp_path: Path) -> None:
+def test_a_config_path_below_a_file_is_no_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # XDG_CONFIG_HOME naming a file: config.toml cannot exist there, so there is none.
     from vutf_cli.settings import load_settings
 
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    settings = load_settings(env={"VUTF_CONFIG": str(not_a_folder / "vutf" / "config.toml")})
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(not_a_folder))
+    settings = load_settings(env={})
     assert settings.config_file is None
+
+
+def test_a_config_file_vutf_config_names_must_exist(tmp_path: Path) -> None:
+    """A typo in VUTF_CONFIG would otherwise run against the default database."""
+    below_a_file = tmp_path / "file"
+    below_a_file.write_text("")
+    for named in (tmp_path / "no-such.toml", below_a_file / "config.toml"):
+        _hinted_refusal({"VUTF_CONFIG": str(named)}, f"config file {named} does not exist")
+    _hinted_refusal({"VUTF_CONFIG": ""}, "VUTF_CONFIG is empty")
+    # /dev/null is the way to say "no config file".
+    result = invoke(["users", "list", "-o", "json"], env={"VUTF_CONFIG": os.devnull})
+    assert (result.exit_code, result.stdout) == (0, "[]\n"), result.stderr
+
+
+def _hinted_refusal(env: dict[str, str], message: str) -> None:
+    result = invoke(["users", "list"], env=env)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    line, hint = result.stderr.splitlines()
+    assert line.startswith(f"error: {message}"), line
+    assert "VUTF_CONFIG=/dev/null" in hint, hint
+    assert not Path(os.environ["VUTF_DATA_DIR"]).exists()  # nothing ran: no database made
 
 
 def test_a_config_file_nested_too_deeply_is_exit_2() -> None:
