@@ -11,9 +11,12 @@ whole machine's memory).  A document may legitimately be hundreds of
 megabytes, so there is no size bound; an endless stream of text (``yes |``)
 is read as any tool reads it, until Ctrl-C.
 
-Parsed, a JSON object with a key twice is refused (:func:`unique_keys`):
-json keeps the last one, which would silently pick one of two usernames, or
-the ``superuser: true`` a reviewer did not see.
+Every JSON document is parsed by :func:`parse_json` (or, value by value,
+:func:`decode_json`), which gives one :class:`JsonRefused` with the reason
+for every way the text cannot be read.  A JSON object with a key twice is
+one (:func:`unique_keys`): json keeps the last one, which would silently
+pick one of two usernames, or the ``superuser: true`` a reviewer did not
+see.
 
 Once parsed, a document has the shape of one of vutf's formats or none:
 :func:`check_document_shape` refuses one nested deeper than any of them is
@@ -26,7 +29,10 @@ beyond its size (a "billion laughs" file of a few hundred bytes kept
 from __future__ import annotations
 
 import codecs
+import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
@@ -36,7 +42,10 @@ __all__ = [
     "MAX_NESTING",
     "NUMBER_TOO_LONG",
     "DuplicateKey",
+    "JsonRefused",
     "check_document_shape",
+    "decode_json",
+    "parse_json",
     "read_document",
     "read_document_stream",
     "unique_keys",
@@ -166,3 +175,61 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise DuplicateKey(key)
             seen.add(key)
     return value
+
+
+class JsonRefused(Exception):
+    """Why a JSON text cannot be read: ``reason``, one line, and where when json says.
+
+    ``lineno`` and ``colno`` count in the text parsed (1-based), as
+    ``json.JSONDecodeError`` does; None for a reason found after parsing
+    (a repeated key, a number too long, nesting too deep).
+    """
+
+    def __init__(self, reason: str, *, lineno: int | None = None, colno: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.lineno = lineno
+        self.colno = colno
+
+    @property
+    def where(self) -> str:
+        """``:LINE:COLUMN`` when known, else empty: for ``FILE{where}: ...`` messages."""
+        return "" if self.lineno is None else f":{self.lineno}:{self.colno}"
+
+
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
+def parse_json(text: str) -> Any:
+    """The one JSON document ``text`` holds, as ``json.loads`` reads it; keys unique.
+
+    Every way it cannot be read is :class:`JsonRefused` with the reason: json's
+    own syntax errors, a key twice in one object, nesting too deep for
+    Python's recursion, a number past Python's digit limit.
+    """
+    with _refusing():
+        return _DECODER.decode(text)
+
+
+def decode_json(text: str, index: int) -> tuple[Any, int]:
+    """The JSON value at ``index`` of ``text`` and the index after it (``raw_decode``).
+
+    For a document read value by value (an import's array); refusals as
+    :func:`parse_json`.
+    """
+    with _refusing():
+        return _DECODER.raw_decode(text, index)
+
+
+@contextmanager
+def _refusing() -> Iterator[None]:
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise JsonRefused(exc.msg, lineno=exc.lineno, colno=exc.colno) from None
+    except DuplicateKey as exc:
+        raise JsonRefused(str(exc)) from None
+    except RecursionError:  # json recurses once per level of nesting
+        raise JsonRefused(f"nested deeper than {MAX_NESTING} levels") from None
+    except ValueError:  # what else json raises: int() past its digit limit
+        raise JsonRefused(NUMBER_TOO_LONG) from None

@@ -520,7 +520,7 @@ def test_json_nested_too_deeply_is_invalid_input(
     source.write_text(f"[{nested}]" if name == "u.json" else nested + "\n")
     result = run_cli("users", "import", str(source))
     assert result.exit_code == 2, result.stderr
-    assert "line 1: not valid JSON: nested too deeply" in result.stderr
+    assert "line 1: not valid JSON: nested deeper than 64 levels" in result.stderr
     assert "Traceback" not in result.stderr
     assert usernames(db) == []
 

@@ -479,7 +479,7 @@ def test_a_document_nested_too_deeply_or_expanded_by_aliases_is_refused(
         "bomb.yaml": (_alias_bomb(9), "its aliases expand it to more than"),
         "deep.json": ('{"users": ' + deep + "}", "nested deeper than 64 levels"),
         "deep.yaml": ("users: " + "[" * 900 + "]" * 900, "nested deeper than 64 levels"),
-        "plan.json": ('{"kind": ' + deep + "}", "not a plan file (nested too deeply)"),
+        "plan.json": ('{"kind": ' + deep + "}", "not a plan file (nested deeper than 64 levels)"),
     }
     before = state_fingerprint(url)
     for name, (text, message) in files.items():
@@ -494,7 +494,7 @@ def test_a_document_nested_too_deeply_or_expanded_by_aliases_is_refused(
     assert code == 2
     assert (
         json.loads(out)["error"]["message"]
-        == "line 1: the line is not a command: nested too deeply"
+        == "line 1: the line is not a command: nested deeper than 64 levels"
     )
     assert state_fingerprint(url) == before
 

@@ -146,7 +146,7 @@ def test_a_key_repeated_in_one_object_is_refused(fmt: str, text: str, line: int)
     # json keeps the last of repeated keys: an import would silently pick one.
     with pytest.raises(InvalidInput) as caught:
         parse_records(text.encode("utf-8"), fmt=fmt)
-    assert caught.value.message.startswith(f"line {line}: the key ")
+    assert caught.value.message.startswith(f"line {line}: not valid JSON: the key ")
     assert "appears twice in one object" in caught.value.message
 
 

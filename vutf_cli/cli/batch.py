@@ -54,7 +54,7 @@ import typer
 
 from vutf_cli.cli.context import AppContext, GlobalOptions, get_app, stdin_is_tty
 from vutf_cli.errors import ExitCode, InvalidInput, SecretNotDelivered
-from vutf_cli.input_documents import NUMBER_TOO_LONG, DuplicateKey, unique_keys
+from vutf_cli.input_documents import JsonRefused, parse_json
 
 if TYPE_CHECKING:
     from vutf_cli.cli.app import CommandTree
@@ -216,15 +216,10 @@ def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
     if not stripped or stripped.startswith("#"):
         return None
     try:
-        entry = json.loads(stripped, object_pairs_hook=unique_keys)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the line is not JSON: {exc.msg} (column {exc.colno})") from None
-    except DuplicateKey as exc:
-        raise InvalidInput(f"the line is not a command: {exc}") from None
-    except RecursionError:
-        raise InvalidInput("the line is not a command: nested too deeply") from None
-    except ValueError:
-        raise InvalidInput(f"the line is not a command: {NUMBER_TOO_LONG}") from None
+        entry = parse_json(stripped)
+    except JsonRefused as exc:
+        column = "" if exc.colno is None else f" (column {exc.colno})"
+        raise InvalidInput(f"the line is not a command: {exc.reason}{column}") from None
     if not isinstance(entry, dict):
         raise InvalidInput('the line is not a JSON object such as {"args": ["users", "list"]}')
     unknown = sorted(set(entry) - _LINE_KEYS)

@@ -25,11 +25,10 @@ from vutf_cli.cli.declarative_secrets import check_folder, deliver, make_folder,
 from vutf_cli.cli.private_file import OutputFileOption, private_file
 from vutf_cli.errors import ExitCode, InvalidInput
 from vutf_cli.input_documents import (
-    NUMBER_TOO_LONG,
-    DuplicateKey,
+    JsonRefused,
     check_document_shape,
+    parse_json,
     read_document,
-    unique_keys,
 )
 
 if TYPE_CHECKING:
@@ -203,13 +202,11 @@ def _read_plan(path: Path) -> tuple["Identity", bool, Any, Any]:
     from vutf_cli.services.declarative.format import API_VERSION, parse_identity
 
     try:
-        document = json.loads(read_document(path), object_pairs_hook=unique_keys)
-    except (json.JSONDecodeError, UnicodeDecodeError, DuplicateKey) as exc:
+        document = parse_json(read_document(path).decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path}: not a plan file ({exc})") from None
-    except RecursionError:
-        raise InvalidInput(f"{path}: not a plan file (nested too deeply)") from None
-    except ValueError:
-        raise InvalidInput(f"{path}: not a plan file ({NUMBER_TOO_LONG})") from None
+    except JsonRefused as exc:
+        raise InvalidInput(f"{path}{exc.where}: not a plan file ({exc.reason})") from None
     check_document_shape(document, str(path))
     if (
         not isinstance(document, dict)

@@ -32,11 +32,11 @@ import yaml
 from vutf_cli.domain import validation
 from vutf_cli.errors import InvalidInput
 from vutf_cli.input_documents import (
-    MAX_NESTING,
     NUMBER_TOO_LONG,
     DuplicateKey,
+    JsonRefused,
     check_document_shape,
-    unique_keys,
+    parse_json,
 )
 
 __all__ = [
@@ -139,15 +139,9 @@ def parse_identity(data: bytes, source: str) -> Identity:
 
 def _load_json(text: str, source: str) -> Any:
     try:
-        document = json.loads(text, object_pairs_hook=unique_keys)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except DuplicateKey as exc:
-        raise InvalidInput(f"{source}: invalid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidInput(f"{source}: nested deeper than {MAX_NESTING} levels") from None
-    except ValueError:
-        raise InvalidInput(f"{source}: invalid JSON: {NUMBER_TOO_LONG}") from None
+        document = parse_json(text)
+    except JsonRefused as exc:
+        raise InvalidInput(f"{source}{exc.where}: invalid JSON: {exc.reason}") from None
     check_document_shape(document, source)
     return document
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import operator
 from collections.abc import Iterator
 from pathlib import PurePath
@@ -16,7 +15,7 @@ from typing import Any, Final
 
 from vutf_cli.domain.csv_cells import unescape_cell
 from vutf_cli.errors import InvalidInput
-from vutf_cli.input_documents import NUMBER_TOO_LONG, DuplicateKey, unique_keys
+from vutf_cli.input_documents import JsonRefused, decode_json, parse_json
 from vutf_cli.services.user_import.records import (
     IMPORT_COLUMNS,
     KNOWN_COLUMNS,
@@ -88,13 +87,8 @@ def _skip_space(text: str, index: int) -> int:
     return index
 
 
-def _json_error(text: str, exc: json.JSONDecodeError) -> InvalidInput:
-    return InvalidInput(f"line {exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})")
-
-
 def _json_records(text: str) -> Iterator[RawRecord]:
     """The objects of a JSON array, each with the line it starts on."""
-    decoder = _DECODER
     index = _skip_space(text, 0)
     if text[index : index + 1] != "[":
         raise InvalidInput(
@@ -114,15 +108,9 @@ def _json_records(text: str) -> Iterator[RawRecord]:
             line += text.count("\n", counted_to, start)
             counted_to = start
             try:
-                value, index = decoder.raw_decode(text, index)
-            except json.JSONDecodeError as exc:
-                raise _json_error(text, exc) from None
-            except RecursionError:
-                raise _too_deep(line) from None
-            except DuplicateKey as exc:
-                raise _duplicate_key(exc, line) from None
-            except ValueError:
-                raise _number_too_long(line) from None
+                value, index = decode_json(text, index)
+            except JsonRefused as exc:
+                raise _refused(exc, line) from None
             yield _object_record(value, row, line, in_array=True)
             row += 1
             index = _skip_space(text, index)
@@ -150,33 +138,21 @@ def _jsonl_records(text: str) -> Iterator[RawRecord]:
         if not line.strip():
             continue
         try:
-            value = _DECODER.decode(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"line {number}: not valid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise _too_deep(number) from None
-        except DuplicateKey as exc:
-            raise _duplicate_key(exc, number) from None
-        except ValueError:
-            raise _number_too_long(number) from None
+            value = parse_json(line)
+        except JsonRefused as exc:
+            raise _refused(exc, number, lines_before=number - 1) from None
         yield _object_record(value, row, number)
         row += 1
 
 
-def _duplicate_key(exc: DuplicateKey, line: int) -> InvalidInput:
-    return InvalidInput(f"line {line}: {exc}")
-
-
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=unique_keys)
-
-
-def _number_too_long(line: int) -> InvalidInput:
-    return InvalidInput(f"line {line}: not valid JSON: {NUMBER_TOO_LONG}")
-
-
-def _too_deep(line: int) -> InvalidInput:
-    # The json module recurses once per nesting level; no user record nests.
-    return InvalidInput(f"line {line}: not valid JSON: nested too deeply")
+def _refused(exc: JsonRefused, line: int, *, lines_before: int = 0) -> InvalidInput:
+    """``exc`` for the value that starts on ``line``: at json's own line and column
+    when it gives them (``lines_before``: the lines above the text json read)."""
+    if exc.lineno is None:
+        return InvalidInput(f"line {line}: not valid JSON: {exc.reason}")
+    return InvalidInput(
+        f"line {exc.lineno + lines_before}: not valid JSON: {exc.reason} (column {exc.colno})"
+    )
 
 
 def _object_record(value: Any, row: int, line: int, *, in_array: bool = False) -> RawRecord:
