@@ -1,14 +1,14 @@
 """The installed `vutf` with standard streams closed, or not in UTF-8.
 
 `vutf_cli.cli.standard_streams` (docs/architecture.md §5.2) sets them up before anything
-runs. Started with one closed (`<&-`, `>&-`, `2>&-`): a closed stdin reads as empty, a
-closed stdout is a closed pipe (data: exit 0; a one-time secret: exit 9, never lost with
-exit 0), a closed stderr drops the messages and keeps the exit code, as does a stderr whose
-reader went away or whose disk is full. A stdout on a full disk (`> /dev/full`) is exit 7
-naming it, whoever wrote there (vutf, or Typer printing --help); a one-time secret that
-could not be written there is exit 9. Under a locale whose encoding is not UTF-8
-(`PYTHONIOENCODING=ascii`), data on a pipe is still UTF-8 and a terminal shows what it
-cannot encode as escapes: never exit 1.
+runs. Started with one closed (`<&-`, `>&-`, `2>&-`): a closed stdin (or one open for
+writing only, `0>`) reads as empty, a closed stdout is a closed pipe (data: exit 0; a
+one-time secret: exit 9, never lost with exit 0), a closed stderr drops the messages and
+keeps the exit code, as does a stderr whose reader went away or whose disk is full. A
+stdout on a full disk (`> /dev/full`) is exit 7 naming it, whoever wrote there (vutf, or
+Typer printing --help); a one-time secret that could not be written there is exit 9.
+Under a locale whose encoding is not UTF-8 (`PYTHONIOENCODING=ascii`), data on a pipe is
+still UTF-8 and a terminal shows what it cannot encode as escapes: never exit 1.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ vutf users create bob --email bob@example.com --generate-password > /dev/null
 vutf users add-role bob viewer > /dev/null
 c=0; vutf users import - <&- 2> import.err || c=$?; echo "import-stdin-closed $c"
 c=0; vutf users set-password bob --password-stdin <&- 2> pw.err || c=$?; echo "pw-stdin-closed $c"
+c=0; vutf users set-password bob --password-stdin 0> in.txt 2> wo.err || c=$?; echo "pw-stdin-wo $c"
 c=0; vutf users list >&- 2> list.err || c=$?; echo "list-stdout-closed $c"
 c=0; vutf keys create -u bob -n deploy >&- 2> key.err || c=$?; echo "key-stdout-closed $c"
 c=0; vutf audit export --output-file audit.jsonl >&- 2> ex.err || c=$?; echo "export-closed $c"
@@ -44,6 +45,7 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
     assert codes == {
         "import-stdin-closed": "2",
         "pw-stdin-closed": "2",
+        "pw-stdin-wo": "2",
         "list-stdout-closed": "0",
         "key-stdout-closed": "9",
         "export-closed": "0",
@@ -55,6 +57,9 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
     }, {name: (tmp_path / name).read_text() for name in ("key.err", "ex.err")}
     assert (tmp_path / "import.err").read_text() == "error: the import file is empty\n"
     assert (tmp_path / "pw.err").read_text().startswith("error: empty new password")
+    # A stdin open for writing only (`0>` for `<`) is as closed, and is left as it was.
+    assert (tmp_path / "wo.err").read_text().startswith("error: empty new password")
+    assert (tmp_path / "in.txt").read_bytes() == b""
     assert "Traceback" not in (tmp_path / "list.err").read_text()
     # The key was made but never shown: the operator is told how to be rid of it.
     key_error = (tmp_path / "key.err").read_text()

@@ -14,6 +14,9 @@ would receive what was meant for that stream.  So each missing one is opened:
   exit 0;
 * stderr on ``/dev/null``: messages are dropped, the exit code still tells.
 
+A stdin open for writing only (``0> file``, a slip for ``< file``) cannot be
+read (every read was ``Bad file descriptor``, exit 1), so it is as closed.
+
 **stderr never fails a command.**  Its reader may go away too (``vutf … 2>&1
 | head -1``), or it may be a file on a full disk: a message that cannot be
 written is dropped (and so is every later one), and the command ends with
@@ -37,6 +40,7 @@ a test's own process has its streams.
 from __future__ import annotations
 
 import codecs
+import fcntl
 import io
 import os
 import sys
@@ -53,13 +57,20 @@ _STDIN, _STDOUT, _STDERR = 0, 1, 2
 def prepare_standard_streams() -> None:
     """Open each standard stream that is closed; make the data streams UTF-8 (see above)."""
     for fd in (_STDIN, _STDOUT, _STDERR):  # in order: each takes the lowest free number
-        try:
-            os.fstat(fd)
-        except OSError:
+        if not _usable(fd):
             _occupy(fd)
     sys.stdin = _fitted(sys.stdin, _STDIN)
     sys.stdout = _fitted(sys.stdout, _STDOUT)
     sys.stderr = _forgiving(_fitted(sys.stderr, _STDERR))
+
+
+def _usable(fd: int) -> bool:
+    """Whether ``fd`` is open (stdin: for reading)."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    except OSError:
+        return False
+    return fd != _STDIN or flags & os.O_ACCMODE != os.O_WRONLY
 
 
 def _occupy(fd: int) -> None:
