@@ -6,14 +6,18 @@ than the rendering itself).  Each line is finished here as it arrives
 through the COPY, while the server renders the next ones, with a few C-level
 byte operations:
 
-* ``jsonb`` text is spaced (``{"a": 1, "b": [1, 2]}``); two replacements
-  (``, "`` -> ``,"`` and ``": `` -> ``":``) compact it.  A quote inside a
-  string is always escaped, so in a line without a backslash neither pattern
-  can occur inside a string, except at a string's edge: a string that ends
-  with ``, `` (its closing quote is followed by ``,``, ``}``, ``]`` or
-  ``:``) or starts with ``: `` (its opening quote follows a space, ``[``,
-  ``{`` or ``:``).  A remaining ``, `` is a separator only in an array of
-  non-strings (a line with a ``[``).
+* ``row_to_json`` writes the row compact, but the text of its two ``jsonb``
+  values (``changes`` and ``metadata``, side by side in the columns' order)
+  is spaced (``{"a": 1, "b": [1, 2]}``).  A quote inside a string is always
+  escaped, so in a line without a backslash ``"changes":`` and
+  ``,"error_message":`` (``jsonb`` puts a space after a comma) can only be
+  the keys: what lies between them is the spaced part, and only it is
+  compacted, by two replacements (``, "`` -> ``,"`` and ``": `` -> ``":``).
+  Neither pattern can occur inside a string there, except at a string's
+  edge: a string that ends with ``, `` (its closing quote is followed by
+  ``,``, ``}``, ``]`` or ``:``) or starts with ``: `` (its opening quote
+  follows a space, ``[``, ``{`` or ``:``).  A remaining ``, `` is a
+  separator only in an array of non-strings (a part with a ``[``).
 * A number with a fraction is printed by ``jsonb`` as stored (``0.00001``,
   a hand-edited ``1.50``), by Python as its float (``1e-05``, ``1.5``).
   Top-level numbers (``seq``, ``duration_ms``) are integers.
@@ -46,8 +50,8 @@ _ENDS_WITH_SEPARATOR: Final = re.compile(rb', "[,}\]:]')
 _EDGE_TABLE: Final = bytes.maketrans(b"[{:", b"   ")
 _OPENS_WITH_SEPARATOR: Final = b' "  '
 # A number with a fraction as an object's value, after the replacements (an
-# array's element is in a line with "[" and ", "), searched between the two
-# JSON columns; inside a string it only sends the line to Python.
+# array's element is in a part with "[" and ", "); inside a string it only
+# sends the line to Python.
 _FRACTION: Final = re.compile(rb'":-?[0-9]+\.[0-9]')
 _JSON_START: Final = b'"changes":'
 _JSON_END: Final = b',"error_message":'
@@ -58,26 +62,35 @@ _POINT: Final = b"."[0]
 
 def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
     """A COPY row as its final JSON line (newline-terminated), or its object for Python."""
-    if (
-        b"\\" in line
-        or _ENDS_WITH_SEPARATOR.search(line) is not None
-        or _OPENS_WITH_SEPARATOR in line.translate(_EDGE_TABLE)
-    ):
+    if b"\\" in line:
         return parsed_postgres_line(line)
-    compact = line.replace(b', "', b',"').replace(b'": ', b'":')
-    if b"[" in compact and b", " in compact:
+    json_start = line.index(_JSON_START)
+    json_end = line.index(_JSON_END, json_start)
+    spaced = line[json_start:json_end]  # the jsonb values: the only text to compact
+    misread = _ENDS_WITH_SEPARATOR.search(spaced) is not None
+    if misread or _OPENS_WITH_SEPARATOR in spaced.translate(_EDGE_TABLE):
         return parsed_postgres_line(line)
-    json_start = compact.find(_JSON_START)
-    if _FRACTION.search(compact, json_start, compact.find(_JSON_END, json_start)) is not None:
+    compact = spaced.replace(b', "', b',"').replace(b'": ', b'":')
+    if (b"[" in compact and b", " in compact) or _FRACTION.search(compact) is not None:
         return parsed_postgres_line(line)
-    suffix = compact.find(_UTC_SUFFIX)
+    suffix = line.find(_UTC_SUFFIX, 0, json_start)
     if suffix < 0:  # created_at NULL
         return parsed_postgres_line(line)
-    if compact[suffix - 7] == _POINT:  # all six digits of the fraction: the common case
-        return compact[:suffix] + b"Z" + compact[suffix + 6 :]
-    start = compact.index(_CREATED_AT) + len(_CREATED_AT)
-    spelled = datetime.fromisoformat(compact[start:suffix].decode("ascii"))
-    return compact[:start] + format_timestamp(spelled).encode("ascii") + compact[suffix + 6 :]
+    if line[suffix - 7] == _POINT:  # all six digits of the fraction: the common case
+        return b"".join(
+            (line[:suffix], b"Z", line[suffix + 6 : json_start], compact, line[json_end:])
+        )
+    start = line.index(_CREATED_AT) + len(_CREATED_AT)
+    spelled = format_timestamp(datetime.fromisoformat(line[start:suffix].decode("ascii")))
+    return b"".join(
+        (
+            line[:start],
+            spelled.encode("ascii"),
+            line[suffix + 6 : json_start],
+            compact,
+            line[json_end:],
+        )
+    )
 
 
 def parsed_postgres_line(line: bytes) -> dict[str, Any]:
