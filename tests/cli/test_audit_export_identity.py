@@ -56,6 +56,8 @@ CHANGES: list[dict[str, Any] | None] = [
     {"roles": {"old": [], "new": ["admin", "ops"]}},
     {"numbers": [1, 2, 3], "mixed": [True, None, "a, b", {"k": [1, 2]}], "nested": [[1], [2, 3]]},
     {"float": 0.5, "small": 1e-07, "large": 1e22, "neg": -2.5, "whole": 2.0},
+    # jsonb spells a fraction its own way wherever it stands: an array's only element too.
+    {"alone": [1e-05], "nested": [[2.5e-07]], "first": [0.5, "a"], "whole": [2.0]},
     {"big": 12345678901234567890123, "negative": -3, "zero": 0},
     {"objects": [{"a": 1}, {"b": {"c": None}}], "empty": {}, "empty_list": []},
     {text_: text_ for text_ in HOSTILE_TEXT if text_},

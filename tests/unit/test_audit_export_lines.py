@@ -67,6 +67,9 @@ def test_a_shortened_fraction_gets_six_digits(spelled: str, vutf: str) -> None:
         {"changes": '{"k": [": a"]}'},
         {"changes": '{"k": 0.00001}'},  # Python prints 1e-05
         {"changes": '{"k": 1.50}'},  # Python prints 1.5
+        {"changes": '{"k": [0.00001]}'},  # an array's only element
+        {"changes": '{"k": [[-2.50]], "s": "x"}'},
+        {"changes": '{"k": [0.5, "a"]}'},  # its first, before strings
         {"changes": '{"k": [1, 2]}'},
         {"changes": '{"k": "say \\"hi\\", ok"}'},
     ],

@@ -19,8 +19,12 @@ byte operations:
   follows a space, ``[``, ``{`` or ``:``).  A remaining ``, `` is a
   separator only in an array of non-strings (a part with a ``[``).
 * A number with a fraction is printed by ``jsonb`` as stored (``0.00001``,
-  a hand-edited ``1.50``), by Python as its float (``1e-05``, ``1.5``).
-  Top-level numbers (``seq``, ``duration_ms``) are integers.
+  a hand-edited ``1.50``), by Python as its float (``1e-05``, ``1.5``), as
+  an object's value or an array's element alike.  Once compacted, such a
+  number follows ``":`` or ``[``: any later element of an array follows
+  ``, ``, which the replacements keep before anything but a quote, so that
+  line is Python's already.  Top-level numbers (``seq``, ``duration_ms``)
+  are integers.
 * The timestamp is spelled by PostgreSQL in the session's time zone (UTC,
   set by every transaction): ``+00:00`` where vutf writes ``Z``, and the
   fraction's trailing zeros dropped.  ``created_at`` is always followed by
@@ -49,10 +53,10 @@ _ENDS_WITH_SEPARATOR: Final = re.compile(rb', "[,}\]:]')
 # With "[", "{" and ":" made spaces, an opening quote followed by ": " reads ' "  '.
 _EDGE_TABLE: Final = bytes.maketrans(b"[{:", b"   ")
 _OPENS_WITH_SEPARATOR: Final = b' "  '
-# A number with a fraction as an object's value, after the replacements (an
-# array's element is in a part with "[" and ", "); inside a string it only
-# sends the line to Python.
-_FRACTION: Final = re.compile(rb'":-?[0-9]+\.[0-9]')
+# A number with a fraction as an object's value or an array's first element,
+# after the replacements (module docstring); inside a string it only sends
+# the line to Python.
+_FRACTION: Final = re.compile(rb'(?:":|\[)-?[0-9]+\.[0-9]')
 _JSON_START: Final = b'"changes":'
 _JSON_END: Final = b',"error_message":'
 _UTC_SUFFIX: Final = b'+00:00","actor":'
