@@ -90,12 +90,16 @@ def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
         return b"".join(
             (line[:suffix], b"Z", line[suffix + 6 : json_start], compact, line[json_end:])
         )
-    start = line.index(_CREATED_AT) + len(_CREATED_AT)
-    spelled = format_timestamp(datetime.fromisoformat(line[start:suffix].decode("ascii")))
+    # PostgreSQL drops the fraction's trailing zeros (".12345", or none at all).
+    seconds_end = line.index(_CREATED_AT) + len(_CREATED_AT) + len("YYYY-MM-DDTHH:MM:SS")
+    fraction = line[seconds_end:suffix] or b"."
+    if fraction[0] != _POINT or len(fraction) > 7:  # not a time PostgreSQL spells
+        return parsed_postgres_line(line)
     return b"".join(
         (
-            line[:start],
-            spelled.encode("ascii"),
+            line[:seconds_end],
+            fraction.ljust(7, b"0"),
+            b"Z",
             line[suffix + 6 : json_start],
             compact,
             line[json_end:],
