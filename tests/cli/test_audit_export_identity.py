@@ -221,6 +221,9 @@ def test_rows_edited_by_hand(run_cli: RunCli, db: Database) -> None:
         {"changes": spaced},
         {"metadata": '{"name": "caf\\u00e9", "slash": "a\\/b"}'},
         {"changes": '{"big": 100000000000000000000, "list": [1,2]}'},
+        # A JSON column that is one string, ending or starting with a separator.
+        {"metadata": '"x, "'},
+        {"changes": '"a, "', "metadata": '": b"'},
     ]
     if db.dialect == "postgresql":
         # jsonb keeps a decimal's digits as given; Python prints its float.

@@ -62,6 +62,8 @@ def test_a_shortened_fraction_gets_six_digits(spelled: str, vutf: str) -> None:
     "fields",
     [
         {"changes": '{"v": "a, "}'},  # ends with ", ": the compaction would eat its space
+        {"changes": None, "metadata": '"x, "'},  # at the very end of the jsonb part
+        {"changes": '"y, "'},
         {"changes": '{"v": ": a"}'},  # starts with ": "
         {"changes": '{": k": 1}'},
         {"changes": '{"k": [": a"]}'},

@@ -219,6 +219,8 @@ def _finishing_into(finished: list[JsonLinePart]) -> Callable[[bytes], None]:
 
 def _emit_joined(parts: list[JsonLinePart], emit: Callable[[JsonLinePart], None]) -> None:
     """Emit ``parts`` in order, each run of finished text as one bytes."""
+    if not parts:
+        return
     try:
         text = b"".join(cast(list[bytes], parts))  # the common case: every line finished
     except TypeError:  # a part for Python to render

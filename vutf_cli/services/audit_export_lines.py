@@ -73,7 +73,8 @@ def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
     json_start = line.index(_JSON_START)
     json_end = line.index(_JSON_END, json_start)
     spaced = line[json_start:json_end]  # the jsonb values: the only text to compact
-    misread = _ENDS_WITH_SEPARATOR.search(spaced) is not None
+    # One byte past the part: a string ending it is followed by the "," after it.
+    misread = _ENDS_WITH_SEPARATOR.search(line, json_start, json_end + 1) is not None
     if misread or _OPENS_WITH_SEPARATOR in spaced.translate(_EDGE_TABLE):
         return parsed_postgres_line(line)
     compact = spaced.replace(b', "', b',"').replace(b'": ', b'":')
