@@ -25,6 +25,8 @@ c=0; vutf users import - <&- 2> import.err || c=$?; echo "import-stdin-closed $c
 c=0; vutf users set-password bob --password-stdin <&- 2> pw.err || c=$?; echo "pw-stdin-closed $c"
 c=0; vutf users set-password bob --password-stdin 0> in.txt 2> wo.err || c=$?; echo "pw-stdin-wo $c"
 c=0; vutf users list >&- 2> list.err || c=$?; echo "list-stdout-closed $c"
+c=0; vutf --help >&- 2> help.err || c=$?; echo "help-stdout-closed $c"
+c=0; vutf users create -h >&- 2>> help.err || c=$?; echo "group-help-stdout-closed $c"
 c=0; vutf keys create -u bob -n deploy >&- 2> key.err || c=$?; echo "key-stdout-closed $c"
 c=0; vutf audit export --output-file audit.jsonl >&- 2> ex.err || c=$?; echo "export-closed $c"
 c=0; vutf users show ghost 2>&- || c=$?; echo "show-stderr-closed $c"
@@ -47,6 +49,9 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
         "pw-stdin-closed": "2",
         "pw-stdin-wo": "2",
         "list-stdout-closed": "0",
+        # Typer prints help itself, and answers the closed pipe with exit 1 of its own.
+        "help-stdout-closed": "0",
+        "group-help-stdout-closed": "0",
         "key-stdout-closed": "9",
         "export-closed": "0",
         "show-stderr-closed": "3",
@@ -61,6 +66,7 @@ def test_a_closed_standard_stream_is_a_documented_outcome_never_exit_1(
     assert (tmp_path / "wo.err").read_text().startswith("error: empty new password")
     assert (tmp_path / "in.txt").read_bytes() == b""
     assert "Traceback" not in (tmp_path / "list.err").read_text()
+    assert (tmp_path / "help.err").read_text() == ""
     # The key was made but never shown: the operator is told how to be rid of it.
     key_error = (tmp_path / "key.err").read_text()
     assert "was created but could not be written to stdout" in key_error
@@ -128,6 +134,22 @@ def test_stdout_on_a_full_disk_is_exit_7_naming_it_never_exit_1(
     # Both keys exist, so the hint to revoke them is true.
     names = {key["name"] for key in json.loads((tmp_path / "keys.json").read_text())}
     assert names == {"deploy-buffered", "deploy-unbuffered"}
+
+
+def test_stdout_on_a_full_disk_under_a_progress_bar_is_exit_7(
+    database_url: str, tmp_path: Path
+) -> None:
+    """At a terminal the export draws a progress bar, which stands in for sys.stdout meanwhile."""
+    made = run_script(
+        "vutf users create bob --email b@example.com --generate-password", database_url, tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    for fmt in ("jsonl", "csv"):
+        command = f'exec "{VUTF}" audit export -o {fmt} > /dev/full'
+        terminal = Terminal(["bash", "-c", command], installed_env(database_url))
+        assert terminal.wait() == 7, terminal.seen
+        assert "cannot write to stdout: No space left on device" in terminal.seen
+        assert "internal error" not in terminal.seen, terminal.seen
 
 
 ENCODING_SCRIPT = """

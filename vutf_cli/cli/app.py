@@ -23,12 +23,13 @@ moved to the front before Typer parses the line.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import typer
 
@@ -174,6 +175,7 @@ def _not_a_command_line(args: Sequence[str]) -> str | None:
 
 
 def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
+    streams = sys.stdout, sys.stderr
     try:
         if tree is None:
             result = app(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
@@ -181,7 +183,7 @@ def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
             result = tree.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=app_ctx)
         # Flushed here, not at interpreter exit, so a closed pipe is seen below.
         Stdout().flush()
-    except (PipeClosed, BrokenPipeError):  # a library's own write (--help | head) too
+    except (PipeClosed, BrokenPipeError):
         discard_unwritten(sys.stdout)
         return ExitCode.OK
     except (typer.Abort, KeyboardInterrupt):
@@ -193,6 +195,12 @@ def _run(args: list[str], app_ctx: AppContext, tree: CommandTree | None) -> int:
     except typer.TyperException as exc:
         return _report(InvalidInput(_safe_usage_message(exc.format_message())), app_ctx)
     except SystemExit as exc:
+        if (sys.stdout, sys.stderr) != streams:
+            # Typer answers a closed pipe it meets itself (its --help; vutf's own
+            # writes raise PipeClosed) by wrapping both streams and exiting 1.
+            sys.stdout, sys.stderr = streams
+            discard_unwritten(sys.stdout)
+            return ExitCode.OK
         # Typer ends a shell completion request (_VUTF_COMPLETE) with sys.exit.
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except Exception as exc:
@@ -234,9 +242,15 @@ def _help_not_written(exc: Exception, args: Sequence[str]) -> StdoutFailed | Non
     """
     if not isinstance(exc, OSError) or exc.filename is not None:
         return None
-    if not any(arg in HELP_OPTION_NAMES for arg in args):
+    if exc.errno not in _WRITE_ERRORS or not any(arg in HELP_OPTION_NAMES for arg in args):
         return None
     return StdoutFailed(exc.strerror or str(exc))
+
+
+# Why a write to a file fails when the file itself is fine to write to.
+_WRITE_ERRORS: Final = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF, errno.EROFS}
+)
 
 
 def _report(error: VutfError, app_ctx: AppContext) -> int:

@@ -22,6 +22,8 @@ from vutf_cli.errors import PipeClosed, StdoutFailed
 
 __all__ = ["Stdout", "colors_allowed", "discard_unwritten", "isatty"]
 
+_STDOUT_FD = 1
+
 
 def isatty(stream: TextIO) -> bool:
     try:
@@ -74,7 +76,10 @@ class Stdout:
         try:
             stream.write(text)
         except OSError as exc:
-            raise _failure(stream, exc) from exc
+            failure = _failure(stream, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def write_bytes(self, data: bytes) -> None:
         """Write UTF-8 ``data`` to the binary stream under stdout when there is one.
@@ -90,7 +95,10 @@ class Stdout:
             else:
                 stream.write(data.decode("utf-8"))
         except OSError as exc:
-            raise _failure(stream, exc) from exc
+            failure = _failure(stream, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def flush(self) -> None:
         stream = self.stream
@@ -101,16 +109,33 @@ class Stdout:
             if binary is not None:
                 binary.flush()
         except OSError as exc:
-            raise _failure(stream, exc) from exc
+            failure = _failure(stream, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
 
-def _failure(stream: TextIO, exc: OSError) -> Exception:
-    """What a failed write to ``stream`` is for its caller."""
+def _failure(stream: TextIO, exc: OSError) -> PipeClosed | StdoutFailed | None:
+    """What a failed write to ``stream`` is for its caller (None: the OSError itself)."""
     if isinstance(exc, BrokenPipeError):
         return PipeClosed()
-    if stream is sys.stdout:
+    if _is_process_stdout(stream):
         return StdoutFailed(exc.strerror or str(exc))
-    return exc
+    return None
+
+
+def _is_process_stdout(stream: TextIO) -> bool:
+    """Whether ``stream`` writes to the process's stdout.
+
+    By its descriptor, not by being ``sys.stdout`` now: a progress bar puts
+    a proxy there while it draws, and a writer bound earlier keeps the stream.
+    """
+    if stream is sys.stdout:
+        return True
+    try:
+        return stream.fileno() == _STDOUT_FD
+    except (AttributeError, OSError, ValueError):  # an in-memory stream
+        return False
 
 
 def discard_unwritten(stream: TextIO) -> None:
