@@ -218,8 +218,9 @@ def _parse_line(raw: bytes) -> tuple[list[str], bytes] | None:
     try:
         entry = parse_json(stripped)
     except JsonRefused as exc:
-        column = "" if exc.colno is None else f" (column {exc.colno})"
-        raise InvalidInput(f"the line is not a command: {exc.reason}{column}") from None
+        if exc.colno is None:  # JSON, but not a command vutf reads (a key twice, ...)
+            raise InvalidInput(f"the line is not a command: {exc.reason}") from None
+        raise InvalidInput(f"the line is not JSON: {exc.reason} (column {exc.colno})") from None
     if not isinstance(entry, dict):
         raise InvalidInput('the line is not a JSON object such as {"args": ["users", "list"]}')
     unknown = sorted(set(entry) - _LINE_KEYS)
