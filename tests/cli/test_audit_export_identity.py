@@ -310,6 +310,25 @@ def test_a_timestamp_python_cannot_hold_fails_list_and_export_alike(
         assert exported.stdout == ""  # the batch is written only once its COPY is over
 
 
+def test_a_number_python_cannot_read_fails_list_and_export_alike(
+    run_cli: RunCli, db: Database
+) -> None:
+    """A hand-edited number of more than 4300 digits: exit 6 naming it, never a bug."""
+    _append_all(db)
+    digits = "9" * 5000
+    # As a string, the same digits are text like any other: exported as listed.
+    _insert_raw(db, [{"metadata": '{"s": "' + digits + '"}'}])
+    _assert_same_lines(_export(run_cli), _list_jsonl(run_cli))
+    _insert_raw(db, [{"changes": '{"n": ' + digits + "}"}])
+    head = db.run(lambda uow: uow.audit.head(), read_only=True)
+    assert head is not None
+    for command in (["list", "-o", "jsonl"], ["list"], ["export"], ["show", str(head[0])]):
+        result = run_cli("audit", *command)
+        assert result.exit_code == 6, (command, result.stderr)
+        assert "a number too long to read (more than 4300 digits)" in result.stderr
+        assert "this is a bug" not in result.stderr
+
+
 def test_text_that_is_not_utf8_fails_list_and_export_alike(run_cli: RunCli, db: Database) -> None:
     """SQLite stores whatever bytes it is given; PostgreSQL refuses them (nothing to export)."""
     _append_all(db)

@@ -50,6 +50,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from vutf_cli.db.sqlite_files import create_database_file, sqlite_file
+from vutf_cli.db.types import read_stored_json
 from vutf_cli.errors import InvalidInput, SchemaOutdated
 from vutf_cli.settings import Settings, mask_url, resolve_database_url
 
@@ -326,6 +327,9 @@ def _make_postgres_engine(url: URL, settings: Settings, pool_size: int | None) -
         pool_timeout=settings.db_deadline,
         pool_recycle=1800,
         hide_parameters=True,
+        # jsonb is read by the driver; with vutf's reader, a value written
+        # outside vutf that Python cannot read is named (db.types).
+        json_deserializer=read_stored_json,
     )
     begin_transaction = transaction_settings_sql(settings)
 

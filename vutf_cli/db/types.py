@@ -2,7 +2,8 @@
 
 * ``GUID``: native ``uuid`` on PostgreSQL, 36-character text on SQLite.
 * ``JSONType``: ``jsonb`` on PostgreSQL, text holding JSON on SQLite; values
-  round-trip unchanged and are never encoded twice.
+  round-trip unchanged and are never encoded twice.  Both are read by
+  :func:`read_stored_json` (on PostgreSQL the engine hands it to the driver).
 * ``UTCDateTime``: ``timestamptz`` on PostgreSQL; on SQLite a sortable text
   form of the UTC instant.  Values always come back timezone-aware UTC, and
   naive datetimes are refused on the way in (they are a bug, not data).
@@ -19,6 +20,9 @@ from typing import Any
 
 from sqlalchemy import CHAR, DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from vutf_cli.errors import IntegrityFailure
+from vutf_cli.input_documents import NUMBER_TOO_LONG
 
 
 class GUID(TypeDecorator[uuid.UUID]):
@@ -49,6 +53,27 @@ def dumps_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def read_stored_json(text: str) -> Any:
+    """A stored JSON value, as Python reads it; IntegrityFailure (exit 6) when it cannot.
+
+    vutf writes only what Python can read back, so a value it cannot (a
+    number of more than 4300 digits, nesting past the recursion limit) was
+    written by someone else: said so, instead of failing as a bug.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:  # SQLite keeps any text
+        reason = f"not valid JSON: {exc.msg}"
+    except RecursionError:
+        reason = "nested too deeply"
+    except ValueError:  # what else json raises: int() past its digit limit
+        reason = NUMBER_TOO_LONG
+    raise IntegrityFailure(
+        f"a stored JSON value cannot be read ({reason}): it was written outside vutf",
+        hint="`vutf audit verify` names an audit row changed so",
+    )
+
+
 class JSONType(TypeDecorator[Any]):
     impl = Text
     cache_ok = True
@@ -69,7 +94,7 @@ class JSONType(TypeDecorator[Any]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name == "postgresql":
             return value
-        return json.loads(value)
+        return read_stored_json(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -15,7 +15,6 @@ that cannot be finished exactly are rendered by Python.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from vutf_cli.db.audit_sql import (
 from vutf_cli.db.copy_out import copy_rows
 from vutf_cli.db.database import Database, translate_error
 from vutf_cli.db.resilience import ErrorKind, classify, describe
+from vutf_cli.db.types import read_stored_json
 from vutf_cli.db.uow import UnitOfWork
 from vutf_cli.domain.views import AuditEntry
 from vutf_cli.errors import DatabaseUnavailable, InvalidInput, VutfError
@@ -43,7 +43,12 @@ from vutf_cli.services.audit import (
     fetch_entries,
     resolve_filters,
 )
-from vutf_cli.services.audit_export_lines import finish_postgres_line, seq_of_line
+from vutf_cli.services.audit_export_lines import (
+    any_unreadable_number,
+    finish_postgres_line,
+    holds_unreadable_number,
+    seq_of_line,
+)
 
 __all__ = [
     "EXPORT_BATCH",
@@ -311,19 +316,20 @@ def _emit_sqlite_lines(
 ) -> None:
     lines = [line for _seq, line in rows]
     if None not in lines:
-        lines.append(b"")  # the last newline
-        text = b"\n".join(cast(list[bytes], lines))
-        if b"\\" not in text:
+        finished = cast(list[bytes], lines)
+        text = b"\n".join([*finished, b""])  # with the last newline
+        if b"\\" not in text and not any_unreadable_number(finished):
             # The common case: the whole batch as one text.
             emit(text)
             return
     for seq, line in rows:
         if line is None:
             emit(unrendered[seq])
-        elif b"\\" in line:
+        elif b"\\" in line or holds_unreadable_number(line):
             # An escape sequence is kept as stored by json(); parsed, the line
-            # gives the values Python's reading of the stored text gives.
-            emit(cast(dict[str, Any], json.loads(line)))
+            # gives the values Python's reading of the stored text gives (or
+            # fails as list fails).
+            emit(cast(dict[str, Any], read_stored_json(line.decode("utf-8"))))
         else:
             emit(line + b"\n")
 

@@ -30,6 +30,10 @@ byte operations:
   fraction's trailing zeros dropped.  ``created_at`` is always followed by
   ``"actor"`` (the columns' order), so ``+00:00","actor":`` is its end.
 
+A number of more than 4300 digits (only an edit by hand stores one) is
+more than Python reads: a line long enough to hold one is searched for it,
+and one that does is parsed, which fails as ``list`` fails on it.
+
 A line the checks cannot vouch for (any case above the replacements could
 misread, a fraction, a NULL timestamp: a time Python cannot hold) is parsed
 back instead, which gives exactly the values the driver gives ``list``
@@ -38,15 +42,40 @@ back instead, which gives exactly the values the driver gives ``list``
 
 from __future__ import annotations
 
-import json
 import re
+import sys
 from datetime import datetime
 from typing import Any, Final, cast
 
+from vutf_cli.db.types import read_stored_json
 from vutf_cli.errors import InternalError
 from vutf_cli.security.audit_chain import format_timestamp
 
-__all__ = ["finish_postgres_line", "seq_of_line"]
+__all__ = [
+    "any_unreadable_number",
+    "finish_postgres_line",
+    "holds_unreadable_number",
+    "seq_of_line",
+]
+
+_DIGIT_LIMIT: Final = sys.get_int_max_str_digits()
+_TOO_MANY_DIGITS: Final = re.compile(rb"[0-9]{%d}" % (_DIGIT_LIMIT + 1))
+
+
+def holds_unreadable_number(line: bytes) -> bool:
+    """Whether ``line`` may hold a number Python does not read (a run of too many digits).
+
+    Only a line longer than the limit can: the search runs on those alone.
+    """
+    return len(line) > _DIGIT_LIMIT and _TOO_MANY_DIGITS.search(line) is not None
+
+
+def any_unreadable_number(lines: list[bytes]) -> bool:
+    """:func:`holds_unreadable_number` of any of ``lines`` (a batch: their lengths first)."""
+    return max(map(len, lines), default=0) > _DIGIT_LIMIT and any(
+        map(holds_unreadable_number, lines)
+    )
+
 
 # The string edges the replacements would misread (module docstring).
 _ENDS_WITH_SEPARATOR: Final = re.compile(rb', "[,}\]:]')
@@ -68,7 +97,7 @@ _POINT: Final = b"."[0]
 
 def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
     """A COPY row as its final JSON line (newline-terminated), or its object for Python."""
-    if b"\\" in line:
+    if b"\\" in line or holds_unreadable_number(line):
         return parsed_postgres_line(line)
     json_start = line.index(_JSON_START)
     json_end = line.index(_JSON_END, json_start)
@@ -110,7 +139,7 @@ def finish_postgres_line(line: bytes) -> bytes | dict[str, Any]:
 
 def parsed_postgres_line(line: bytes) -> dict[str, Any]:
     """The line's JSON object, with created_at as ``list`` shows it."""
-    row = cast(dict[str, Any], json.loads(line))
+    row = cast(dict[str, Any], read_stored_json(line.decode("utf-8")))
     created_at = row.get("created_at")
     if created_at is None:
         raise InternalError(
