@@ -70,7 +70,7 @@ def read_stored_json(text: str) -> Any:
         reason = NUMBER_TOO_LONG
     raise IntegrityFailure(
         f"a stored JSON value cannot be read ({reason}): it was written outside vutf",
-        hint="`vutf audit verify` names an audit row changed so",
+        hint="the database was edited by hand; `vutf audit verify` checks the audit log",
     )
 
 
