@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from vutf_cli.errors import PipeClosed, StdoutFailed
@@ -70,16 +72,11 @@ class Stdout:
 
     # The three methods below are every way data reaches stdout; each turns
     # a closed pipe into PipeClosed, and the process's stdout failing into
-    # StdoutFailed (_failure).
+    # StdoutFailed (_named_failures).
     def write(self, text: str) -> None:
         stream = self.stream
-        try:
+        with _named_failures(stream):
             stream.write(text)
-        except OSError as exc:
-            failure = _failure(stream, exc)
-            if failure is None:
-                raise
-            raise failure from exc
 
     def write_bytes(self, data: bytes) -> None:
         """Write UTF-8 ``data`` to the binary stream under stdout when there is one.
@@ -89,30 +86,32 @@ class Stdout:
         """
         stream = self.stream
         binary = getattr(stream, "buffer", None)
-        try:
+        with _named_failures(stream):
             if binary is not None:
                 binary.write(data)
             else:
                 stream.write(data.decode("utf-8"))
-        except OSError as exc:
-            failure = _failure(stream, exc)
-            if failure is None:
-                raise
-            raise failure from exc
 
     def flush(self) -> None:
         stream = self.stream
         binary = getattr(stream, "buffer", None)
-        try:
+        with _named_failures(stream):
             # The text layer first: it hands what it holds to the binary layer.
             stream.flush()
             if binary is not None:
                 binary.flush()
-        except OSError as exc:
-            failure = _failure(stream, exc)
-            if failure is None:
-                raise
-            raise failure from exc
+
+
+@contextmanager
+def _named_failures(stream: TextIO) -> Iterator[None]:
+    """A write to ``stream`` that fails as :func:`_failure` names it (else its OSError)."""
+    try:
+        yield
+    except OSError as exc:
+        failure = _failure(stream, exc)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _failure(stream: TextIO, exc: OSError) -> PipeClosed | StdoutFailed | None:
