@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from vutf_cli.db.engine import SQLITE_BEGIN_OPTION, bounded_waits
+from vutf_cli.interrupts import interrupts_held
 
 # Session.info key set inside UnitOfWork.flushing_once (read by BaseRepository.create).
 DEFERRED_FLUSH: Final = "vutf.deferred_flush"
@@ -86,6 +87,10 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        with interrupts_held():
+            self._end()
+
+    def _end(self) -> None:
         try:
             if self._session is not None:
                 if not self.committed:
@@ -102,13 +107,15 @@ class UnitOfWork:
 
     def commit(self) -> None:
         if self.read_only:
-            self.session.rollback()
-            self.committed = True
+            with interrupts_held():
+                self.session.rollback()
+                self.committed = True
             return
         self.session.flush()
         self.commit_started = True
-        self.session.commit()
-        self.committed = True
+        with interrupts_held():
+            self.session.commit()
+            self.committed = True
 
     def rollback(self) -> None:
         self.session.rollback()
