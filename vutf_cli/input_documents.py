@@ -200,15 +200,17 @@ class JsonRefused(Exception):
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=unique_keys)
 
 
-def parse_json(text: str) -> Any:
+def parse_json(text: str, *, allow_repeated_keys: bool = False) -> Any:
     """The one JSON document ``text`` holds, as ``json.loads`` reads it; keys unique.
 
     Every way it cannot be read is :class:`JsonRefused` with the reason: json's
     own syntax errors, a key twice in one object, nesting too deep for
     Python's recursion, a number past Python's digit limit.
+    ``allow_repeated_keys``: the last of a repeated key counts, as json has it
+    (for stored values, which vutf wrote, read back as they are).
     """
     with _refusing():
-        return _DECODER.decode(text)
+        return json.loads(text) if allow_repeated_keys else _DECODER.decode(text)
 
 
 def decode_json(text: str, index: int) -> tuple[Any, int]:

@@ -50,3 +50,11 @@ def test_a_value_read_in_place_gives_where_it_ends_and_positions_in_the_whole_te
 def test_readable_json_is_read_as_json_loads_reads_it() -> None:
     text = ' {"a": [1, 2.5, "x", null, true], "b": {"c": "\\u00eb"}} \n'
     assert parse_json(text) == {"a": [1, 2.5, "x", None, True], "b": {"c": "ë"}}
+
+
+def test_a_stored_value_is_read_as_json_has_it_a_repeated_key_its_last() -> None:
+    """Stored values (db.types.read_stored_json) are read back as they are."""
+    assert parse_json('{"a": 1, "a": 2}', allow_repeated_keys=True) == {"a": 2}
+    with pytest.raises(JsonRefused) as caught:
+        parse_json('{"n": ' + "9" * 5000 + "}", allow_repeated_keys=True)
+    assert caught.value.reason == NUMBER_TOO_LONG

@@ -22,7 +22,7 @@ from sqlalchemy import CHAR, DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from vutf_cli.errors import IntegrityFailure
-from vutf_cli.input_documents import NUMBER_TOO_LONG
+from vutf_cli.input_documents import JsonRefused, parse_json
 
 
 class GUID(TypeDecorator[uuid.UUID]):
@@ -61,17 +61,14 @@ def read_stored_json(text: str) -> Any:
     written by someone else: said so, instead of failing as a bug.
     """
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:  # SQLite keeps any text
-        reason = f"not valid JSON: {exc.msg}"
-    except RecursionError:
-        reason = "nested too deeply"
-    except ValueError:  # what else json raises: int() past its digit limit
-        reason = NUMBER_TOO_LONG
-    raise IntegrityFailure(
-        f"a stored JSON value cannot be read ({reason}): it was written outside vutf",
-        hint="the database was edited by hand; `vutf audit verify` checks the audit log",
-    )
+        return parse_json(text, allow_repeated_keys=True)
+    except JsonRefused as exc:  # SQLite keeps any text
+        where = "" if exc.lineno is None else f" at line {exc.lineno}, column {exc.colno}"
+        raise IntegrityFailure(
+            f"a stored JSON value cannot be read ({exc.reason}{where}): "
+            "it was written outside vutf",
+            hint="the database was edited by hand; `vutf audit verify` checks the audit log",
+        ) from None
 
 
 class JSONType(TypeDecorator[Any]):
